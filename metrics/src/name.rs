@@ -1,0 +1,105 @@
+//! Validation of the names users choose: group names, metric names, label keys and values.
+//!
+//! weir refuses a bad name where it is registered, instead of rewriting it silently (Flink
+//! replaces characters in its reporters) or only logging a warning, so the user sees the
+//! problem in their UDF's `open()`.
+
+use crate::error::{MetricsError, NameKind, Result};
+
+const NAME_RULE: &str =
+    "use ASCII letters, digits and `_`, starting with a letter, at most 128 characters";
+const LABEL_KEY_RULE: &str =
+    "use ASCII letters, digits and `_`, starting with a letter (a leading `__` is reserved by Prometheus), at most 128 characters";
+const LABEL_VALUE_RULE: &str =
+    "use a non-empty string of at most 1024 bytes without control characters";
+
+/// Maximum length of a group name, metric name or label key.
+pub const MAX_NAME_LEN: usize = 128;
+/// Maximum length of a label value in bytes.
+pub const MAX_LABEL_VALUE_LEN: usize = 1024;
+
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// Checks a group name or metric name.
+///
+/// ```
+/// use weir_metrics::name::validate_name;
+/// use weir_metrics::NameKind;
+/// assert!(validate_name(NameKind::Metric, "rows_seen").is_ok());
+/// let err = validate_name(NameKind::Metric, "rows seen").unwrap_err();
+/// assert!(err.to_string().contains("use ASCII letters, digits and `_`"));
+/// ```
+pub fn validate_name(what: NameKind, name: &str) -> Result<()> {
+    if is_name(name) {
+        Ok(())
+    } else {
+        Err(MetricsError::InvalidName {
+            what,
+            name: name.to_string(),
+            rule: NAME_RULE,
+        })
+    }
+}
+
+/// Checks a label key (a group variable).
+pub fn validate_label_key(key: &str) -> Result<()> {
+    if is_name(key) && !key.starts_with("__") {
+        Ok(())
+    } else {
+        Err(MetricsError::InvalidName {
+            what: NameKind::LabelKey,
+            name: key.to_string(),
+            rule: LABEL_KEY_RULE,
+        })
+    }
+}
+
+/// Checks a label value.
+pub fn validate_label_value(key: &str, value: &str) -> Result<()> {
+    if !value.is_empty()
+        && value.len() <= MAX_LABEL_VALUE_LEN
+        && !value.chars().any(|c| c.is_control())
+    {
+        Ok(())
+    } else {
+        Err(MetricsError::InvalidLabelValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            rule: LABEL_VALUE_RULE,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "rows_in", "A9_b", "x_"] {
+            assert!(validate_name(NameKind::Group, ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "9a", "_a", "a b", "a-b", "a.b", "é", &"a".repeat(129)] {
+            let e = validate_name(NameKind::Group, bad).unwrap_err();
+            assert!(e.to_string().starts_with("group name `"), "{e}");
+        }
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        assert!(validate_label_key("country").is_ok());
+        assert!(validate_label_key("__name__").is_err());
+        assert!(validate_label_key("a-b").is_err());
+        assert!(validate_label_value("k", "ünïcode \"quoted\" \\ ok").is_ok());
+        assert!(validate_label_value("k", "").is_err());
+        assert!(validate_label_value("k", "line\nbreak").is_err());
+        let e = validate_label_value("k", &"x".repeat(1025)).unwrap_err();
+        assert!(e.to_string().contains("for key `k`"), "{e}");
+    }
+}

@@ -1,0 +1,296 @@
+//! Metrics that live in another process: a worker's [`UpdateCollector`] turns its local metrics
+//! into [`UpdateBatch`]es of deltas; the engine's [`RemoteMetrics`] (one per worker channel)
+//! merges them into its registry under the operator's labels, at the configured
+//! [`AggregationLevel`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::distribution::DistributionData;
+use crate::error::{MetricsError, Result};
+use crate::group::MetricGroup;
+use crate::protocol::{Definition, Payload, Update, UpdateBatch};
+use crate::registry::{Metric, MetricSpec, Registry, USER_NAMESPACE};
+use crate::snapshot::MetricKind;
+
+/// How finely the engine keeps metrics that come from several subtasks of one operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AggregationLevel {
+    /// One series per subtask, with a `subtask` label (the default: what Flink users see, and
+    /// per-subtask skew stays visible).
+    #[default]
+    Subtask,
+    /// One series per operator: the `subtask` label is dropped and updates of all subtasks are
+    /// merged (distribution buckets add, so operator percentiles are exact; a gauge keeps the
+    /// most recent value by timestamp).
+    Operator,
+}
+
+impl AggregationLevel {
+    /// Parses `subtask` or `operator`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "subtask" => Some(Self::Subtask),
+            "operator" => Some(Self::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// Label carrying the subtask index, dropped at [`AggregationLevel::Operator`].
+pub const SUBTASK_LABEL: &str = "subtask";
+
+enum Sent {
+    Counter(i64),
+    Meter(u64),
+    Distribution,
+    Gauge,
+}
+
+/// Worker side: produces the deltas of a registry's user metrics since the previous call.
+///
+/// The worker's distributions are emptied by each collection (their values now live in the
+/// engine); counters and meters keep their local totals, so `get_count()` in a UDF still reads
+/// what this worker counted.
+pub struct UpdateCollector {
+    registry: Registry,
+    seen_generation: Option<u64>,
+    ids: HashMap<usize, u32>,
+    sent: Vec<(Metric, Sent)>,
+}
+
+fn metric_key(m: &Metric) -> usize {
+    match m {
+        Metric::Counter(c) => Arc::as_ptr(&c.0) as usize,
+        Metric::Gauge(g) => Arc::as_ptr(&g.0) as *const u8 as usize,
+        Metric::Meter(x) => Arc::as_ptr(&x.0) as usize,
+        Metric::Distribution(d) => Arc::as_ptr(&d.0) as usize,
+    }
+}
+
+impl UpdateCollector {
+    /// Collects from the `user` namespace of `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            seen_generation: None,
+            ids: HashMap::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// The definitions of new metrics and the changes since the last call. Gauges are read
+    /// every time (a failing callback is left out).
+    pub fn collect(&mut self) -> UpdateBatch {
+        let mut batch = UpdateBatch::default();
+        let generation = self.registry.generation();
+        if self.seen_generation != Some(generation) {
+            self.seen_generation = Some(generation);
+            for info in self.registry.series_in(USER_NAMESPACE) {
+                let key = metric_key(&info.metric);
+                if self.ids.contains_key(&key) {
+                    continue;
+                }
+                let id = self.sent.len() as u32;
+                self.ids.insert(key, id);
+                let kind = info.metric.kind();
+                let path_labels: Vec<&str> =
+                    info.parts.iter().filter(|p| p.value.is_some()).map(|p| p.name.as_str()).collect();
+                batch.definitions.push(Definition {
+                    id,
+                    kind,
+                    path: info.parts.to_vec(),
+                    name: info.name.to_string(),
+                    labels: info
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| !path_labels.contains(&k.as_str()))
+                        .cloned()
+                        .collect(),
+                    meter_span_secs: info.meter_span_secs,
+                });
+                let sent = match kind {
+                    MetricKind::Counter => Sent::Counter(0),
+                    MetricKind::Meter => Sent::Meter(0),
+                    MetricKind::Distribution => Sent::Distribution,
+                    MetricKind::Gauge => Sent::Gauge,
+                };
+                self.sent.push((info.metric, sent));
+            }
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for (id, (metric, sent)) in self.sent.iter_mut().enumerate() {
+            let id = id as u32;
+            let payload = match (metric, sent) {
+                (Metric::Counter(c), Sent::Counter(prev)) => {
+                    let now = c.count();
+                    let d = now.wrapping_sub(*prev);
+                    *prev = now;
+                    (d != 0).then_some(Payload::Counter(d))
+                }
+                (Metric::Meter(m), Sent::Meter(prev)) => {
+                    let now = m.count();
+                    let d = now.wrapping_sub(*prev);
+                    *prev = now;
+                    (d != 0).then_some(Payload::Meter(d))
+                }
+                (Metric::Distribution(dist), Sent::Distribution) => {
+                    let d = dist.take_delta();
+                    (d.count != 0).then_some(Payload::Distribution(d))
+                }
+                (Metric::Gauge(g), Sent::Gauge) => {
+                    let shown = format!("`{}`", id);
+                    g.read_for_export(&shown).map(|value| Payload::Gauge {
+                        value,
+                        timestamp_ms: now_ms,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(payload) = payload {
+                batch.updates.push(Update { id, payload });
+            }
+        }
+        batch
+    }
+}
+
+/// Engine side: the metrics of one worker channel, merged into the engine's registry.
+///
+/// ```
+/// use weir_metrics::{Registry, remote::{AggregationLevel, RemoteMetrics, UpdateCollector}};
+/// // In the worker:
+/// let worker = Registry::default();
+/// let rows = worker.user_group(&[]).unwrap().counter("rows").unwrap();
+/// let mut collector = UpdateCollector::new(worker);
+/// rows.inc(5);
+/// let bytes = collector.collect().encode();
+/// // In the engine:
+/// let engine = Registry::default();
+/// let labels = [("job_name", "j"), ("operator", "f"), ("subtask", "0")];
+/// let mut remote = RemoteMetrics::new(&engine, &labels, AggregationLevel::Subtask).unwrap();
+/// remote.apply_bytes(&bytes).unwrap();
+/// let text = weir_metrics::prometheus::encode_text(&engine.snapshot());
+/// assert!(text.contains(r#"weir_user_rows_total{job_name="j",operator="f",subtask="0"} 5"#));
+/// ```
+pub struct RemoteMetrics {
+    root: MetricGroup,
+    table: HashMap<u32, Metric>,
+}
+
+impl RemoteMetrics {
+    /// Metrics of one worker, registered under `labels` (the `subtask` label is dropped at
+    /// [`AggregationLevel::Operator`]).
+    pub fn new(registry: &Registry, labels: &[(&str, &str)], level: AggregationLevel) -> Result<Self> {
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .copied()
+            .filter(|(k, _)| level == AggregationLevel::Subtask || *k != SUBTASK_LABEL)
+            .collect();
+        Ok(Self {
+            root: registry.user_group(&labels)?,
+            table: HashMap::new(),
+        })
+    }
+
+    /// Decodes and merges a batch.
+    pub fn apply_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.apply(&UpdateBatch::decode(bytes)?)
+    }
+
+    /// Merges a batch. The batch is checked whole before anything is applied: a batch that
+    /// defines an invalid metric or updates an unknown one changes nothing.
+    pub fn apply(&mut self, batch: &UpdateBatch) -> Result<()> {
+        let mut new = Vec::with_capacity(batch.definitions.len());
+        for d in &batch.definitions {
+            if self.table.contains_key(&d.id) || new.iter().any(|(id, _)| *id == d.id) {
+                return Err(MetricsError::Protocol(format!("metric id {} is defined twice", d.id)));
+            }
+            new.push((d.id, self.resolve(d)?));
+        }
+        let lookup = |id: u32| {
+            self.table
+                .get(&id)
+                .or_else(|| new.iter().find(|(i, _)| *i == id).map(|(_, m)| m))
+        };
+        for u in &batch.updates {
+            match lookup(u.id) {
+                None => {
+                    return Err(MetricsError::Protocol(format!(
+                        "update for metric id {} which was never defined on this channel",
+                        u.id
+                    )))
+                }
+                Some(m) if m.kind() != u.payload.kind() => {
+                    return Err(MetricsError::Protocol(format!(
+                        "metric id {} is a {} but the update is for a {}",
+                        u.id,
+                        m.kind().as_str(),
+                        u.payload.kind().as_str()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        self.table.extend(new);
+        for Update { id, payload } in &batch.updates {
+            let metric = &self.table[id];
+            merge(metric, payload);
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, d: &Definition) -> Result<Metric> {
+        let mut g = self.root.clone();
+        for p in &d.path {
+            g = match &p.value {
+                Some(v) => g.add_key_group(&p.name, v)?,
+                None => g.add_group(&p.name)?,
+            };
+        }
+        for (k, v) in &d.labels {
+            // Extra labels are applied as key groups would be, without joining the name.
+            g = g.with_label(k, v)?;
+        }
+        let spec = match d.kind {
+            MetricKind::Counter => MetricSpec::Counter,
+            MetricKind::Gauge => MetricSpec::Gauge,
+            MetricKind::Meter => MetricSpec::Meter {
+                span_secs: d.meter_span_secs,
+            },
+            MetricKind::Distribution => MetricSpec::Distribution,
+        };
+        g.register(&d.name, spec)
+    }
+
+    /// Removes this worker's series (at [`AggregationLevel::Subtask`]) when its operator ends.
+    pub fn close(&self) {
+        self.root.close();
+    }
+}
+
+/// Adds one delta into a local metric. Counter and meter deltas add, distribution deltas
+/// merge, a gauge takes the value unless it already holds a newer one.
+pub fn merge(metric: &Metric, payload: &Payload) {
+    match (metric, payload) {
+        (Metric::Counter(c), Payload::Counter(d)) => c.inc(*d),
+        (Metric::Meter(m), Payload::Meter(n)) => m.mark_event(*n),
+        (Metric::Distribution(x), Payload::Distribution(d)) => x.merge(d),
+        (Metric::Gauge(g), Payload::Gauge { value, timestamp_ms }) => g.set_if_newer(*value, *timestamp_ms),
+        _ => {}
+    }
+}
+
+/// Merges a sequence of distribution deltas into one (used by tests and by the engine when it
+/// combines bundles).
+pub fn merge_all<'a>(deltas: impl IntoIterator<Item = &'a DistributionData>) -> DistributionData {
+    let mut total = DistributionData::empty();
+    for d in deltas {
+        total.merge(d);
+    }
+    total
+}
