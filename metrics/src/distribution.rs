@@ -6,9 +6,10 @@
 //!   PyFlink users read from a distribution, what Prometheus' `_sum`/`_count` must be (they
 //!   are cumulative), and it keeps min and max exact.
 //! - percentiles are over a **recent window** (`metrics.weir.distribution.window`, default
-//!   60 s): the bucket counts now minus the bucket counts the registry's ticker saved one window
-//!   ago. A series younger than the window, or a registry without a ticker, reports percentiles
-//!   over all time. Their relative error is at most 0.27 % (the bucket width; see
+//!   60 s): the bucket counts now minus the bucket counts the registry's ticker saved at least
+//!   one window ago (it saves every window/6, so the percentiles cover the last 60 to 70 s). A
+//!   series younger than the window, or a registry without a ticker, reports percentiles over
+//!   all time. Their relative error is at most 0.27 % (the bucket width; see
 //!   [`buckets`](crate::buckets)), and they never leave the exact `[min, max]`.
 
 use std::collections::VecDeque;
@@ -354,16 +355,28 @@ impl Distribution {
         let data = self.data();
         let mut w = self.0.window.lock().unwrap_or_else(|p| p.into_inner());
         w.push_back((now, data));
+        // Keep the latest state at or before the window's start, and everything after it.
         while w.len() >= 2 && now.saturating_duration_since(w[1].0) >= window {
             w.pop_front();
         }
     }
 
-    /// What exporters read: all-time numbers and windowed percentiles.
-    pub fn snapshot(&self) -> DistributionSnapshot {
+    /// What exporters read: all-time numbers and percentiles over the last `window`.
+    pub fn snapshot(&self, window: Duration) -> DistributionSnapshot {
+        self.snapshot_at(Instant::now(), window)
+    }
+
+    /// [`snapshot`](Self::snapshot) as of `now`. The baseline is the latest saved state at least
+    /// `window` old (so the percentiles cover between one window and one window plus one
+    /// rotation period); without one, the series is younger than the window and all of it counts.
+    pub fn snapshot_at(&self, now: Instant, window: Duration) -> DistributionSnapshot {
         let data = self.data();
         let w = self.0.window.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = match w.front() {
+        let baseline = w
+            .iter()
+            .take_while(|(t, _)| now.saturating_duration_since(*t) >= window)
+            .last();
+        let recent = match baseline {
             Some((_, earlier)) => data.buckets_since(earlier),
             None => data.clone(),
         };
@@ -413,7 +426,7 @@ mod tests {
             d.update_f64(i as f64 / 10.0 - 50.0); // -49.9 ..= 50.0
         }
         d.update_f64(f64::NAN);
-        let s = d.snapshot();
+        let s = d.snapshot(Duration::from_secs(60));
         assert_eq!(s.data.count, 1000);
         assert_eq!(s.data.min, -49.9);
         assert_eq!(s.data.max, 50.0);
@@ -438,7 +451,11 @@ mod tests {
             d.update_i64(5);
         }
         d.rotate_window(t0 + Duration::from_secs(70), w);
-        let s = d.snapshot();
+        // Younger than the window: everything counts.
+        let s = d.snapshot_at(t0 + Duration::from_secs(30), w);
+        let p50 = s.quantiles.iter().find(|x| x.0 == 0.5).unwrap().1;
+        assert!((p50 - 1000.0).abs() < 3.0, "{p50}");
+        let s = d.snapshot_at(t0 + Duration::from_secs(70), w);
         // The window starts at t0: only the ten 5s are in it; all-time stats keep the 1000s.
         let p99 = s.quantiles.iter().find(|x| x.0 == 0.99).unwrap().1;
         assert!((p99 - 5.0).abs() < 0.02, "{p99}");

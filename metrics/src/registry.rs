@@ -436,7 +436,7 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(own) = own {
-            if let Ok(g) = own.add_key_group("metric", family) {
+            if let Ok(g) = own.with_label("metric", family) {
                 if let Ok(c) = g.counter_with_help(
                     "series_dropped",
                     "Series not registered because their family reached metrics.weir.cardinality-limit",
@@ -558,6 +558,7 @@ impl Registry {
                 .collect()
         };
         let now = Instant::now();
+        let window = self.inner.options.distribution_window;
         let families = plan
             .into_iter()
             .map(|(name, help, kind, series)| {
@@ -578,7 +579,7 @@ impl Registry {
                                 rate: m.rate_at(now),
                             },
                             Metric::Distribution(d) => {
-                                SeriesValue::Distribution(Box::new(d.snapshot()))
+                                SeriesValue::Distribution(Box::new(d.snapshot_at(now, window)))
                             }
                         };
                         Some(SeriesSnapshot {
@@ -624,4 +625,156 @@ fn push_series(fam: &mut Family, origin: &Origin<'_>, name: &str, labels: Labels
         scopes: origin.scopes.clone(),
         created: SystemTime::now(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::encode_text;
+
+    fn reg(limit: usize) -> Registry {
+        Registry::new(RegistryOptions {
+            cardinality_limit: limit,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn pyflink_group_paths_and_labels() {
+        let r = Registry::default();
+        let root = r.user_group(&[("job_name", "j"), ("subtask", "0")]).unwrap();
+        root.add_group("my_group").unwrap().counter("my_counter").unwrap().inc(1);
+        let kv = root.add_key_group("key", "value").unwrap();
+        kv.counter("my_counter").unwrap().inc(2);
+        // A key group overrides an outer variable of the same key for its subtree.
+        root.add_key_group("subtask", "7").unwrap().counter("c").unwrap().inc(3);
+        let text = encode_text(&r.snapshot());
+        assert!(text.contains("weir_user_my_group_my_counter_total{job_name=\"j\",subtask=\"0\"} 1\n"), "{text}");
+        assert!(text.contains("weir_user_key_my_counter_total{job_name=\"j\",key=\"value\",subtask=\"0\"} 2\n"), "{text}");
+        assert!(text.contains("weir_user_subtask_c_total{job_name=\"j\",subtask=\"7\"} 3\n"), "{text}");
+    }
+
+    #[test]
+    fn same_name_same_kind_is_the_same_metric() {
+        let r = Registry::default();
+        let g = r.user_group(&[]).unwrap();
+        g.counter("n").unwrap().inc(1);
+        g.counter("n").unwrap().inc(1);
+        assert_eq!(g.counter("n").unwrap().count(), 2);
+        assert_eq!(r.series_count(), 1);
+    }
+
+    #[test]
+    fn clashes_are_errors_that_say_what_to_change() {
+        let r = Registry::default();
+        let g = r.user_group(&[]).unwrap();
+        g.counter("hits").unwrap();
+        let e = g.meter("hits", 60).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "metric `weir_user_hits` clashes: `user.hits` is already registered as a counter; register this meter under another name"
+        );
+        // A gauge whose name is one of the distribution's exported names.
+        g.distribution("lat").unwrap();
+        let e = g.gauge("lat_max").unwrap_err().to_string();
+        assert!(e.contains("would export `weir_user_lat_max`, which the distribution `user.lat` already exports"), "{e}");
+        // Two paths that join to the same name.
+        g.add_group("a_b").unwrap().counter("c").unwrap();
+        let e = g.add_group("a").unwrap().counter("b_c").unwrap_err().to_string();
+        assert!(e.contains("`user.a_b.c` and `user.a.b_c` both export this name"), "{e}");
+        // Meters with different spans.
+        g.meter("m", 60).unwrap();
+        assert!(g.meter("m", 10).unwrap_err().to_string().contains("time span of 60 s"));
+    }
+
+    #[test]
+    fn user_metrics_cannot_collide_with_weirs_own() {
+        let r = Registry::default();
+        assert!(r.system_group("user", &[]).is_err());
+        let sys = r.system_group("operator", &[]).unwrap();
+        sys.counter("records_in").unwrap();
+        // The same words in a UDF land under `user`.
+        let u = r.user_group(&[]).unwrap().add_group("operator").unwrap();
+        u.counter("records_in").unwrap().inc(1);
+        let names: Vec<_> = r.snapshot().families.iter().map(|f| f.name.to_string()).collect();
+        assert!(names.contains(&"weir_operator_records_in".to_string()));
+        assert!(names.contains(&"weir_user_operator_records_in".to_string()));
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        let r = Registry::default();
+        let g = r.user_group(&[]).unwrap();
+        let e = g.counter("rows seen").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "metric name `rows seen` is not valid: use ASCII letters, digits and `_`, starting with a letter, at most 128 characters"
+        );
+        assert!(g.add_group("my-group").unwrap_err().to_string().starts_with("group name `my-group`"));
+        assert!(g.add_key_group("k", "").is_err());
+        assert!(r.user_group(&[("__name__", "x")]).is_err());
+    }
+
+    #[test]
+    fn cardinality_limit_drops_and_counts() {
+        let r = reg(3);
+        let g = r.user_group(&[]).unwrap();
+        for i in 0..5 {
+            let c = g.add_key_group("id", &i.to_string()).unwrap().counter("c").unwrap();
+            c.inc(1); // dropped handles still work, they are just not exported
+            assert_eq!(c.count(), 1);
+        }
+        let snap = r.snapshot();
+        let fam = snap.families.iter().find(|f| &*f.name == "weir_user_id_c").unwrap();
+        assert_eq!(fam.series.len(), 3);
+        let text = encode_text(&snap);
+        assert!(
+            text.contains("weir_metrics_series_dropped_total{metric=\"weir_user_id_c\"} 2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn closing_a_scope_removes_its_series_and_frees_names() {
+        let r = Registry::default();
+        let op1 = r.user_group(&[("operator", "a")]).unwrap();
+        let op2 = r.user_group(&[("operator", "b")]).unwrap();
+        op1.add_group("g").unwrap().counter("c").unwrap().inc(1);
+        op2.add_group("g").unwrap().counter("c").unwrap().inc(1);
+        op1.gauge("only_a").unwrap().set_i64(1);
+        op1.close();
+        let snap = r.snapshot();
+        let fam = snap.families.iter().find(|f| &*f.name == "weir_user_g_c").unwrap();
+        assert_eq!(fam.series.len(), 1);
+        assert_eq!(&*fam.series[0].label_text, "operator=\"b\"");
+        assert!(!snap.families.iter().any(|f| &*f.name == "weir_user_only_a"));
+        // The freed name can now be another kind.
+        op2.counter("only_a").unwrap();
+    }
+
+    #[test]
+    fn failing_gauge_is_left_out_of_the_export() {
+        let r = Registry::default();
+        let g = r.user_group(&[]).unwrap();
+        g.gauge_fn("bad", || Err("ZeroDivisionError: division by zero".into())).unwrap();
+        g.gauge_fn("good", || Ok(GaugeValueAlias::Float(1.5))).unwrap();
+        let text = encode_text(&r.snapshot());
+        assert!(!text.contains("weir_user_bad "), "{text}");
+        assert!(text.contains("weir_user_good 1.5\n"), "{text}");
+    }
+
+    use crate::gauge::GaugeValue as GaugeValueAlias;
+
+    #[test]
+    fn tick_drives_meter_rates() {
+        let r = Registry::default();
+        let m = r.user_group(&[]).unwrap().meter("m", 10).unwrap();
+        let t0 = Instant::now();
+        for s in 1..=20 {
+            m.mark_event(10);
+            r.tick(t0 + Duration::from_secs(s));
+        }
+        let rate = m.rate_at(t0 + Duration::from_secs(20));
+        assert!((rate - 10.0).abs() < 1e-9, "{rate}");
+    }
 }
