@@ -36,7 +36,12 @@ fn usage() -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { pairs: Vec::new(), seconds: None, threads: 4, events: None };
+    let mut a = Args {
+        pairs: Vec::new(),
+        seconds: None,
+        threads: 4,
+        events: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| usage());
@@ -71,26 +76,28 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args();
-    let config = match MetricsConfig::from_pairs(args.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("metrics-demo: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config =
+        match MetricsConfig::from_pairs(args.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("metrics-demo: {e}");
+                std::process::exit(2);
+            }
+        };
     let registry = Registry::new(config.registry_options());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let reporters = match runtime.block_on(async { Reporters::start(&registry, &config, "metrics-demo") }) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("metrics-demo: {e}");
-            std::process::exit(1);
-        }
-    };
+    let reporters =
+        match runtime.block_on(async { Reporters::start(&registry, &config, "metrics-demo") }) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("metrics-demo: {e}");
+                std::process::exit(1);
+            }
+        };
     if let Some(addr) = reporters.prometheus_addr() {
         println!("serving http://{addr}/metrics");
     }
@@ -102,19 +109,31 @@ fn main() {
         .map(|t| {
             let subtask = t.to_string();
             let root = registry
-                .user_group(&[("job_name", "metrics-demo"), ("operator", "generator"), ("subtask", &subtask)])
+                .user_group(&[
+                    ("job_name", "metrics-demo"),
+                    ("operator", "generator"),
+                    ("subtask", &subtask),
+                ])
                 .expect("valid labels");
             let demo = root.add_group("demo").expect("valid name");
             let events = demo.counter("events").expect("counter");
-            let throughput = demo.add_group("io").and_then(|g| g.meter("throughput", 60)).expect("meter");
+            let throughput = demo
+                .add_group("io")
+                .and_then(|g| g.meter("throughput", 60))
+                .expect("meter");
             let latency = demo
                 .add_key_group("stage", "parse")
                 .and_then(|g| g.distribution("latency_seconds"))
                 .expect("distribution");
             let queue = demo.gauge("queue_fill_ratio").expect("gauge");
             let (stop, done, limit) = (stop.clone(), done.clone(), args.events);
-            demo.gauge_fn("uptime_seconds", move || Ok(GaugeValue::Float(started.elapsed().as_secs_f64())))
-                .expect("gauge");
+            if limit.is_some() {
+                queue.set_f64(0.5);
+            }
+            demo.gauge_fn("uptime_seconds", move || {
+                Ok(GaugeValue::Float(started.elapsed().as_secs_f64()))
+            })
+            .expect("gauge");
             std::thread::spawn(move || {
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
                 let mut i: u64 = 0;

@@ -38,7 +38,10 @@ impl AtomicF64 {
     pub(crate) fn fetch_min(&self, v: f64) {
         let mut cur = self.0.load(Relaxed);
         while v < f64::from_bits(cur) {
-            match self.0.compare_exchange_weak(cur, v.to_bits(), Relaxed, Relaxed) {
+            match self
+                .0
+                .compare_exchange_weak(cur, v.to_bits(), Relaxed, Relaxed)
+            {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
@@ -49,7 +52,10 @@ impl AtomicF64 {
     pub(crate) fn fetch_max(&self, v: f64) {
         let mut cur = self.0.load(Relaxed);
         while v > f64::from_bits(cur) {
-            match self.0.compare_exchange_weak(cur, v.to_bits(), Relaxed, Relaxed) {
+            match self
+                .0
+                .compare_exchange_weak(cur, v.to_bits(), Relaxed, Relaxed)
+            {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }

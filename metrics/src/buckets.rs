@@ -173,11 +173,16 @@ mod tests {
     #[test]
     fn index_matches_otlp_definition() {
         // OTLP: bucket i holds (base^i, base^(i+1)].
-        for v in [1e-9, 0.001, 0.5, 1.0, 1.5, 2.0, 3.0, 1000.0, 12345.678, 1e15] {
+        for v in [
+            1e-9, 0.001, 0.5, 1.0, 1.5, 2.0, 3.0, 1000.0, 12345.678, 1e15,
+        ] {
             let i = index_of(v);
             let lo = lower_bound(i);
             let hi = lower_bound(i + 1);
-            assert!(lo < v * (1.0 + 1e-12) && v <= hi * (1.0 + 1e-12), "{v}: ({lo}, {hi}]");
+            assert!(
+                lo < v * (1.0 + 1e-12) && v <= hi * (1.0 + 1e-12),
+                "{v}: ({lo}, {hi}]"
+            );
             let r = representative(i);
             assert!(((r - v) / v).abs() <= 0.0028, "{v} -> {r}");
         }

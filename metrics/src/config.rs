@@ -148,7 +148,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 fn parse_ports(key: &str, v: &str) -> Result<(u16, u16)> {
-    let err = || bad(key, v, "expected a port (`9249`), a range (`9249-9259`) of ports 1 to 65535, low to high, or `0` for any free port");
+    let err = || {
+        bad(key, v, "expected a port (`9249`), a range (`9249-9259`) of ports 1 to 65535, low to high, or `0` for any free port")
+    };
     let (a, b) = match v.split_once('-') {
         Some((a, b)) => (a.trim(), b.trim()),
         None => (v.trim(), v.trim()),
@@ -171,13 +173,19 @@ fn check_url(key: &str, v: &str) -> Result<String> {
     } else if v.starts_with("https://") {
         Err(bad(key, v, "https is not supported yet: run the collector or gateway on a plain http:// address (for example a local agent)"))
     } else {
-        Err(bad(key, v, "expected a URL such as `http://localhost:4317`"))
+        Err(bad(
+            key,
+            v,
+            "expected a URL such as `http://localhost:4317`",
+        ))
     }
 }
 
 impl MetricsConfig {
     /// Reads `pairs`, with `OTEL_EXPORTER_OTLP_*` taken from the process environment.
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
         Self::from_pairs_with_env(pairs, |k| std::env::var(k).ok())
     }
 
@@ -204,7 +212,10 @@ impl MetricsConfig {
                 return Err(bad(
                     k,
                     v,
-                    format!("unknown metrics setting{hint}; the accepted keys are: {}", KEYS.join(", ")),
+                    format!(
+                        "unknown metrics setting{hint}; the accepted keys are: {}",
+                        KEYS.join(", ")
+                    ),
                 ));
             }
             get.insert(k.to_string(), v.trim().to_string());
@@ -213,17 +224,27 @@ impl MetricsConfig {
         let duration = |k: &str, default: Duration| -> Result<Duration> {
             match val(k) {
                 None => Ok(default),
-                Some(v) => parse_duration(v)
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| bad(k, v, "expected a positive duration such as `10 s`, `500 ms` or `1 min`")),
+                Some(v) => parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                    bad(
+                        k,
+                        v,
+                        "expected a positive duration such as `10 s`, `500 ms` or `1 min`",
+                    )
+                }),
             }
         };
 
         // Values are checked even for a reporter that is off, so a typo never waits for the
         // day the reporter is turned on.
         let otel_interval = duration("metrics.reporter.otel.interval", Duration::from_secs(10))?;
-        let otel_timeout = duration("metrics.reporter.otel.exporter.timeout", Duration::from_secs(10))?;
-        let gw_interval = duration("metrics.reporter.promgateway.interval", Duration::from_secs(10))?;
+        let otel_timeout = duration(
+            "metrics.reporter.otel.exporter.timeout",
+            Duration::from_secs(10),
+        )?;
+        let gw_interval = duration(
+            "metrics.reporter.promgateway.interval",
+            Duration::from_secs(10),
+        )?;
         let delete_on_shutdown = match val("metrics.reporter.promgateway.deleteOnShutdown") {
             Some(v) => parse_bool("metrics.reporter.promgateway.deleteOnShutdown", v)?,
             None => true,
@@ -232,7 +253,13 @@ impl MetricsConfig {
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "grpc" => OtlpProtocol::Grpc,
                 "http" | "http/protobuf" => OtlpProtocol::Http,
-                _ => return Err(bad("metrics.reporter.otel.exporter.protocol", v, "expected `gRPC` or `HTTP`")),
+                _ => {
+                    return Err(bad(
+                        "metrics.reporter.otel.exporter.protocol",
+                        v,
+                        "expected `gRPC` or `HTTP`",
+                    ))
+                }
             },
             None => match env("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
                 Some("http/protobuf") => OtlpProtocol::Http,
@@ -241,19 +268,33 @@ impl MetricsConfig {
         };
         let mut reporters = vec!["prom".to_string()];
         if let Some(v) = val("metrics.reporters") {
-            reporters = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            reporters = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
             for r in &reporters {
                 if !["prom", "otel", "promgateway"].contains(&r.as_str()) {
-                    return Err(bad("metrics.reporters", v, format!("unknown reporter `{r}`; accepted: prom, otel, promgateway")));
+                    return Err(bad(
+                        "metrics.reporters",
+                        v,
+                        format!("unknown reporter `{r}`; accepted: prom, otel, promgateway"),
+                    ));
                 }
             }
         }
         let has = |r: &str| reporters.iter().any(|x| x == r);
 
         let prometheus = if has("prom") {
-            let host = val("metrics.reporter.prom.host").unwrap_or("127.0.0.1").to_string();
+            let host = val("metrics.reporter.prom.host")
+                .unwrap_or("127.0.0.1")
+                .to_string();
             if host.is_empty() || host.contains('/') {
-                return Err(bad("metrics.reporter.prom.host", &host, "expected a host name or IP address"));
+                return Err(bad(
+                    "metrics.reporter.prom.host",
+                    &host,
+                    "expected a host name or IP address",
+                ));
             }
             let ports = match val("metrics.reporter.prom.port") {
                 Some(v) => parse_ports("metrics.reporter.prom.port", v)?,
@@ -265,8 +306,9 @@ impl MetricsConfig {
         };
 
         let env_endpoint = env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.is_empty());
-        let otel_wanted =
-            has("otel") || val("metrics.reporter.otel.exporter.endpoint").is_some() || env_endpoint.is_some();
+        let otel_wanted = has("otel")
+            || val("metrics.reporter.otel.exporter.endpoint").is_some()
+            || env_endpoint.is_some();
         let otlp = if otel_wanted {
             let key = "metrics.reporter.otel.exporter.endpoint";
             let (endpoint, from_base) = match (val(key), env_endpoint) {
@@ -291,7 +333,9 @@ impl MetricsConfig {
                 protocol,
                 interval: otel_interval,
                 timeout: otel_timeout,
-                service_name: val("metrics.reporter.otel.service.name").unwrap_or("weir").to_string(),
+                service_name: val("metrics.reporter.otel.service.name")
+                    .unwrap_or("weir")
+                    .to_string(),
                 service_version: val("metrics.reporter.otel.service.version")
                     .unwrap_or(env!("CARGO_PKG_VERSION"))
                     .to_string(),
@@ -312,10 +356,15 @@ impl MetricsConfig {
             if let Some(v) = val("metrics.reporter.promgateway.groupingKey") {
                 for pair in v.split(';').filter(|p| !p.trim().is_empty()) {
                     let (k, x) = pair.split_once('=').ok_or_else(|| {
-                        bad("metrics.reporter.promgateway.groupingKey", v, "expected `k1=v1;k2=v2`")
+                        bad(
+                            "metrics.reporter.promgateway.groupingKey",
+                            v,
+                            "expected `k1=v1;k2=v2`",
+                        )
                     })?;
-                    crate::name::validate_label_key(k.trim())
-                        .map_err(|e| bad("metrics.reporter.promgateway.groupingKey", v, e.to_string()))?;
+                    crate::name::validate_label_key(k.trim()).map_err(|e| {
+                        bad("metrics.reporter.promgateway.groupingKey", v, e.to_string())
+                    })?;
                     grouping_key.push((k.trim().to_string(), x.trim().to_string()));
                 }
             }
@@ -331,19 +380,28 @@ impl MetricsConfig {
         };
 
         let cardinality_limit = match val("metrics.weir.cardinality-limit") {
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| bad("metrics.weir.cardinality-limit", v, "expected a positive whole number"))?,
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                bad(
+                    "metrics.weir.cardinality-limit",
+                    v,
+                    "expected a positive whole number",
+                )
+            })?,
             None => DEFAULT_CARDINALITY_LIMIT,
         };
         let aggregation_level = match val("metrics.weir.aggregation-level") {
-            Some(v) => AggregationLevel::parse(v)
-                .ok_or_else(|| bad("metrics.weir.aggregation-level", v, "expected `subtask` or `operator`"))?,
+            Some(v) => AggregationLevel::parse(v).ok_or_else(|| {
+                bad(
+                    "metrics.weir.aggregation-level",
+                    v,
+                    "expected `subtask` or `operator`",
+                )
+            })?,
             None => AggregationLevel::default(),
         };
-        let name_prefix = val("metrics.weir.name-prefix").unwrap_or("weir").to_string();
+        let name_prefix = val("metrics.weir.name-prefix")
+            .unwrap_or("weir")
+            .to_string();
         crate::name::validate_name(crate::NameKind::Group, &name_prefix)
             .map_err(|e| bad("metrics.weir.name-prefix", &name_prefix, e.to_string()))?;
         Ok(MetricsConfig {
@@ -353,7 +411,10 @@ impl MetricsConfig {
             cardinality_limit,
             aggregation_level,
             name_prefix,
-            distribution_window: duration("metrics.weir.distribution.window", DEFAULT_DISTRIBUTION_WINDOW)?,
+            distribution_window: duration(
+                "metrics.weir.distribution.window",
+                DEFAULT_DISTRIBUTION_WINDOW,
+            )?,
         })
     }
 
@@ -378,7 +439,13 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.prometheus, Some(PrometheusConfig { host: "127.0.0.1".into(), ports: (9249, 9249) }));
+        assert_eq!(
+            c.prometheus,
+            Some(PrometheusConfig {
+                host: "127.0.0.1".into(),
+                ports: (9249, 9249)
+            })
+        );
         assert!(c.otlp.is_none() && c.pushgateway.is_none());
         assert_eq!(c.cardinality_limit, 10_000);
         assert_eq!(c.aggregation_level, AggregationLevel::Subtask);
@@ -388,14 +455,26 @@ mod tests {
     #[test]
     fn flink_keys_carry_over() {
         let c = cfg(&[
-            ("metrics.reporter.prom.factory.class", "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"),
+            (
+                "metrics.reporter.prom.factory.class",
+                "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+            ),
             ("metrics.reporter.prom.port", "9250-9260"),
-            ("metrics.reporter.otel.exporter.endpoint", "http://collector:4318"),
+            (
+                "metrics.reporter.otel.exporter.endpoint",
+                "http://collector:4318",
+            ),
             ("metrics.reporter.otel.exporter.protocol", "HTTP"),
             ("metrics.reporter.otel.interval", "5 s"),
-            ("metrics.reporter.promgateway.hostUrl", "http://localhost:9091"),
+            (
+                "metrics.reporter.promgateway.hostUrl",
+                "http://localhost:9091",
+            ),
             ("metrics.reporter.promgateway.deleteOnShutdown", "false"),
-            ("metrics.reporter.promgateway.groupingKey", "env=prod;team=ml"),
+            (
+                "metrics.reporter.promgateway.groupingKey",
+                "env=prod;team=ml",
+            ),
             ("parallelism.default", "2"),
         ])
         .unwrap();
@@ -406,7 +485,10 @@ mod tests {
         assert_eq!(o.interval, Duration::from_secs(5));
         let p = c.pushgateway.unwrap();
         assert!(!p.delete_on_shutdown);
-        assert_eq!(p.grouping_key, vec![("env".into(), "prod".into()), ("team".into(), "ml".into())]);
+        assert_eq!(
+            p.grouping_key,
+            vec![("env".into(), "prod".into()), ("team".into(), "ml".into())]
+        );
     }
 
     #[test]
@@ -420,20 +502,45 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_the_accepted_values() {
-        let e = cfg(&[("metrics.reporter.prom.prot", "1")]).unwrap_err().to_string();
-        assert!(e.starts_with("configuration `metrics.reporter.prom.prot` = \"1\": unknown metrics setting"), "{e}");
-        let e = cfg(&[("metrics.weir.aggregation-level", "job")]).unwrap_err().to_string();
+        let e = cfg(&[("metrics.reporter.prom.prot", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "configuration `metrics.reporter.prom.prot` = \"1\": unknown metrics setting"
+            ),
+            "{e}"
+        );
+        let e = cfg(&[("metrics.weir.aggregation-level", "job")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected `subtask` or `operator`"), "{e}");
-        let e = cfg(&[("metrics.reporter.prom.port", "9260-9250")]).unwrap_err().to_string();
+        let e = cfg(&[("metrics.reporter.prom.port", "9260-9250")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a range (`9249-9259`)"), "{e}");
-        let e = cfg(&[("metrics.reporter.otel.interval", "soon")]).unwrap_err().to_string();
-        assert!(e.contains("`metrics.reporter.otel.interval`") && e.contains("positive duration"), "{e}");
-        let e = cfg(&[("metrics.reporter.otel.exporter.protocol", "udp")]).unwrap_err().to_string();
+        let e = cfg(&[("metrics.reporter.otel.interval", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`metrics.reporter.otel.interval`") && e.contains("positive duration"),
+            "{e}"
+        );
+        let e = cfg(&[("metrics.reporter.otel.exporter.protocol", "udp")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected `gRPC` or `HTTP`"), "{e}");
-        let e = cfg(&[("metrics.reporters", "prom,jmx")]).unwrap_err().to_string();
+        let e = cfg(&[("metrics.reporters", "prom,jmx")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown reporter `jmx`"), "{e}");
-        let e = cfg(&[("metrics.weir.Cardinality-Limit", "5")]).unwrap_err().to_string();
-        assert!(e.contains("did you mean `metrics.weir.cardinality-limit`"), "{e}");
+        let e = cfg(&[("metrics.weir.Cardinality-Limit", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did you mean `metrics.weir.cardinality-limit`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct MetricGroup {
     node: Arc<GroupNode>,
 }
 
+/// A child group: its name, and its value for a key group.
+type ChildKey = (String, Option<String>);
+
 struct GroupNode {
     namespace: String,
     names: Vec<String>,
@@ -43,7 +46,7 @@ struct GroupNode {
     labels: BTreeMap<String, String>,
     /// Ids of this group and all its ancestors.
     scopes: Arc<[u64]>,
-    children: Mutex<HashMap<(String, Option<String>), Arc<GroupNode>>>,
+    children: Mutex<HashMap<ChildKey, Arc<GroupNode>>>,
 }
 
 impl std::fmt::Debug for MetricGroup {
@@ -57,7 +60,11 @@ impl std::fmt::Debug for MetricGroup {
 }
 
 impl MetricGroup {
-    pub(crate) fn root(registry: Registry, namespace: &str, labels: &[(&str, &str)]) -> Result<Self> {
+    pub(crate) fn root(
+        registry: Registry,
+        namespace: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Self> {
         validate_name(NameKind::Group, namespace)?;
         let mut map = BTreeMap::new();
         for (k, v) in labels {
@@ -248,7 +255,12 @@ impl MetricGroup {
         f: impl Fn() -> std::result::Result<GaugeValue, String> + Send + Sync + 'static,
     ) -> Result<Gauge> {
         let g = Gauge::from_fn(f);
-        self.register_inner(name, MetricSpec::Gauge, Some(Metric::Gauge(g.clone())), None)?;
+        self.register_inner(
+            name,
+            MetricSpec::Gauge,
+            Some(Metric::Gauge(g.clone())),
+            None,
+        )?;
         Ok(g)
     }
 
@@ -270,7 +282,11 @@ impl MetricGroup {
 
     /// The scope id of this group, for [`Registry::remove_scope`].
     pub fn scope_id(&self) -> u64 {
-        *self.node.scopes.last().expect("a group has its own scope id")
+        *self
+            .node
+            .scopes
+            .last()
+            .expect("a group has its own scope id")
     }
 
     /// Removes every series registered in this group and its subgroups from the exports (an

@@ -41,8 +41,8 @@ pub use error::{MetricsError, NameKind, Result};
 pub use gauge::{Gauge, GaugeFn, GaugeValue};
 pub use group::MetricGroup;
 pub use meter::{Meter, DEFAULT_METER_SPAN_SECS};
-pub use registry::{SeriesInfo, 
-    render_labels, Metric, MetricSpec, Registry, RegistryOptions, DEFAULT_CARDINALITY_LIMIT,
-    DEFAULT_DISTRIBUTION_WINDOW, USER_NAMESPACE,
+pub use registry::{
+    render_labels, Metric, MetricSpec, Registry, RegistryOptions, SeriesInfo,
+    DEFAULT_CARDINALITY_LIMIT, DEFAULT_DISTRIBUTION_WINDOW, USER_NAMESPACE,
 };
 pub use snapshot::{FamilySnapshot, Labels, MetricKind, SeriesSnapshot, SeriesValue, Snapshot};

@@ -86,7 +86,9 @@ impl Meter {
     pub fn sample(&self, now: Instant) {
         let count = self.count();
         let mut h = self.0.history.lock().unwrap_or_else(|p| p.into_inner());
-        if h.back().is_none_or(|(t, _)| now.saturating_duration_since(*t) >= SAMPLE_EVERY) {
+        if h.back()
+            .is_none_or(|(t, _)| now.saturating_duration_since(*t) >= SAMPLE_EVERY)
+        {
             h.push_back((now, count));
         }
         // Keep exactly one sample at or before the span's start.

@@ -112,7 +112,13 @@ impl Writer {
         self.out.push('\n');
     }
 
-    fn sample_start(&mut self, name: &str, suffix: &str, labels: &str, extra: Option<(&str, &str)>) {
+    fn sample_start(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &str,
+        extra: Option<(&str, &str)>,
+    ) {
         self.out.push_str(name);
         self.out.push_str(suffix);
         if !labels.is_empty() || extra.is_some() {
@@ -188,7 +194,10 @@ impl Writer {
                         self.uint(count);
                     }
                 }
-                let help = format!("{} (events per second over the meter's time span)", fam.help);
+                let help = format!(
+                    "{} (events per second over the meter's time span)",
+                    fam.help
+                );
                 self.header(&format!("{name}_rate"), "gauge", &help);
                 for s in &fam.series {
                     if let SeriesValue::Meter { rate, .. } = s.value {
@@ -209,7 +218,10 @@ impl Writer {
                 _ => None,
             })
         };
-        let help = format!("{} (quantiles over the recent window; sum and count all time)", fam.help);
+        let help = format!(
+            "{} (quantiles over the recent window; sum and count all time)",
+            fam.help
+        );
         self.header(name, "summary", &help);
         let mut qbuf = ryu::Buffer::new();
         for (labels, d) in dists() {
@@ -223,7 +235,8 @@ impl Writer {
             self.sample_start(name, "_count", labels, None);
             self.uint(d.data.count);
         }
-        let stats: [(&str, &str, fn(&DistributionSnapshot) -> f64); 3] = [
+        type Stat = fn(&DistributionSnapshot) -> f64;
+        let stats: [(&str, &str, Stat); 3] = [
             ("_min", "smallest value, all time", |d| d.data.min),
             ("_max", "largest value, all time", |d| d.data.max),
             ("_mean", "mean value, all time", |d| d.data.mean()),
@@ -232,7 +245,11 @@ impl Writer {
             if !dists().any(|(_, d)| d.data.count > 0) {
                 continue;
             }
-            self.header(&format!("{name}{suffix}"), "gauge", &format!("{} ({what})", fam.help));
+            self.header(
+                &format!("{name}{suffix}"),
+                "gauge",
+                &format!("{} ({what})", fam.help),
+            );
             for (labels, d) in dists() {
                 if d.data.count > 0 {
                     self.sample_start(name, suffix, labels, None);

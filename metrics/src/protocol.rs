@@ -61,7 +61,10 @@ pub struct Definition {
 pub enum Payload {
     Counter(i64),
     Meter(u64),
-    Gauge { value: GaugeValue, timestamp_ms: u64 },
+    Gauge {
+        value: GaugeValue,
+        timestamp_ms: u64,
+    },
     Distribution(DistributionData),
 }
 
@@ -134,7 +137,10 @@ impl UpdateBatch {
             match &u.payload {
                 Payload::Counter(d) => put_zigzag(out, *d),
                 Payload::Meter(n) => put_varint(out, *n),
-                Payload::Gauge { value, timestamp_ms } => {
+                Payload::Gauge {
+                    value,
+                    timestamp_ms,
+                } => {
                     match value {
                         GaugeValue::Int(i) => {
                             out.push(0);
@@ -173,7 +179,10 @@ impl UpdateBatch {
         let mut r = Reader { buf: bytes, pos: 0 };
         let magic = r.take(2, "the magic bytes \"WM\"")?;
         if magic != MAGIC {
-            return Err(r.err_at(0, format!("expected the magic bytes \"WM\", found {magic:02x?}")));
+            return Err(r.err_at(
+                0,
+                format!("expected the magic bytes \"WM\", found {magic:02x?}"),
+            ));
         }
         let version = r.u8("the protocol version")?;
         if version != PROTOCOL_VERSION {
@@ -198,7 +207,11 @@ impl UpdateBatch {
                 let value = match r.u8("a key group marker")? {
                     0 => None,
                     1 => Some(r.str("a key group value")?),
-                    b => return Err(r.err_back(1, format!("key group marker must be 0 or 1, found {b}"))),
+                    b => {
+                        return Err(
+                            r.err_back(1, format!("key group marker must be 0 or 1, found {b}"))
+                        )
+                    }
                 };
                 path.push(PathPart { name, value });
             }
@@ -210,10 +223,9 @@ impl UpdateBatch {
             }
             let meter_span_secs = if kind == MetricKind::Meter {
                 let s = r.varint("a meter time span")?;
-                u32::try_from(s)
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| r.err_back(1, format!("meter time span {s} s is out of range")))?
+                u32::try_from(s).ok().filter(|s| *s > 0).ok_or_else(|| {
+                    r.err_back(1, format!("meter time span {s} s is out of range"))
+                })?
             } else {
                 0
             };
@@ -237,7 +249,12 @@ impl UpdateBatch {
                     let value = match r.u8("a gauge value type")? {
                         0 => GaugeValue::Int(r.zigzag("an integer gauge value")?),
                         1 => GaugeValue::Float(r.f64("a float gauge value")?),
-                        b => return Err(r.err_back(1, format!("gauge value type must be 0 or 1, found {b}"))),
+                        b => {
+                            return Err(r.err_back(
+                                1,
+                                format!("gauge value type must be 0 or 1, found {b}"),
+                            ))
+                        }
                     };
                     Payload::Gauge {
                         value,
@@ -249,7 +266,10 @@ impl UpdateBatch {
             updates.push(Update { id, payload });
         }
         if r.pos != bytes.len() {
-            return Err(r.err_at(r.pos, format!("{} bytes after the end of the batch", bytes.len() - r.pos)));
+            return Err(r.err_at(
+                r.pos,
+                format!("{} bytes after the end of the batch", bytes.len() - r.pos),
+            ));
         }
         Ok(UpdateBatch {
             definitions,
@@ -315,7 +335,10 @@ impl<'a> Reader<'a> {
         if self.buf.len() - self.pos < n {
             return Err(self.err_at(
                 self.pos,
-                format!("truncated: expected {what} ({n} bytes), {} left", self.buf.len() - self.pos),
+                format!(
+                    "truncated: expected {what} ({n} bytes), {} left",
+                    self.buf.len() - self.pos
+                ),
             ));
         }
         let s = &self.buf[self.pos..self.pos + n];
@@ -343,7 +366,10 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(self.err_at(start, format!("{what} is not a valid varint (longer than 64 bits)")))
+        Err(self.err_at(
+            start,
+            format!("{what} is not a valid varint (longer than 64 bits)"),
+        ))
     }
 
     fn zigzag(&mut self, what: &str) -> Result<i64> {
@@ -369,7 +395,8 @@ impl<'a> Reader<'a> {
 
     fn id(&mut self) -> Result<u32> {
         let v = self.varint("a metric id")?;
-        u32::try_from(v).map_err(|_| self.err_back(1, format!("metric id {v} does not fit 32 bits")))
+        u32::try_from(v)
+            .map_err(|_| self.err_back(1, format!("metric id {v} does not fit 32 bits")))
     }
 
     fn kind(&mut self) -> Result<MetricKind> {
@@ -386,7 +413,10 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let n = self.varint(what)? as usize;
         if n > MAX_STR {
-            return Err(self.err_at(start, format!("{what} is {n} bytes long, the limit is {MAX_STR}")));
+            return Err(self.err_at(
+                start,
+                format!("{what} is {n} bytes long, the limit is {MAX_STR}"),
+            ));
         }
         let b = self.take(n, what)?;
         String::from_utf8(b.to_vec())
@@ -442,16 +472,25 @@ impl<'a> Reader<'a> {
         if in_buckets != Some(d.count) {
             return Err(self.err_at(
                 start,
-                format!("distribution count {} does not match its buckets ({in_buckets:?})", d.count),
+                format!(
+                    "distribution count {} does not match its buckets ({in_buckets:?})",
+                    d.count
+                ),
             ));
         }
         if !d.sum_float.is_finite() {
-            return Err(self.err_at(start, format!("distribution float sum {} is not finite", d.sum_float)));
+            return Err(self.err_at(
+                start,
+                format!("distribution float sum {} is not finite", d.sum_float),
+            ));
         }
         if d.count > 0 && !(d.min.is_finite() && d.max.is_finite() && d.min <= d.max) {
             return Err(self.err_at(
                 start,
-                format!("distribution min {} / max {} are not finite and ordered", d.min, d.max),
+                format!(
+                    "distribution min {} / max {} are not finite and ordered",
+                    d.min, d.max
+                ),
             ));
         }
         Ok(d)
@@ -468,7 +507,10 @@ mod tests {
                 Definition {
                     id: 0,
                     kind: MetricKind::Counter,
-                    path: vec![PathPart { name: "my_group".into(), value: None }],
+                    path: vec![PathPart {
+                        name: "my_group".into(),
+                        value: None,
+                    }],
                     name: "rows".into(),
                     labels: vec![],
                     meter_span_secs: 0,
@@ -476,18 +518,30 @@ mod tests {
                 Definition {
                     id: 1,
                     kind: MetricKind::Meter,
-                    path: vec![PathPart { name: "country".into(), value: Some("fr".into()) }],
+                    path: vec![PathPart {
+                        name: "country".into(),
+                        value: Some("fr".into()),
+                    }],
                     name: "events".into(),
                     labels: vec![("udf".into(), "score".into())],
                     meter_span_secs: 60,
                 },
             ],
             updates: vec![
-                Update { id: 0, payload: Payload::Counter(-2) },
-                Update { id: 1, payload: Payload::Meter(3) },
+                Update {
+                    id: 0,
+                    payload: Payload::Counter(-2),
+                },
+                Update {
+                    id: 1,
+                    payload: Payload::Meter(3),
+                },
                 Update {
                     id: 2,
-                    payload: Payload::Gauge { value: GaugeValue::Float(0.5), timestamp_ms: 1_700_000_000_000 },
+                    payload: Payload::Gauge {
+                        value: GaugeValue::Float(0.5),
+                        timestamp_ms: 1_700_000_000_000,
+                    },
                 },
                 Update {
                     id: 3,
@@ -528,8 +582,13 @@ mod tests {
         bytes[2] = 9;
         let e = UpdateBatch::decode(&bytes).unwrap_err().to_string();
         assert_eq!(e, "malformed metric update batch at byte 2: protocol version 9 is not supported (this engine speaks 1)");
-        let e = UpdateBatch::decode(b"WM\x01\x00\x05").unwrap_err().to_string();
-        assert!(e.contains("the number of definitions is 5, more than the 0 bytes left"), "{e}");
+        let e = UpdateBatch::decode(b"WM\x01\x00\x05")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the number of definitions is 5, more than the 0 bytes left"),
+            "{e}"
+        );
         let mut bytes = sample_batch().encode();
         bytes.push(0);
         let e = UpdateBatch::decode(&bytes).unwrap_err().to_string();
@@ -543,6 +602,9 @@ mod tests {
             d.count = 4;
         }
         let e = UpdateBatch::decode(&b.encode()).unwrap_err().to_string();
-        assert!(e.contains("distribution count 4 does not match its buckets"), "{e}");
+        assert!(
+            e.contains("distribution count 4 does not match its buckets"),
+            "{e}"
+        );
     }
 }

@@ -30,8 +30,8 @@ use crate::error::{MetricsError, NameKind, Result};
 use crate::gauge::Gauge;
 use crate::group::MetricGroup;
 use crate::meter::Meter;
-use crate::protocol::PathPart;
 use crate::name::{validate_label_key, validate_label_value, validate_name};
+use crate::protocol::PathPart;
 use crate::snapshot::{FamilySnapshot, Labels, MetricKind, SeriesSnapshot, SeriesValue, Snapshot};
 
 /// Default limit of series per family.
@@ -246,8 +246,13 @@ impl Registry {
                 generation: AtomicU64::new(0),
             }),
         };
-        let own = r.system_group("metrics", &[]).expect("valid built-in names");
-        *r.inner.series_dropped.lock().unwrap_or_else(|p| p.into_inner()) = Some(own);
+        let own = r
+            .system_group("metrics", &[])
+            .expect("valid built-in names");
+        *r.inner
+            .series_dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(own);
         r
     }
 
@@ -538,7 +543,7 @@ impl Registry {
     /// Reads every series. Gauge callbacks run after the registry lock is released, so a
     /// callback may itself register metrics.
     pub fn snapshot(&self) -> Snapshot {
-        let plan: Vec<(Arc<str>, Arc<str>, MetricKind, Vec<(Labels, Arc<str>, SystemTime, Metric)>)> = {
+        let plan: Vec<FamilyPlan> = {
             let st = self.inner.state.read().unwrap_or_else(|p| p.into_inner());
             st.families
                 .values()
@@ -550,7 +555,12 @@ impl Registry {
                         f.series
                             .iter()
                             .map(|s| {
-                                (s.labels.clone(), s.label_text.clone(), s.created, s.metric.clone())
+                                (
+                                    s.labels.clone(),
+                                    s.label_text.clone(),
+                                    s.created,
+                                    s.metric.clone(),
+                                )
                             })
                             .collect(),
                     )
@@ -605,6 +615,11 @@ impl Registry {
     }
 }
 
+/// What a snapshot copies of a series under the lock.
+type SeriesPlan = (Labels, Arc<str>, SystemTime, Metric);
+/// What a snapshot copies of a family under the lock.
+type FamilyPlan = (Arc<str>, Arc<str>, MetricKind, Vec<SeriesPlan>);
+
 struct SeriesName<'a>(&'a str, &'a str);
 
 impl std::fmt::Display for SeriesName<'_> {
@@ -642,16 +657,37 @@ mod tests {
     #[test]
     fn pyflink_group_paths_and_labels() {
         let r = Registry::default();
-        let root = r.user_group(&[("job_name", "j"), ("subtask", "0")]).unwrap();
-        root.add_group("my_group").unwrap().counter("my_counter").unwrap().inc(1);
+        let root = r
+            .user_group(&[("job_name", "j"), ("subtask", "0")])
+            .unwrap();
+        root.add_group("my_group")
+            .unwrap()
+            .counter("my_counter")
+            .unwrap()
+            .inc(1);
         let kv = root.add_key_group("key", "value").unwrap();
         kv.counter("my_counter").unwrap().inc(2);
         // A key group overrides an outer variable of the same key for its subtree.
-        root.add_key_group("subtask", "7").unwrap().counter("c").unwrap().inc(3);
+        root.add_key_group("subtask", "7")
+            .unwrap()
+            .counter("c")
+            .unwrap()
+            .inc(3);
         let text = encode_text(&r.snapshot());
-        assert!(text.contains("weir_user_my_group_my_counter_total{job_name=\"j\",subtask=\"0\"} 1\n"), "{text}");
-        assert!(text.contains("weir_user_key_my_counter_total{job_name=\"j\",key=\"value\",subtask=\"0\"} 2\n"), "{text}");
-        assert!(text.contains("weir_user_subtask_c_total{job_name=\"j\",subtask=\"7\"} 3\n"), "{text}");
+        assert!(
+            text.contains("weir_user_my_group_my_counter_total{job_name=\"j\",subtask=\"0\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "weir_user_key_my_counter_total{job_name=\"j\",key=\"value\",subtask=\"0\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_user_subtask_c_total{job_name=\"j\",subtask=\"7\"} 3\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -680,11 +716,23 @@ mod tests {
         assert!(e.contains("would export `weir_user_lat_max`, which the distribution `user.lat` already exports"), "{e}");
         // Two paths that join to the same name.
         g.add_group("a_b").unwrap().counter("c").unwrap();
-        let e = g.add_group("a").unwrap().counter("b_c").unwrap_err().to_string();
-        assert!(e.contains("`user.a_b.c` and `user.a.b_c` both export this name"), "{e}");
+        let e = g
+            .add_group("a")
+            .unwrap()
+            .counter("b_c")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`user.a_b.c` and `user.a.b_c` both export this name"),
+            "{e}"
+        );
         // Meters with different spans.
         g.meter("m", 60).unwrap();
-        assert!(g.meter("m", 10).unwrap_err().to_string().contains("time span of 60 s"));
+        assert!(g
+            .meter("m", 10)
+            .unwrap_err()
+            .to_string()
+            .contains("time span of 60 s"));
     }
 
     #[test]
@@ -696,7 +744,12 @@ mod tests {
         // The same words in a UDF land under `user`.
         let u = r.user_group(&[]).unwrap().add_group("operator").unwrap();
         u.counter("records_in").unwrap().inc(1);
-        let names: Vec<_> = r.snapshot().families.iter().map(|f| f.name.to_string()).collect();
+        let names: Vec<_> = r
+            .snapshot()
+            .families
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
         assert!(names.contains(&"weir_operator_records_in".to_string()));
         assert!(names.contains(&"weir_user_operator_records_in".to_string()));
     }
@@ -710,7 +763,11 @@ mod tests {
             e,
             "metric name `rows seen` is not valid: use ASCII letters, digits and `_`, starting with a letter, at most 128 characters"
         );
-        assert!(g.add_group("my-group").unwrap_err().to_string().starts_with("group name `my-group`"));
+        assert!(g
+            .add_group("my-group")
+            .unwrap_err()
+            .to_string()
+            .starts_with("group name `my-group`"));
         assert!(g.add_key_group("k", "").is_err());
         assert!(r.user_group(&[("__name__", "x")]).is_err());
     }
@@ -720,12 +777,20 @@ mod tests {
         let r = reg(3);
         let g = r.user_group(&[]).unwrap();
         for i in 0..5 {
-            let c = g.add_key_group("id", &i.to_string()).unwrap().counter("c").unwrap();
+            let c = g
+                .add_key_group("id", &i.to_string())
+                .unwrap()
+                .counter("c")
+                .unwrap();
             c.inc(1); // dropped handles still work, they are just not exported
             assert_eq!(c.count(), 1);
         }
         let snap = r.snapshot();
-        let fam = snap.families.iter().find(|f| &*f.name == "weir_user_id_c").unwrap();
+        let fam = snap
+            .families
+            .iter()
+            .find(|f| &*f.name == "weir_user_id_c")
+            .unwrap();
         assert_eq!(fam.series.len(), 3);
         let text = encode_text(&snap);
         assert!(
@@ -744,7 +809,11 @@ mod tests {
         op1.gauge("only_a").unwrap().set_i64(1);
         op1.close();
         let snap = r.snapshot();
-        let fam = snap.families.iter().find(|f| &*f.name == "weir_user_g_c").unwrap();
+        let fam = snap
+            .families
+            .iter()
+            .find(|f| &*f.name == "weir_user_g_c")
+            .unwrap();
         assert_eq!(fam.series.len(), 1);
         assert_eq!(&*fam.series[0].label_text, "operator=\"b\"");
         assert!(!snap.families.iter().any(|f| &*f.name == "weir_user_only_a"));
@@ -756,8 +825,10 @@ mod tests {
     fn failing_gauge_is_left_out_of_the_export() {
         let r = Registry::default();
         let g = r.user_group(&[]).unwrap();
-        g.gauge_fn("bad", || Err("ZeroDivisionError: division by zero".into())).unwrap();
-        g.gauge_fn("good", || Ok(GaugeValueAlias::Float(1.5))).unwrap();
+        g.gauge_fn("bad", || Err("ZeroDivisionError: division by zero".into()))
+            .unwrap();
+        g.gauge_fn("good", || Ok(GaugeValueAlias::Float(1.5)))
+            .unwrap();
         let text = encode_text(&r.snapshot());
         assert!(!text.contains("weir_user_bad "), "{text}");
         assert!(text.contains("weir_user_good 1.5\n"), "{text}");

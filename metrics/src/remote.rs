@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::distribution::DistributionData;
-use crate::error::{MetricsError, Result};
+use crate::error::{MetricsError, NameKind, Result};
 use crate::group::MetricGroup;
+use crate::name::{validate_label_key, validate_label_value, validate_name};
 use crate::protocol::{Definition, Payload, Update, UpdateBatch};
 use crate::registry::{Metric, MetricSpec, Registry, USER_NAMESPACE};
 use crate::snapshot::MetricKind;
@@ -95,8 +96,12 @@ impl UpdateCollector {
                 let id = self.sent.len() as u32;
                 self.ids.insert(key, id);
                 let kind = info.metric.kind();
-                let path_labels: Vec<&str> =
-                    info.parts.iter().filter(|p| p.value.is_some()).map(|p| p.name.as_str()).collect();
+                let path_labels: Vec<&str> = info
+                    .parts
+                    .iter()
+                    .filter(|p| p.value.is_some())
+                    .map(|p| p.name.as_str())
+                    .collect();
                 batch.definitions.push(Definition {
                     id,
                     kind,
@@ -185,7 +190,11 @@ pub struct RemoteMetrics {
 impl RemoteMetrics {
     /// Metrics of one worker, registered under `labels` (the `subtask` label is dropped at
     /// [`AggregationLevel::Operator`]).
-    pub fn new(registry: &Registry, labels: &[(&str, &str)], level: AggregationLevel) -> Result<Self> {
+    pub fn new(
+        registry: &Registry,
+        labels: &[(&str, &str)],
+        level: AggregationLevel,
+    ) -> Result<Self> {
         let labels: Vec<(&str, &str)> = labels
             .iter()
             .copied()
@@ -205,41 +214,52 @@ impl RemoteMetrics {
     /// Merges a batch. The batch is checked whole before anything is applied: a batch that
     /// defines an invalid metric or updates an unknown one changes nothing.
     pub fn apply(&mut self, batch: &UpdateBatch) -> Result<()> {
-        let mut new = Vec::with_capacity(batch.definitions.len());
-        for d in &batch.definitions {
-            if self.table.contains_key(&d.id) || new.iter().any(|(id, _)| *id == d.id) {
-                return Err(MetricsError::Protocol(format!("metric id {} is defined twice", d.id)));
+        for (i, d) in batch.definitions.iter().enumerate() {
+            if self.table.contains_key(&d.id) || batch.definitions[..i].iter().any(|e| e.id == d.id)
+            {
+                return Err(MetricsError::Protocol(format!(
+                    "metric id {} is defined twice",
+                    d.id
+                )));
             }
-            new.push((d.id, self.resolve(d)?));
         }
-        let lookup = |id: u32| {
-            self.table
-                .get(&id)
-                .or_else(|| new.iter().find(|(i, _)| *i == id).map(|(_, m)| m))
+        let kind_of = |id: u32| {
+            self.table.get(&id).map(Metric::kind).or_else(|| {
+                batch
+                    .definitions
+                    .iter()
+                    .find(|d| d.id == id)
+                    .map(|d| d.kind)
+            })
         };
         for u in &batch.updates {
-            match lookup(u.id) {
+            match kind_of(u.id) {
                 None => {
                     return Err(MetricsError::Protocol(format!(
                         "update for metric id {} which was never defined on this channel",
                         u.id
                     )))
                 }
-                Some(m) if m.kind() != u.payload.kind() => {
+                Some(k) if k != u.payload.kind() => {
                     return Err(MetricsError::Protocol(format!(
                         "metric id {} is a {} but the update is for a {}",
                         u.id,
-                        m.kind().as_str(),
+                        k.as_str(),
                         u.payload.kind().as_str()
                     )))
                 }
                 Some(_) => {}
             }
         }
-        self.table.extend(new);
+        for d in &batch.definitions {
+            validate_definition(d)?;
+        }
+        for d in &batch.definitions {
+            let m = self.resolve(d)?;
+            self.table.insert(d.id, m);
+        }
         for Update { id, payload } in &batch.updates {
-            let metric = &self.table[id];
-            merge(metric, payload);
+            merge(&self.table[id], payload);
         }
         Ok(())
     }
@@ -273,6 +293,22 @@ impl RemoteMetrics {
     }
 }
 
+/// Checks every name in a definition before anything is registered.
+fn validate_definition(d: &Definition) -> Result<()> {
+    for p in &d.path {
+        validate_name(NameKind::Group, &p.name)?;
+        if let Some(v) = &p.value {
+            validate_label_key(&p.name)?;
+            validate_label_value(&p.name, v)?;
+        }
+    }
+    for (k, v) in &d.labels {
+        validate_label_key(k)?;
+        validate_label_value(k, v)?;
+    }
+    validate_name(NameKind::Metric, &d.name)
+}
+
 /// Adds one delta into a local metric. Counter and meter deltas add, distribution deltas
 /// merge, a gauge takes the value unless it already holds a newer one.
 pub fn merge(metric: &Metric, payload: &Payload) {
@@ -280,7 +316,13 @@ pub fn merge(metric: &Metric, payload: &Payload) {
         (Metric::Counter(c), Payload::Counter(d)) => c.inc(*d),
         (Metric::Meter(m), Payload::Meter(n)) => m.mark_event(*n),
         (Metric::Distribution(x), Payload::Distribution(d)) => x.merge(d),
-        (Metric::Gauge(g), Payload::Gauge { value, timestamp_ms }) => g.set_if_newer(*value, *timestamp_ms),
+        (
+            Metric::Gauge(g),
+            Payload::Gauge {
+                value,
+                timestamp_ms,
+            },
+        ) => g.set_if_newer(*value, *timestamp_ms),
         _ => {}
     }
 }

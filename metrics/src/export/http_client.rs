@@ -62,7 +62,10 @@ pub(crate) async fn send(
             .uri(&u.path)
             .header(hyper::header::HOST, &u.authority)
             .header(hyper::header::CONTENT_TYPE, content_type)
-            .header(hyper::header::USER_AGENT, concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("weir/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("cannot build request for {url}: {e}"))?;
         let resp = sender
@@ -92,7 +95,10 @@ mod tests {
     fn urls() {
         assert_eq!(
             Url::parse("http://localhost:4318/v1/metrics").unwrap(),
-            Url { authority: "localhost:4318".into(), path: "/v1/metrics".into() }
+            Url {
+                authority: "localhost:4318".into(),
+                path: "/v1/metrics".into()
+            }
         );
         assert_eq!(Url::parse("http://gw").unwrap().authority, "gw:80");
         assert!(Url::parse("https://x").is_err());

@@ -61,7 +61,10 @@ impl ExportCounters {
             Err(e) => {
                 self.failed.inc(1);
                 if !self.failing.swap(true, Relaxed) {
-                    tracing::warn!("{} export failed (logged once until it recovers): {e}", self.name);
+                    tracing::warn!(
+                        "{} export failed (logged once until it recovers): {e}",
+                        self.name
+                    );
                 }
             }
         }
@@ -102,7 +105,12 @@ impl Reporters {
         let mut tasks = Vec::new();
 
         let prometheus = match &config.prometheus {
-            Some(p) => Some(PrometheusServer::start(registry.clone(), &p.host, p.ports, stopped.clone())?),
+            Some(p) => Some(PrometheusServer::start(
+                registry.clone(),
+                &p.host,
+                p.ports,
+                stopped.clone(),
+            )?),
             None => None,
         };
 
@@ -135,9 +143,14 @@ impl Reporters {
             let registry = registry.clone();
             let interval = cfg.interval;
             let mut stopped = stopped.clone();
-            tracing::info!("exporting metrics over OTLP ({:?}) to {} every {interval:?}", cfg.protocol, cfg.endpoint);
+            tracing::info!(
+                "exporting metrics over OTLP ({:?}) to {} every {interval:?}",
+                cfg.protocol,
+                cfg.endpoint
+            );
             tasks.push(tokio::spawn(async move {
-                let mut every = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                let mut every =
+                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     let last = tokio::select! {

@@ -51,7 +51,9 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
 }
 
 fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn attributes(s: &SeriesSnapshot) -> Vec<KeyValue> {
@@ -111,7 +113,10 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                     .series
                     .iter()
                     .filter_map(|s| match s.value {
-                        SeriesValue::Counter { value, monotonic: m } => {
+                        SeriesValue::Counter {
+                            value,
+                            monotonic: m,
+                        } => {
                             monotonic &= m;
                             Some(number_point(s, now, number_data_point::Value::AsInt(value)))
                         }
@@ -142,15 +147,29 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                         _ => None,
                     })
                     .collect();
-                metrics.push(metric(name, &fam.help, Data::Gauge(Gauge { data_points: points })));
+                metrics.push(metric(
+                    name,
+                    &fam.help,
+                    Data::Gauge(Gauge {
+                        data_points: points,
+                    }),
+                ));
             }
             MetricKind::Meter => {
                 let mut counts = Vec::new();
                 let mut rates = Vec::new();
                 for s in &fam.series {
                     if let SeriesValue::Meter { count, rate } = s.value {
-                        counts.push(number_point(s, now, number_data_point::Value::AsInt(count as i64)));
-                        rates.push(number_point(s, now, number_data_point::Value::AsDouble(rate)));
+                        counts.push(number_point(
+                            s,
+                            now,
+                            number_data_point::Value::AsInt(count as i64),
+                        ));
+                        rates.push(number_point(
+                            s,
+                            now,
+                            number_data_point::Value::AsDouble(rate),
+                        ));
                     }
                 }
                 metrics.push(metric(
@@ -164,7 +183,10 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                 ));
                 metrics.push(metric(
                     format!("{name}_rate"),
-                    &format!("{} (events per second over the meter's time span)", fam.help),
+                    &format!(
+                        "{} (events per second over the meter's time span)",
+                        fam.help
+                    ),
                     Data::Gauge(Gauge { data_points: rates }),
                 ));
             }
@@ -172,14 +194,26 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                 let mut summary = Vec::new();
                 let mut histogram = Vec::new();
                 for s in &fam.series {
-                    let SeriesValue::Distribution(d) = &s.value else { continue };
+                    let SeriesValue::Distribution(d) = &s.value else {
+                        continue;
+                    };
                     let mut q = Vec::new();
                     if let Some((lo, _)) = d.window_min_max {
-                        q.push(ValueAtQuantile { quantile: 0.0, value: lo });
+                        q.push(ValueAtQuantile {
+                            quantile: 0.0,
+                            value: lo,
+                        });
                     }
-                    q.extend(d.quantiles.iter().map(|&(quantile, value)| ValueAtQuantile { quantile, value }));
+                    q.extend(
+                        d.quantiles
+                            .iter()
+                            .map(|&(quantile, value)| ValueAtQuantile { quantile, value }),
+                    );
                     if let Some((_, hi)) = d.window_min_max {
-                        q.push(ValueAtQuantile { quantile: 1.0, value: hi });
+                        q.push(ValueAtQuantile {
+                            quantile: 1.0,
+                            value: hi,
+                        });
                     }
                     summary.push(SummaryDataPoint {
                         attributes: attributes(s),
@@ -209,8 +243,13 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                 }
                 metrics.push(metric(
                     name.clone(),
-                    &format!("{} (quantiles 0 and 1 are the window's min and max)", fam.help),
-                    Data::Summary(Summary { data_points: summary }),
+                    &format!(
+                        "{} (quantiles 0 and 1 are the window's min and max)",
+                        fam.help
+                    ),
+                    Data::Summary(Summary {
+                        data_points: summary,
+                    }),
                 ));
                 metrics.push(metric(
                     format!("{name}_histogram"),
@@ -290,8 +329,13 @@ impl OtlpClient {
                 let mut client = client.clone();
                 let fut = client.export(req);
                 match tokio::time::timeout(self.timeout, fut).await {
-                    Err(_) => Err(format!("gRPC export to {} timed out after {:?}", self.endpoint, self.timeout)),
-                    Ok(Err(status)) => Err(format!("gRPC export to {} failed: {status}", self.endpoint)),
+                    Err(_) => Err(format!(
+                        "gRPC export to {} timed out after {:?}",
+                        self.endpoint, self.timeout
+                    )),
+                    Ok(Err(status)) => {
+                        Err(format!("gRPC export to {} failed: {status}", self.endpoint))
+                    }
                     Ok(Ok(resp)) => match resp.into_inner().partial_success {
                         Some(p) if p.rejected_data_points > 0 => Err(format!(
                             "collector at {} rejected {} data points: {}",

@@ -35,7 +35,11 @@ fn base64_url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -73,8 +77,14 @@ impl Pushgateway {
     /// Replaces the group's metrics with the registry's current ones.
     pub async fn push(&self, registry: &Registry) -> Result<(), String> {
         let body = encode_text(&registry.snapshot()).into_bytes();
-        let (status, answer) =
-            http_client::send(Method::PUT, &self.url, TEXT_CONTENT_TYPE, body, self.timeout).await?;
+        let (status, answer) = http_client::send(
+            Method::PUT,
+            &self.url,
+            TEXT_CONTENT_TYPE,
+            body,
+            self.timeout,
+        )
+        .await?;
         if (200..300).contains(&status) {
             Ok(())
         } else {
@@ -88,8 +98,14 @@ impl Pushgateway {
 
     /// Deletes the group.
     pub async fn delete(&self) -> Result<(), String> {
-        let (status, answer) =
-            http_client::send(Method::DELETE, &self.url, TEXT_CONTENT_TYPE, Vec::new(), self.timeout).await?;
+        let (status, answer) = http_client::send(
+            Method::DELETE,
+            &self.url,
+            TEXT_CONTENT_TYPE,
+            Vec::new(),
+            self.timeout,
+        )
+        .await?;
         if (200..300).contains(&status) {
             Ok(())
         } else {
