@@ -127,17 +127,17 @@ pub fn read_until(lines: &mut impl BufRead, what: &str, pred: impl Fn(&str) -> b
     }
 }
 
-/// A plain HTTP/1.1 request; returns status and body.
-pub fn http(
+/// A plain HTTP/1.1 request; returns status and body, or what failed.
+pub fn try_http(
     method: &str,
     addr: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+        .map_err(|e| e.to_string())?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -146,10 +146,12 @@ pub fn http(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write request");
-    s.write_all(body).expect("write body");
+    s.write_all(req.as_bytes())
+        .and_then(|_| s.write_all(body))
+        .map_err(|e| format!("send to {addr}: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -160,14 +162,25 @@ pub fn http(
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    (
+    Ok((
         status,
         if chunked {
             dechunk(rest)
         } else {
             rest.to_string()
         },
-    )
+    ))
+}
+
+/// [`try_http`] that fails the test on a transport error.
+pub fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    try_http(method, addr, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -258,7 +271,7 @@ impl Prometheus {
         let addr = format!("127.0.0.1:{port}");
         let start = Instant::now();
         loop {
-            if TcpStream::connect(&addr).is_ok() && http_get(&addr, "/-/ready").0 == 200 {
+            if matches!(try_http("GET", &addr, "/-/ready", &[], b""), Ok((200, _))) {
                 break;
             }
             assert!(
