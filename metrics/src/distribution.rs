@@ -376,6 +376,7 @@ impl Distribution {
             .iter()
             .take_while(|(t, _)| now.saturating_duration_since(*t) >= window)
             .last();
+        let has_baseline = baseline.is_some();
         let recent = match baseline {
             Some((_, earlier)) => data.buckets_since(earlier),
             None => data.clone(),
@@ -386,9 +387,27 @@ impl Distribution {
             .iter()
             .filter_map(|&q| recent.quantile_within(q, lo, hi).map(|v| (q, v)))
             .collect();
-        let window_min_max = recent
-            .quantile_within(0.0, lo, hi)
-            .zip(recent.quantile_within(1.0, lo, hi));
+        // Quantiles 0 and 1 of the window: exact when the window covers all of the series'
+        // life, and when the window's extreme bucket holds the all-time extreme (the usual case);
+        // otherwise the bucket's estimate.
+        let window_min_max = match has_baseline {
+            false if data.count > 0 => Some((lo, hi)),
+            false => None,
+            true => recent
+                .quantile_within(0.0, lo, hi)
+                .zip(recent.quantile_within(1.0, lo, hi))
+                .map(|(wlo, whi)| {
+                    let same = |a: f64, b: f64| {
+                        a.signum() == b.signum()
+                            && (a.abs() < buckets::ZERO_THRESHOLD
+                                || buckets::index_of(a.abs()) == buckets::index_of(b.abs()))
+                    };
+                    (
+                        if same(wlo, lo) { lo } else { wlo },
+                        if same(whi, hi) { hi } else { whi },
+                    )
+                }),
+        };
         DistributionSnapshot {
             data,
             quantiles,
