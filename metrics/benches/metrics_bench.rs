@@ -48,7 +48,9 @@ fn contended(threads: usize, iters: u64, f: impl Fn(u64) + Send + Sync + 'static
 
 fn updates() {
     let r = Registry::default();
-    let g = r.user_group(&[("job_name", "bench"), ("operator", "udf"), ("subtask", "0")]).unwrap();
+    let g = r
+        .user_group(&[("job_name", "bench"), ("operator", "udf"), ("subtask", "0")])
+        .unwrap();
     let c = g.counter("c").unwrap();
     let m = g.meter("m", 60).unwrap();
     let d = g.distribution("d").unwrap();
@@ -107,7 +109,11 @@ fn updates() {
     println!("| distribution.update_f64(v) | {f1:.1} | - |");
     let lookup = best_ns(200_000, |n| {
         for _ in 0..n {
-            g.add_group("grp").unwrap().counter("looked_up").unwrap().inc(1);
+            g.add_group("grp")
+                .unwrap()
+                .counter("looked_up")
+                .unwrap()
+                .inc(1);
         }
     });
     println!("| lookup by name + inc (what handles avoid) | {lookup:.1} | - |");
@@ -118,9 +124,15 @@ fn protocol() {
     // A worker with 50 counters, 25 meters and 25 distributions, each updated per bundle.
     let worker = Registry::default();
     let g = worker.user_group(&[]).unwrap().add_group("udf").unwrap();
-    let counters: Vec<_> = (0..50).map(|i| g.counter(&format!("c{i}")).unwrap()).collect();
-    let meters: Vec<_> = (0..25).map(|i| g.meter(&format!("m{i}"), 60).unwrap()).collect();
-    let dists: Vec<_> = (0..25).map(|i| g.distribution(&format!("d{i}")).unwrap()).collect();
+    let counters: Vec<_> = (0..50)
+        .map(|i| g.counter(&format!("c{i}")).unwrap())
+        .collect();
+    let meters: Vec<_> = (0..25)
+        .map(|i| g.meter(&format!("m{i}"), 60).unwrap())
+        .collect();
+    let dists: Vec<_> = (0..25)
+        .map(|i| g.distribution(&format!("d{i}")).unwrap())
+        .collect();
     let mut collector = UpdateCollector::new(worker.clone());
     let defs = collector.collect().encode();
     let bundle = |k: u64| {
@@ -154,7 +166,8 @@ fn protocol() {
         }
     });
     let engine = Registry::default();
-    let mut remote = RemoteMetrics::new(&engine, &[("subtask", "0")], AggregationLevel::Subtask).unwrap();
+    let mut remote =
+        RemoteMetrics::new(&engine, &[("subtask", "0")], AggregationLevel::Subtask).unwrap();
     remote.apply_bytes(&defs).unwrap();
     let merge = best_ns(20_000, |n| {
         for _ in 0..n {
@@ -174,7 +187,10 @@ fn protocol() {
     let mbs = |ns: f64| bytes.len() as f64 / ns * 1e3;
     println!("| encode | {:.2} | {:.0} |", enc / 1e3, mbs(enc));
     println!("| decode | {:.2} | {:.0} |", dec / 1e3, mbs(dec));
-    println!("| merge into the engine registry | {:.2} | - |", merge / 1e3);
+    println!(
+        "| merge into the engine registry | {:.2} | - |",
+        merge / 1e3
+    );
     println!("| record 25,000 distribution values + 75 counter/meter updates, then collect | {:.1} | - |", collect / 1e3);
     println!();
 }
@@ -188,7 +204,9 @@ fn render() {
             cardinality_limit: 1_000_000,
             ..Default::default()
         });
-        let g = r.user_group(&[("job_name", "bench"), ("operator", "udf")]).unwrap();
+        let g = r
+            .user_group(&[("job_name", "bench"), ("operator", "udf")])
+            .unwrap();
         for i in 0..n {
             let c = g
                 .add_key_group("shard", &(i % 100).to_string())

@@ -10,7 +10,7 @@
 //! | Counter | `B_total` (counter) |
 //! | Gauge | `B` (gauge) |
 //! | Meter | `B_total` (counter: events), `B_rate` (gauge: events per second over the meter's span) |
-//! | Distribution | `B` (summary: `quantile` 0.5 … 0.999 over the recent window, `B_sum`, `B_count`), `B_min`, `B_max`, `B_mean` (gauges, all time) |
+//! | Distribution | `B` (summary: `quantile` 0 (window min), 0.5 … 0.999, 1 (window max) over the recent window, `B_sum`, `B_count`), `B_min`, `B_max`, `B_mean` (gauges, all time) |
 
 use std::fmt::Write as _;
 
@@ -225,10 +225,18 @@ impl Writer {
         self.header(name, "summary", &help);
         let mut qbuf = ryu::Buffer::new();
         for (labels, d) in dists() {
+            if let Some((lo, _)) = d.window_min_max {
+                self.sample_start(name, "", labels, Some(("quantile", "0")));
+                self.float(lo);
+            }
             for &(q, v) in &d.quantiles {
                 let qs = qbuf.format(q).to_string();
                 self.sample_start(name, "", labels, Some(("quantile", &qs)));
                 self.float(v);
+            }
+            if let Some((_, hi)) = d.window_min_max {
+                self.sample_start(name, "", labels, Some(("quantile", "1")));
+                self.float(hi);
             }
             self.sample_start(name, "_sum", labels, None);
             self.float(d.data.sum());

@@ -58,7 +58,8 @@ pub struct UpdateCollector {
     registry: Registry,
     seen_generation: Option<u64>,
     ids: HashMap<usize, u32>,
-    sent: Vec<(Metric, Sent)>,
+    /// Per id: the metric, what was last sent, and its name for messages.
+    sent: Vec<(Metric, Sent, String)>,
 }
 
 fn metric_key(m: &Metric) -> usize {
@@ -121,14 +122,21 @@ impl UpdateCollector {
                     MetricKind::Distribution => Sent::Distribution,
                     MetricKind::Gauge => Sent::Gauge,
                 };
-                self.sent.push((info.metric, sent));
+                let mut shown = String::from("`");
+                for p in info.parts.iter() {
+                    shown.push_str(&p.name);
+                    shown.push('.');
+                }
+                shown.push_str(&info.name);
+                shown.push('`');
+                self.sent.push((info.metric, sent, shown));
             }
         }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        for (id, (metric, sent)) in self.sent.iter_mut().enumerate() {
+        for (id, (metric, sent, shown)) in self.sent.iter_mut().enumerate() {
             let id = id as u32;
             let payload = match (metric, sent) {
                 (Metric::Counter(c), Sent::Counter(prev)) => {
@@ -148,8 +156,7 @@ impl UpdateCollector {
                     (d.count != 0).then_some(Payload::Distribution(d))
                 }
                 (Metric::Gauge(g), Sent::Gauge) => {
-                    let shown = format!("`{}`", id);
-                    g.read_for_export(&shown).map(|value| Payload::Gauge {
+                    g.read_for_export(shown).map(|value| Payload::Gauge {
                         value,
                         timestamp_ms: now_ms,
                     })
@@ -287,7 +294,10 @@ impl RemoteMetrics {
         g.register(&d.name, spec)
     }
 
-    /// Removes this worker's series (at [`AggregationLevel::Subtask`]) when its operator ends.
+    /// Removes this worker's series from the exports. Call it when the operator ends, not when a
+    /// worker restarts: a replacement worker's `RemoteMetrics` with the same labels finds the
+    /// same series, so totals go on across restarts. At [`AggregationLevel::Operator`] the
+    /// series are shared by all subtasks: close them all together.
     pub fn close(&self) {
         self.root.close();
     }
