@@ -377,3 +377,12 @@ async fn a_silent_http_collector_does_not_stall_updates() {
     });
     updates_go_on_while(&format!("http://{addr}"), "HTTP").await;
 }
+
+#[test]
+fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+    let registry = Registry::default();
+    let e = Reporters::start(&registry, &MetricsConfig::default(), "j")
+        .err()
+        .expect("no runtime");
+    assert!(e.to_string().contains("inside a tokio runtime"), "{e}");
+}

@@ -101,6 +101,11 @@ impl Reporters {
     /// tokio runtime. Fails at once when no port of the Prometheus range is free or an
     /// endpoint is invalid.
     pub fn start(registry: &Registry, config: &MetricsConfig, job_name: &str) -> Result<Reporters> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MetricsError::Export {
+            exporter: "reporters",
+            detail: "Reporters::start must be called inside a tokio runtime".into(),
+        })?;
+        let _entered = runtime.enter();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -159,9 +164,16 @@ impl Reporters {
                     };
                     let attempts = if last { 2 } else { ATTEMPTS };
                     let r = retrying(attempts, || {
-                        let req = otlp::build_request(&registry.snapshot(), &resource);
+                        let (registry, resource) = (registry.clone(), resource.clone());
                         let c = &client;
-                        async move { c.export(req).await }
+                        async move {
+                            let req = tokio::task::spawn_blocking(move || {
+                                otlp::build_request(&registry.snapshot(), &resource)
+                            })
+                            .await
+                            .map_err(|e| format!("building the export failed: {e}"))?;
+                            c.export(req).await
+                        }
                     })
                     .await;
                     counters.record(&r);

@@ -76,7 +76,11 @@ impl Pushgateway {
 
     /// Replaces the group's metrics with the registry's current ones.
     pub async fn push(&self, registry: &Registry) -> Result<(), String> {
-        let body = encode_text(&registry.snapshot()).into_bytes();
+        let registry = registry.clone();
+        let body =
+            tokio::task::spawn_blocking(move || encode_text(&registry.snapshot()).into_bytes())
+                .await
+                .map_err(|e| format!("rendering metrics failed: {e}"))?;
         let (status, answer) = http_client::send(
             Method::PUT,
             &self.url,

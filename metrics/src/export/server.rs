@@ -21,7 +21,7 @@ pub struct PrometheusServer {
     task: JoinHandle<()>,
 }
 
-fn respond(registry: &Registry, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+async fn respond(registry: Registry, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: &str| {
         Response::builder()
             .status(status)
@@ -39,7 +39,20 @@ fn respond(registry: &Registry, req: &Request<hyper::body::Incoming>) -> Respons
                 .get(hyper::header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
             let format = Format::negotiate(accept);
-            let body = encode(&registry.snapshot(), format);
+            // Off the async threads: gauge callbacks may wait (a Python callback needs the GIL)
+            // and a large registry takes milliseconds to render.
+            let body =
+                match tokio::task::spawn_blocking(move || encode(&registry.snapshot(), format))
+                    .await
+                {
+                    Ok(body) => body,
+                    Err(e) => {
+                        return text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &format!("rendering metrics failed: {e}\n"),
+                        )
+                    }
+                };
             Response::builder()
                 .header(hyper::header::CONTENT_TYPE, format.content_type())
                 .body(Full::new(Bytes::from(body)))
@@ -84,6 +97,11 @@ impl PrometheusServer {
         };
         listener.set_nonblocking(true).map_err(err)?;
         let addr = listener.local_addr().map_err(err)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MetricsError::Export {
+            exporter: "Prometheus",
+            detail: "the endpoint must be started inside a tokio runtime".into(),
+        })?;
+        let _entered = runtime.enter();
         let listener = tokio::net::TcpListener::from_std(listener).map_err(err)?;
         tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
         let task = tokio::spawn(async move {
@@ -101,8 +119,8 @@ impl PrometheusServer {
                 let registry = registry.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
-                        let resp = respond(&registry, &req);
-                        async move { Ok::<_, Infallible>(resp) }
+                        let registry = registry.clone();
+                        async move { Ok::<_, Infallible>(respond(registry, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
