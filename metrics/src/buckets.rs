@@ -104,26 +104,15 @@ impl AtomicBuckets {
 
     /// Non-zero buckets as (index, count), in ascending index order.
     pub(crate) fn to_sparse(&self) -> Vec<(i32, u64)> {
-        let mut out = Vec::new();
-        for (o, slot) in self.chunks.iter().enumerate() {
-            let chunk = slot.load(Ordering::Acquire);
-            if chunk.is_null() {
-                continue;
-            }
-            // SAFETY: see `add`.
-            let chunk = unsafe { &*chunk };
-            for (s, c) in chunk.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
-                if n != 0 {
-                    out.push(((o as i32 + MIN_OCTAVE) * PER_OCTAVE + s as i32, n));
-                }
-            }
-        }
-        out
+        self.read_sparse(|c| c.load(Ordering::Relaxed))
     }
 
     /// Reads and zeroes all buckets.
     pub(crate) fn take_sparse(&self) -> Vec<(i32, u64)> {
+        self.read_sparse(|c| c.swap(0, Ordering::Relaxed))
+    }
+
+    fn read_sparse(&self, read: impl Fn(&AtomicU64) -> u64) -> Vec<(i32, u64)> {
         let mut out = Vec::new();
         for (o, slot) in self.chunks.iter().enumerate() {
             let chunk = slot.load(Ordering::Acquire);
@@ -133,7 +122,7 @@ impl AtomicBuckets {
             // SAFETY: see `add`.
             let chunk = unsafe { &*chunk };
             for (s, c) in chunk.iter().enumerate() {
-                let n = c.swap(0, Ordering::Relaxed);
+                let n = read(c);
                 if n != 0 {
                     out.push(((o as i32 + MIN_OCTAVE) * PER_OCTAVE + s as i32, n));
                 }

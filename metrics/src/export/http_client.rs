@@ -87,6 +87,25 @@ pub(crate) async fn send(
         .map_err(|_| format!("{method} {url} timed out after {timeout:?}"))?
 }
 
+/// Sends one request and turns any answer but 2xx into an error quoting the answer.
+pub(crate) async fn send_expecting_success(
+    method: Method,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (status, answer) = send(method.clone(), url, content_type, body, timeout).await?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{method} {url} answered {status}: {}",
+            String::from_utf8_lossy(&answer).trim()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,23 +347,14 @@ impl OtlpClient {
             }
             None => {
                 let body = req.encode_to_vec();
-                let (status, answer) = http_client::send(
+                http_client::send_expecting_success(
                     hyper::Method::POST,
                     &self.endpoint,
                     "application/x-protobuf",
                     body,
                     self.timeout,
                 )
-                .await?;
-                if (200..300).contains(&status) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "POST {} answered {status}: {}",
-                        self.endpoint,
-                        String::from_utf8_lossy(&answer).trim()
-                    ))
-                }
+                .await
             }
         }
     }

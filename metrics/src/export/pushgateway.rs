@@ -81,44 +81,26 @@ impl Pushgateway {
             tokio::task::spawn_blocking(move || encode_text(&registry.snapshot()).into_bytes())
                 .await
                 .map_err(|e| format!("rendering metrics failed: {e}"))?;
-        let (status, answer) = http_client::send(
+        http_client::send_expecting_success(
             Method::PUT,
             &self.url,
             TEXT_CONTENT_TYPE,
             body,
             self.timeout,
         )
-        .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(format!(
-                "PUT {} answered {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&answer).trim()
-            ))
-        }
+        .await
     }
 
     /// Deletes the group.
     pub async fn delete(&self) -> Result<(), String> {
-        let (status, answer) = http_client::send(
+        http_client::send_expecting_success(
             Method::DELETE,
             &self.url,
             TEXT_CONTENT_TYPE,
             Vec::new(),
             self.timeout,
         )
-        .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(format!(
-                "DELETE {} answered {status}: {}",
-                self.url,
-                String::from_utf8_lossy(&answer).trim()
-            ))
-        }
+        .await
     }
 }
 
