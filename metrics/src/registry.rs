@@ -166,7 +166,6 @@ struct Inner {
     state: RwLock<State>,
     next_scope: AtomicU64,
     last_window_rotation: Mutex<Option<Instant>>,
-    series_dropped: Mutex<Option<MetricGroup>>,
     /// Bumped on every new series, so a worker's collector knows when to look for new ones.
     generation: AtomicU64,
 }
@@ -236,24 +235,15 @@ pub fn render_labels(labels: &[(String, String)]) -> String {
 impl Registry {
     /// A registry with the given options.
     pub fn new(options: RegistryOptions) -> Self {
-        let r = Registry {
+        Registry {
             inner: Arc::new(Inner {
                 options,
                 state: RwLock::new(State::default()),
                 next_scope: AtomicU64::new(1),
                 last_window_rotation: Mutex::new(None),
-                series_dropped: Mutex::new(None),
                 generation: AtomicU64::new(0),
             }),
-        };
-        let own = r
-            .system_group("metrics", &[])
-            .expect("valid built-in names");
-        *r.inner
-            .series_dropped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(own);
-        r
+        }
     }
 
     /// Its options.
@@ -434,13 +424,8 @@ impl Registry {
     }
 
     fn count_dropped(&self, family: &str) {
-        let own = self
-            .inner
-            .series_dropped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(own) = own {
+        // Made when needed: a group kept in the registry would hold the registry and leak it.
+        if let Ok(own) = self.system_group("metrics", &[]) {
             if let Ok(g) = own.with_label("metric", family) {
                 if let Ok(c) = g.counter_with_help(
                     "series_dropped",
@@ -835,6 +820,16 @@ mod tests {
     }
 
     use crate::gauge::GaugeValue as GaugeValueAlias;
+
+    #[test]
+    fn a_registry_is_freed_when_its_last_handle_goes() {
+        // The fuzzer found a registry kept alive by a group of its own.
+        let r = Registry::default();
+        let weak = Arc::downgrade(&r.inner);
+        r.user_group(&[]).unwrap().counter("c").unwrap();
+        drop(r);
+        assert!(weak.upgrade().is_none());
+    }
 
     #[test]
     fn tick_drives_meter_rates() {

@@ -1,0 +1,24 @@
+//! The one error type of `weir-engine`.
+
+/// What went wrong while planning or running a job.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A type name that weir does not know or cannot parse.
+    #[error("type `{text}` is not valid: {detail}")]
+    Type { text: String, detail: String },
+    /// An expression that cannot be planned (unknown column or function, type mismatch).
+    #[error("expression `{expr}`: {detail}")]
+    Plan { expr: String, detail: String },
+    /// A failure while evaluating data.
+    #[error("{0}")]
+    Execution(String),
+    /// An error of Arrow's kernels, with where it happened.
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
