@@ -5,6 +5,7 @@
 //! Built so far: the type system ([`types`]). The operators, the Table API and SQL come next.
 
 pub mod error;
+pub mod expr;
 pub mod types;
 
 pub use error::{EngineError, Result};
