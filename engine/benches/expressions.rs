@@ -28,8 +28,8 @@ fn main() {
             .unwrap()
         })
         .collect();
-    let filter = col("x").modulo(3).not_equals(0).and(col("x").gt(10));
-    let projections = [col("x").add(1), col("x").mul(2)];
+    let filter = (col("x") % 3).not_equals(0).and(col("x").gt(10));
+    let projections = [col("x") + 1, col("x") * 2];
     filter.data_type(&schema).unwrap();
 
     let mut best = f64::INFINITY;

@@ -160,9 +160,34 @@ macro_rules! binary_builders {
 }
 
 binary_builders! {
-    add => Add, sub => Sub, mul => Mul, div => Div, modulo => Mod,
     equals => Eq, not_equals => NotEq, lt => Lt, lt_eq => LtEq, gt => Gt, gt_eq => GtEq,
     and => And, or => Or,
+}
+
+macro_rules! arithmetic_operators {
+    ($($trait:ident :: $method:ident => $op:ident),* $(,)?) => {
+        $(
+            impl<T: Into<Expr>> std::ops::$trait<T> for Expr {
+                type Output = Expr;
+                fn $method(self, other: T) -> Expr {
+                    Expr::Binary(Box::new(self), BinaryOp::$op, Box::new(other.into()))
+                }
+            }
+        )*
+    };
+}
+
+// `col("x") + 1`, `col("x") % 3`, as in PyFlink's expression DSL.
+arithmetic_operators! {
+    Add::add => Add, Sub::sub => Sub, Mul::mul => Mul, Div::div => Div, Rem::rem => Mod,
+}
+
+impl std::ops::Not for Expr {
+    type Output = Expr;
+    /// `NOT self`.
+    fn not(self) -> Expr {
+        Expr::Not(Box::new(self))
+    }
 }
 
 impl<T: Into<Literal>> From<T> for Expr {
@@ -172,12 +197,6 @@ impl<T: Into<Literal>> From<T> for Expr {
 }
 
 impl Expr {
-    /// `NOT self`.
-    #[allow(clippy::should_implement_trait)]
-    pub fn not(self) -> Expr {
-        Expr::Not(Box::new(self))
-    }
-
     /// `self IS NULL`.
     pub fn is_null(self) -> Expr {
         Expr::IsNull(Box::new(self))
@@ -522,7 +541,7 @@ impl Expr {
                     .clone()
                     .gt_eq((**low).clone())
                     .and(expr.clone().lt_eq((**high).clone()));
-                let e = if *negated { e.not() } else { e };
+                let e = if *negated { !e } else { e };
                 e.evaluate(batch)?
             }
             Expr::InList {
@@ -533,7 +552,7 @@ impl Expr {
                 let mut it = list.iter().map(|item| expr.clone().equals(item.clone()));
                 let first = it.next().unwrap_or(Expr::Literal(Literal::Bool(false)));
                 let e = it.fold(first, Expr::or);
-                let e = if *negated { e.not() } else { e };
+                let e = if *negated { !e } else { e };
                 e.evaluate(batch)?
             }
             Expr::Cast(e, t) => cast_value(e.evaluate(batch)?, t, self)?,
@@ -610,15 +629,15 @@ mod tests {
     #[test]
     fn arithmetic_widens_like_flink() {
         let b = batch();
-        let e = col("x").add(1);
+        let e = col("x") + 1;
         assert_eq!(e.data_type(b.schema_ref()).unwrap(), DataType::Int64);
         let v: Vec<_> = eval(&e).as_primitive::<Int64Type>().iter().collect();
         assert_eq!(v, [Some(2), Some(3), None, Some(5)]);
-        let e = col("x").mul(col("y"));
+        let e = col("x") * col("y");
         assert_eq!(e.data_type(b.schema_ref()).unwrap(), DataType::Float64);
         let v: Vec<_> = eval(&e).as_primitive::<Float64Type>().iter().collect();
         assert_eq!(v, [Some(0.5), Some(3.0), None, Some(14.0)]);
-        let v: Vec<_> = eval(&col("x").modulo(2))
+        let v: Vec<_> = eval(&(col("x") % 2))
             .as_primitive::<Int64Type>()
             .iter()
             .collect();
@@ -639,7 +658,7 @@ mod tests {
             [Some(false), Some(false), Some(true), Some(false)]
         );
         assert_eq!(
-            bools(&col("s").is_not_null().not()),
+            bools(&!col("s").is_not_null()),
             [Some(false), Some(true), Some(false), Some(false)]
         );
         assert_eq!(
@@ -668,8 +687,7 @@ mod tests {
     #[test]
     fn plan_errors_name_the_expression_and_the_types() {
         let b = batch();
-        let e = col("s")
-            .add(1)
+        let e = (col("s") + 1)
             .data_type(b.schema_ref())
             .unwrap_err()
             .to_string();
