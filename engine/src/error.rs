@@ -9,6 +9,13 @@ pub enum EngineError {
     /// An expression that cannot be planned (unknown column or function, type mismatch).
     #[error("expression `{expr}`: {detail}")]
     Plan { expr: String, detail: String },
+    /// A connector option that is unknown, missing or has a bad value.
+    #[error("table `{table}`, option '{key}': {detail}")]
+    TableOption {
+        table: String,
+        key: String,
+        detail: String,
+    },
     /// A failure while evaluating data.
     #[error("{0}")]
     Execution(String),

@@ -2,10 +2,16 @@
 //! Table API or SQL. This crate knows nothing of Prometheus or OTLP: its own metrics go
 //! through `weir-metrics`.
 //!
-//! Built so far: the type system ([`types`]). The operators, the Table API and SQL come next.
+//! Built so far: the type system ([`types`]), expressions ([`expr`]), the `datagen` source,
+//! the `Calc` operator and a linear [`job::Pipeline`] with backpressure and operator metrics.
+//! Parallel subtasks, windows, joins, the Table API and SQL come next.
 
+pub mod datagen;
 pub mod error;
 pub mod expr;
+pub mod job;
+pub mod operator;
+pub mod stream;
 pub mod types;
 
 pub use error::{EngineError, Result};

@@ -1,0 +1,345 @@
+//! The `datagen` connector: generated rows, as Flink's `'connector' = 'datagen'`.
+//!
+//! Options (Flink's names): `rows-per-second` (default 10000 as in Flink; `0` means no limit),
+//! `number-of-rows` (unbounded when absent), and per field `fields.<name>.kind` = `sequence`
+//! (with `.start`, `.end`; integer types) or `random` (with `.min`, `.max` for numbers,
+//! `.length` for strings; the default). A bad option fails before the job starts, naming the
+//! table and the option.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, SchemaRef};
+
+use crate::error::{EngineError, Result};
+use crate::types::type_name;
+
+enum FieldGen {
+    Sequence { next: i64, end: i64 },
+    Random { min: f64, max: f64, length: usize },
+}
+
+/// A source of generated batches.
+pub struct Datagen {
+    table: String,
+    schema: SchemaRef,
+    fields: Vec<FieldGen>,
+    /// Rows per second; 0 = unlimited.
+    pub rows_per_second: u64,
+    remaining: Option<u64>,
+    rng: u64,
+}
+
+fn option_err(table: &str, key: &str, detail: impl Into<String>) -> EngineError {
+    EngineError::TableOption {
+        table: table.into(),
+        key: key.into(),
+        detail: detail.into(),
+    }
+}
+
+impl Datagen {
+    /// Plans a datagen table from its options.
+    pub fn new(
+        table: &str,
+        schema: SchemaRef,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Datagen> {
+        let num = |key: &str| -> Result<Option<i64>> {
+            options
+                .get(key)
+                .map(|v| {
+                    v.trim().parse::<i64>().map_err(|_| {
+                        option_err(table, key, format!("expected a whole number, found '{v}'"))
+                    })
+                })
+                .transpose()
+        };
+        let float = |key: &str| -> Result<Option<f64>> {
+            options
+                .get(key)
+                .map(|v| {
+                    v.trim().parse::<f64>().map_err(|_| {
+                        option_err(table, key, format!("expected a number, found '{v}'"))
+                    })
+                })
+                .transpose()
+        };
+        let mut known = vec![
+            "connector".to_string(),
+            "rows-per-second".into(),
+            "number-of-rows".into(),
+        ];
+        let mut fields = Vec::new();
+        for f in schema.fields() {
+            let p = format!("fields.{}.", f.name());
+            for suffix in ["kind", "start", "end", "min", "max", "length"] {
+                known.push(format!("{p}{suffix}"));
+            }
+            let kind = options
+                .get(&format!("{p}kind"))
+                .map(String::as_str)
+                .unwrap_or("random");
+            let integer = matches!(f.data_type(), DataType::Int32 | DataType::Int64);
+            let supported = integer || matches!(f.data_type(), DataType::Float64 | DataType::Utf8);
+            if !supported {
+                return Err(option_err(
+                    table,
+                    &format!("fields.{}", f.name()),
+                    format!(
+                        "datagen does not generate {} yet (INT, BIGINT, DOUBLE, STRING)",
+                        type_name(f.data_type())
+                    ),
+                ));
+            }
+            fields.push(match kind {
+                "sequence" => {
+                    if !integer {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}kind"),
+                            "a sequence needs an INT or BIGINT field",
+                        ));
+                    }
+                    let (Some(start), Some(end)) =
+                        (num(&format!("{p}start"))?, num(&format!("{p}end"))?)
+                    else {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}start"),
+                            "a sequence needs both 'start' and 'end'",
+                        ));
+                    };
+                    if end < start {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}end"),
+                            "'end' must not be below 'start'",
+                        ));
+                    }
+                    FieldGen::Sequence { next: start, end }
+                }
+                "random" => FieldGen::Random {
+                    min: float(&format!("{p}min"))?.unwrap_or(0.0),
+                    max: float(&format!("{p}max"))?.unwrap_or(if integer {
+                        i32::MAX as f64
+                    } else {
+                        1.0
+                    }),
+                    length: num(&format!("{p}length"))?.unwrap_or(100).max(0) as usize,
+                },
+                other => {
+                    return Err(option_err(
+                        table,
+                        &format!("{p}kind"),
+                        format!("expected 'sequence' or 'random', found '{other}'"),
+                    ))
+                }
+            });
+        }
+        for key in options.keys() {
+            if !known.contains(key) {
+                return Err(option_err(
+                    table,
+                    key,
+                    "unknown datagen option; see the datagen connector's options",
+                ));
+            }
+        }
+        let rows_per_second = num("rows-per-second")?.unwrap_or(10_000);
+        if rows_per_second < 0 {
+            return Err(option_err(table, "rows-per-second", "must not be negative"));
+        }
+        let mut remaining = num("number-of-rows")?.map(|n| n.max(0) as u64);
+        // A sequence ends the source when it is exhausted, as in Flink.
+        for f in &fields {
+            if let FieldGen::Sequence { next, end } = f {
+                let len = (end - next + 1) as u64;
+                remaining = Some(remaining.map_or(len, |r| r.min(len)));
+            }
+        }
+        Ok(Datagen {
+            table: table.to_string(),
+            schema,
+            fields,
+            rows_per_second: rows_per_second as u64,
+            remaining,
+            rng: 0x2545_F491_4F6C_DD1D,
+        })
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The schema of the rows.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Whether the source ends by itself.
+    pub fn is_bounded(&self) -> bool {
+        self.remaining.is_some()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Up to `max_rows` more rows, or `None` at the end.
+    pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
+        let n = match self.remaining {
+            Some(0) => return Ok(None),
+            Some(r) => (r as usize).min(max_rows),
+            None => max_rows,
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
+        for i in 0..self.fields.len() {
+            let dt = self.schema.field(i).data_type().clone();
+            let col: ArrayRef = match &mut self.fields[i] {
+                FieldGen::Sequence { next, .. } => {
+                    let start = *next;
+                    *next += n as i64;
+                    match dt {
+                        DataType::Int32 => Arc::new(Int32Array::from_iter_values(
+                            (start..start + n as i64).map(|v| v as i32),
+                        )),
+                        _ => Arc::new(Int64Array::from_iter_values(start..start + n as i64)),
+                    }
+                }
+                FieldGen::Random { min, max, length } => {
+                    let (min, max, length) = (*min, *max, *length);
+                    let mut unit = || (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
+                    match dt {
+                        DataType::Int32 => Arc::new(Int32Array::from_iter_values(
+                            (0..n).map(|_| (min + unit() * (max - min)).floor() as i32),
+                        )),
+                        DataType::Int64 => Arc::new(Int64Array::from_iter_values(
+                            (0..n).map(|_| (min + unit() * (max - min)).floor() as i64),
+                        )),
+                        DataType::Float64 => Arc::new(Float64Array::from_iter_values(
+                            (0..n).map(|_| min + unit() * (max - min)),
+                        )),
+                        _ => {
+                            const HEX: &[u8] = b"0123456789abcdef";
+                            let s: Vec<String> = (0..n)
+                                .map(|_| {
+                                    (0..length)
+                                        .map(|_| HEX[(unit() * 16.0) as usize % 16] as char)
+                                        .collect()
+                                })
+                                .collect();
+                            Arc::new(StringArray::from(s))
+                        }
+                    }
+                }
+            };
+            columns.push(col);
+        }
+        if let Some(r) = &mut self.remaining {
+            *r -= n as u64;
+        }
+        RecordBatch::try_new(self.schema.clone(), columns)
+            .map(Some)
+            .map_err(|source| EngineError::Arrow {
+                context: format!("datagen table {}", self.table),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_schema::{Field, Schema};
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("score", DataType::Float64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    #[test]
+    fn sequence_ends_the_source() {
+        let mut d = Datagen::new(
+            "t",
+            schema(),
+            &opts(&[
+                ("fields.id.kind", "sequence"),
+                ("fields.id.start", "1"),
+                ("fields.id.end", "10"),
+                ("fields.name.length", "4"),
+            ]),
+        )
+        .unwrap();
+        assert!(d.is_bounded());
+        let a = d.next_batch(7).unwrap().unwrap();
+        let b = d.next_batch(7).unwrap().unwrap();
+        assert!(d.next_batch(7).unwrap().is_none());
+        let ids: Vec<i64> = [a, b]
+            .iter()
+            .flat_map(|x| x.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn random_values_stay_in_range() {
+        let mut d = Datagen::new(
+            "t",
+            schema(),
+            &opts(&[
+                ("fields.score.min", "5"),
+                ("fields.score.max", "6"),
+                ("number-of-rows", "1000"),
+            ]),
+        )
+        .unwrap();
+        let b = d.next_batch(5000).unwrap().unwrap();
+        assert_eq!(b.num_rows(), 1000);
+        let s = b
+            .column(1)
+            .as_primitive::<arrow_array::types::Float64Type>();
+        assert!(s.values().iter().all(|v| (5.0..6.0).contains(v)));
+        assert_eq!(b.column(2).as_string::<i32>().value(0).len(), 100);
+    }
+
+    #[test]
+    fn bad_options_name_the_table_and_option() {
+        let e = |o: &[(&str, &str)]| {
+            Datagen::new("orders", schema(), &opts(o))
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            e(&[("rows-per-secnd", "5")]),
+            "table `orders`, option 'rows-per-secnd': unknown datagen option; see the datagen connector's options"
+        );
+        assert!(e(&[("fields.id.kind", "sequence")])
+            .contains("a sequence needs both 'start' and 'end'"));
+        assert!(e(&[
+            ("fields.name.kind", "sequence"),
+            ("fields.name.start", "1"),
+            ("fields.name.end", "2")
+        ])
+        .contains("a sequence needs an INT or BIGINT field"));
+        assert!(e(&[("rows-per-second", "fast")]).contains("expected a whole number, found 'fast'"));
+    }
+}

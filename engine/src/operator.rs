@@ -1,0 +1,132 @@
+//! Operators: what transforms batches between a source and a sink.
+
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::{Field, Schema, SchemaRef};
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::expr::Expr;
+use crate::stream::StreamBatch;
+
+/// A synchronous operator: each input batch gives zero or more output batches. (Operators
+/// that call out of process, such as Python UDF runners, get an asynchronous interface of
+/// their own with several batches in flight.)
+pub trait Operator: Send {
+    /// Name shown in metrics (`operator` label) and errors.
+    fn name(&self) -> &str;
+    /// Schema of what it emits.
+    fn output_schema(&self) -> SchemaRef;
+    /// Handles one batch, pushing results to `out`.
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()>;
+    /// End of input: emit what is left.
+    fn finish(&mut self, _out: &mut Vec<StreamBatch>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Filter and projection in one pass (Flink calls it Calc): `SELECT exprs FROM in WHERE cond`.
+pub struct Calc {
+    name: String,
+    condition: Option<Expr>,
+    projections: Vec<Expr>,
+    schema: SchemaRef,
+}
+
+impl Calc {
+    /// Plans the operator against `input`: every expression is type-checked here.
+    pub fn new(
+        name: &str,
+        input: &Schema,
+        condition: Option<Expr>,
+        projections: Vec<(Expr, String)>,
+    ) -> Result<Calc> {
+        if let Some(c) = &condition {
+            let t = c.data_type(input)?;
+            if t != arrow_schema::DataType::Boolean {
+                return Err(EngineError::Plan {
+                    expr: c.to_string(),
+                    detail: format!(
+                        "a filter condition must be BOOLEAN, not {}",
+                        crate::types::type_name(&t)
+                    ),
+                });
+            }
+        }
+        let mut fields = Vec::with_capacity(projections.len());
+        for (e, alias) in &projections {
+            if fields.iter().any(|f: &Field| f.name() == alias) {
+                return Err(EngineError::Plan {
+                    expr: e.to_string(),
+                    detail: format!("the output already has a column `{alias}`"),
+                });
+            }
+            fields.push(Field::new(alias, e.data_type(input)?, true));
+        }
+        Ok(Calc {
+            name: name.to_string(),
+            condition,
+            projections: projections.into_iter().map(|(e, _)| e).collect(),
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+impl Operator for Calc {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let arrow = |context: &str| {
+            let context = format!("{}: {context}", self.name);
+            move |source| EngineError::Arrow { context, source }
+        };
+        let (data, kinds) = match &self.condition {
+            None => (batch.data, batch.kinds),
+            Some(c) => {
+                let mask = c.evaluate(&batch.data)?.into_array(batch.num_rows())?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| {
+                        EngineError::Execution(format!("{}: condition is not BOOLEAN", self.name))
+                    })?;
+                // NULL counts as false, as in SQL's WHERE.
+                let data = arrow_select::filter::filter_record_batch(&batch.data, mask)
+                    .map_err(arrow("filter"))?;
+                let kinds = match batch.kinds {
+                    None => None,
+                    Some(k) => {
+                        let f = arrow_select::filter::filter(k.as_ref(), mask)
+                            .map_err(arrow("filter"))?;
+                        Some(Arc::new(
+                            f.as_any()
+                                .downcast_ref::<arrow_array::Int8Array>()
+                                .cloned()
+                                .ok_or_else(|| {
+                                    EngineError::Execution("row kinds lost their type".into())
+                                })?,
+                        ))
+                    }
+                };
+                (data, kinds)
+            }
+        };
+        if data.num_rows() == 0 {
+            return Ok(());
+        }
+        let columns = self
+            .projections
+            .iter()
+            .map(|p| p.evaluate(&data)?.into_array(data.num_rows()))
+            .collect::<Result<Vec<_>>>()?;
+        let data =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow("projection"))?;
+        out.push(StreamBatch { data, kinds });
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! What flows between operators: Arrow record batches with, where an operator produces
+//! updates, the change kind of each row (Flink's changelog: `+I`, `-U`, `+U`, `-D`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::{Array, Int8Array, RecordBatch};
+
+/// The change a row stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i8)]
+pub enum RowKind {
+    /// `+I`: a new row.
+    Insert = 0,
+    /// `-U`: the old value of an updated row.
+    UpdateBefore = 1,
+    /// `+U`: the new value of an updated row.
+    UpdateAfter = 2,
+    /// `-D`: a removed row.
+    Delete = 3,
+}
+
+impl RowKind {
+    /// Flink's short form: `+I`, `-U`, `+U`, `-D`.
+    pub fn short(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+
+    /// From the stored code; `None` for a code that is not a kind.
+    pub fn from_code(code: i8) -> Option<RowKind> {
+        Some(match code {
+            0 => RowKind::Insert,
+            1 => RowKind::UpdateBefore,
+            2 => RowKind::UpdateAfter,
+            3 => RowKind::Delete,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// A batch of rows and their change kinds.
+#[derive(Clone, Debug)]
+pub struct StreamBatch {
+    pub data: RecordBatch,
+    /// One code per row (see [`RowKind`]); `None` when every row is an insert, which is the
+    /// common case and costs nothing.
+    pub kinds: Option<Arc<Int8Array>>,
+}
+
+impl StreamBatch {
+    /// A batch of inserts.
+    pub fn inserts(data: RecordBatch) -> Self {
+        Self { data, kinds: None }
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.data.num_rows()
+    }
+
+    /// The kind of row `i`.
+    pub fn kind(&self, i: usize) -> RowKind {
+        match &self.kinds {
+            None => RowKind::Insert,
+            Some(k) => RowKind::from_code(k.value(i)).unwrap_or(RowKind::Insert),
+        }
+    }
+
+    /// Whether every row is an insert.
+    pub fn is_insert_only(&self) -> bool {
+        match &self.kinds {
+            None => true,
+            Some(k) => {
+                k.values().iter().all(|c| *c == RowKind::Insert as i8) && k.null_count() == 0
+            }
+        }
+    }
+}
+
+/// A message on a channel between two operators.
+#[derive(Clone, Debug)]
+pub enum Message {
+    Batch(StreamBatch),
+    /// Event time (ms since the epoch) up to which no more rows are expected.
+    Watermark(i64),
+}
