@@ -347,9 +347,13 @@ async fn updates_go_on_while(endpoint: &str, protocol: &str) {
     })
     .await
     .expect("the exporter never reported a failure (hang guard)");
-    let (n, count) = tokio::task::spawn_blocking(move || worker.join().unwrap())
-        .await
-        .unwrap();
+    let (n, count) = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || worker.join().unwrap()),
+    )
+    .await
+    .expect("updates stalled while the collector failed (hang guard)")
+    .unwrap();
     assert_eq!((n, count), (1_000_000, 1_000_000));
     tokio::time::timeout(Duration::from_secs(30), reporters.shutdown())
         .await
