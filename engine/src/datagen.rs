@@ -151,7 +151,12 @@ impl Datagen {
         if rows_per_second < 0 {
             return Err(option_err(table, "rows-per-second", "must not be negative"));
         }
-        let mut remaining = num("number-of-rows")?.map(|n| n.max(0) as u64);
+        let mut remaining = match num("number-of-rows")? {
+            Some(n) if n < 0 => {
+                return Err(option_err(table, "number-of-rows", "must not be negative"))
+            }
+            n => n.map(|n| n as u64),
+        };
         // A sequence ends the source when it is exhausted, as in Flink.
         for f in &fields {
             if let FieldGen::Sequence { next, end } = f {
@@ -341,5 +346,6 @@ mod tests {
         ])
         .contains("a sequence needs an INT or BIGINT field"));
         assert!(e(&[("rows-per-second", "fast")]).contains("expected a whole number, found 'fast'"));
+        assert!(e(&[("number-of-rows", "-5")]).contains("'number-of-rows': must not be negative"));
     }
 }

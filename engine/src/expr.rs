@@ -687,37 +687,30 @@ mod tests {
     #[test]
     fn plan_errors_name_the_expression_and_the_types() {
         let b = batch();
-        let e = (col("s") + 1)
-            .data_type(b.schema_ref())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "expression `(s + 1)`: `+` cannot be applied to STRING and INT"
-        );
-        let e = col("z")
-            .gt(1)
-            .data_type(b.schema_ref())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "expression `z`: no column `z`; the input has x, y, s");
-        let e = col("x")
-            .and(true)
-            .data_type(b.schema_ref())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "expression `(x AND TRUE)`: `AND` cannot be applied to BIGINT and BOOLEAN"
-        );
-        let e = col("s")
-            .gt(1)
-            .data_type(b.schema_ref())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "expression `(s > 1)`: `>` cannot be applied to STRING and INT"
-        );
+        let cases = [
+            (
+                col("s") + 1,
+                "expression `(s + 1)`: `+` cannot be applied to STRING and INT",
+            ),
+            (
+                col("z").gt(1),
+                "expression `z`: no column `z`; the input has x, y, s",
+            ),
+            (
+                col("x").and(true),
+                "expression `(x AND TRUE)`: `AND` cannot be applied to BIGINT and BOOLEAN",
+            ),
+            (
+                col("s").gt(1),
+                "expression `(s > 1)`: `>` cannot be applied to STRING and INT",
+            ),
+            (
+                !col("x"),
+                "expression `NOT x`: NOT needs a BOOLEAN, not BIGINT",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.data_type(b.schema_ref()).unwrap_err().to_string(), want);
+        }
     }
 }

@@ -130,3 +130,36 @@ impl Operator for Calc {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::col;
+    use arrow_schema::DataType;
+
+    #[test]
+    fn calc_refuses_what_cannot_run() {
+        let input = Schema::new(vec![Field::new("x", DataType::Int64, false)]);
+        let e = Calc::new("calc", &input, Some(col("x") + 1), vec![])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "expression `(x + 1)`: a filter condition must be BOOLEAN, not BIGINT"
+        );
+        let e = Calc::new(
+            "calc",
+            &input,
+            None,
+            vec![(col("x"), "a".into()), (col("x") * 2, "a".into())],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            e,
+            "expression `(x * 2)`: the output already has a column `a`"
+        );
+    }
+}

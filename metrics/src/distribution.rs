@@ -30,7 +30,7 @@ const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
 /// channel, and what a snapshot reads. Merging is a commutative monoid: counts and the integer
 /// sum add exactly, min/max take the extreme, so any order or grouping of merges gives the same
 /// totals. Only `sum_float` (the sum of non-integer values) is subject to float rounding.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DistributionData {
     pub count: u64,
     /// Sum of integer-valued updates (wrapping on overflow of i64, never reached in practice).
@@ -49,13 +49,27 @@ pub struct DistributionData {
     pub negative: Vec<(i32, u64)>,
 }
 
+impl Default for DistributionData {
+    /// The same as [`DistributionData::empty`]: a derived default (min = max = 0) would make
+    /// every merge into it report a minimum of at most 0.
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl DistributionData {
-    /// An empty distribution.
+    /// An empty distribution: the identity of [`merge`](Self::merge) (min `+inf`, max `-inf`,
+    /// so that merging into it keeps the other side's extremes).
     pub fn empty() -> Self {
         Self {
+            count: 0,
+            sum_int: 0,
+            sum_float: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            ..Default::default()
+            zero: 0,
+            positive: Vec::new(),
+            negative: Vec::new(),
         }
     }
 
@@ -480,6 +494,16 @@ mod tests {
         assert!((p99 - 5.0).abs() < 0.02, "{p99}");
         assert_eq!(s.data.max, 1000.0);
         assert_eq!(s.data.count, 110);
+    }
+
+    #[test]
+    fn merging_into_the_default_keeps_the_extremes() {
+        let d = Distribution::default();
+        d.update_i64(5);
+        d.update_i64(7);
+        let mut total = DistributionData::default();
+        total.merge(&d.data());
+        assert_eq!((total.min, total.max, total.count), (5.0, 7.0, 2));
     }
 
     #[test]

@@ -812,14 +812,12 @@ mod tests {
         let g = r.user_group(&[]).unwrap();
         g.gauge_fn("bad", || Err("ZeroDivisionError: division by zero".into()))
             .unwrap();
-        g.gauge_fn("good", || Ok(GaugeValueAlias::Float(1.5)))
+        g.gauge_fn("good", || Ok(crate::GaugeValue::Float(1.5)))
             .unwrap();
         let text = encode_text(&r.snapshot());
         assert!(!text.contains("weir_user_bad "), "{text}");
         assert!(text.contains("weir_user_good 1.5\n"), "{text}");
     }
-
-    use crate::gauge::GaugeValue as GaugeValueAlias;
 
     #[test]
     fn a_registry_is_freed_when_its_last_handle_goes() {
