@@ -74,21 +74,35 @@ impl Datagen {
         let mut fields = Vec::new();
         for f in schema.fields() {
             let p = format!("fields.{}.", f.name());
-            for suffix in ["kind", "start", "end", "min", "max", "length"] {
+            for suffix in ["kind", "start", "end", "min", "max", "length", "max-past"] {
                 known.push(format!("{p}{suffix}"));
             }
             let kind = options
                 .get(&format!("{p}kind"))
                 .map(String::as_str)
                 .unwrap_or("random");
-            let integer = matches!(f.data_type(), DataType::Int32 | DataType::Int64);
-            let supported = integer || matches!(f.data_type(), DataType::Float64 | DataType::Utf8);
+            let integer = matches!(
+                f.data_type(),
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+            );
+            let supported = integer
+                || matches!(
+                    f.data_type(),
+                    DataType::Float32
+                        | DataType::Float64
+                        | DataType::Utf8
+                        | DataType::Boolean
+                        | DataType::Timestamp(..)
+                        | DataType::Date32
+                );
             if !supported {
                 return Err(option_err(
                     table,
                     &format!("fields.{}", f.name()),
                     format!(
-                        "datagen does not generate {} yet (INT, BIGINT, DOUBLE, STRING)",
+                        "datagen does not generate {} yet (TINYINT, SMALLINT, INT, BIGINT, FLOAT, \
+                         DOUBLE, STRING, BOOLEAN, TIMESTAMP, DATE); declare it as a computed \
+                         column instead",
                         type_name(f.data_type())
                     ),
                 ));
@@ -119,6 +133,14 @@ impl Datagen {
                         ));
                     }
                     FieldGen::Sequence { next: start, end }
+                }
+                "random" if matches!(f.data_type(), DataType::Timestamp(..) | DataType::Date32) => {
+                    // Flink: now minus a random part of 'max-past' (ms).
+                    FieldGen::Random {
+                        min: -(num(&format!("{p}max-past"))?.unwrap_or(0) as f64),
+                        max: 0.0,
+                        length: 0,
+                    }
                 }
                 "random" => FieldGen::Random {
                     min: float(&format!("{p}min"))?.unwrap_or(0.0),
@@ -174,6 +196,47 @@ impl Datagen {
         })
     }
 
+    /// The part of this table that subtask `subtask` of `parallelism` generates: sequences
+    /// are cut into consecutive ranges, row counts and rates are shared out, random fields
+    /// get their own seeds.
+    pub fn split(&self, subtask: usize, parallelism: usize) -> Datagen {
+        let p = parallelism.max(1) as u64;
+        let i = subtask as u64;
+        let share = |total: u64| total / p + u64::from(i < total % p);
+        let offset = |total: u64| (0..i).map(|j| total / p + u64::from(j < total % p)).sum::<u64>();
+        let fields = self
+            .fields
+            .iter()
+            .map(|f| match f {
+                FieldGen::Sequence { next, end } => {
+                    let total = (end - next + 1) as u64;
+                    let start = next + offset(total) as i64;
+                    FieldGen::Sequence {
+                        next: start,
+                        end: start + share(total) as i64 - 1,
+                    }
+                }
+                FieldGen::Random { min, max, length } => FieldGen::Random {
+                    min: *min,
+                    max: *max,
+                    length: *length,
+                },
+            })
+            .collect();
+        Datagen {
+            table: self.table.clone(),
+            schema: self.schema.clone(),
+            fields,
+            rows_per_second: if self.rows_per_second == 0 {
+                0
+            } else {
+                share(self.rows_per_second).max(1)
+            },
+            remaining: self.remaining.map(share),
+            rng: self.rng ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1)),
+        }
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
@@ -211,10 +274,16 @@ impl Datagen {
                     let start = *next;
                     *next += n as i64;
                     match dt {
-                        DataType::Int32 => Arc::new(Int32Array::from_iter_values(
-                            (start..start + n as i64).map(|v| v as i32),
-                        )),
-                        _ => Arc::new(Int64Array::from_iter_values(start..start + n as i64)),
+                        DataType::Int64 => {
+                            Arc::new(Int64Array::from_iter_values(start..start + n as i64))
+                        }
+                        t => {
+                            let a = Int64Array::from_iter_values(start..start + n as i64);
+                            arrow_cast::cast(&a, &t).map_err(|source| EngineError::Arrow {
+                                context: format!("datagen table {}", self.table),
+                                source,
+                            })?
+                        }
                     }
                 }
                 FieldGen::Random { min, max, length } => {
@@ -230,6 +299,28 @@ impl Datagen {
                         DataType::Float64 => Arc::new(Float64Array::from_iter_values(
                             (0..n).map(|_| min + unit() * (max - min)),
                         )),
+                        DataType::Boolean => Arc::new(arrow_array::BooleanArray::from_iter(
+                            (0..n).map(|_| Some(unit() < 0.5)),
+                        )),
+                        DataType::Timestamp(..) | DataType::Date32 => {
+                            let now = crate::functions::now_millis();
+                            let a = arrow_array::TimestampMillisecondArray::from_iter_values(
+                                (0..n).map(|_| now + (min * unit()) as i64),
+                            );
+                            arrow_cast::cast(&a, &dt).map_err(|source| EngineError::Arrow {
+                                context: format!("datagen table {}", self.table),
+                                source,
+                            })?
+                        }
+                        DataType::Int8 | DataType::Int16 | DataType::Float32 => {
+                            let a = Float64Array::from_iter_values(
+                                (0..n).map(|_| (min + unit() * (max - min)).floor()),
+                            );
+                            arrow_cast::cast(&a, &dt).map_err(|source| EngineError::Arrow {
+                                context: format!("datagen table {}", self.table),
+                                source,
+                            })?
+                        }
                         _ => {
                             const HEX: &[u8] = b"0123456789abcdef";
                             let s: Vec<String> = (0..n)

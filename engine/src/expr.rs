@@ -28,6 +28,12 @@ pub enum Literal {
     Int(i64),
     Float(f64),
     String(String),
+    /// A day-time interval in milliseconds (`INTERVAL '5' SECOND`).
+    Interval(i64),
+    /// A `TIMESTAMP(3)` value, milliseconds since the epoch.
+    Timestamp(i64),
+    /// A `DATE`, days since the epoch.
+    Date(i32),
 }
 
 /// Binary operators.
@@ -108,7 +114,73 @@ pub enum Expr {
         negated: bool,
     },
     Cast(Box<Expr>, DataType),
+    /// A built-in scalar function.
+    Call(Func, Vec<Expr>),
+    /// `CASE WHEN c THEN v ... ELSE e END` (or `CASE x WHEN a THEN ...`).
+    Case {
+        operand: Option<Box<Expr>>,
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    /// An aggregate call; only valid in the select list of a grouped table.
+    Agg {
+        func: AggFunc,
+        /// `None` for `COUNT(*)`.
+        arg: Option<Box<Expr>>,
+        distinct: bool,
+    },
+    /// `expr AS name`.
+    Alias(Box<Expr>, String),
+    /// A property of the group window (`w.start`, `TUMBLE_START(...)`).
+    WindowProperty(WindowProperty),
+    /// A call of a user-defined function, planned by the SDK that registered it.
+    Udf(Arc<crate::udf::UdfRef>, Vec<Expr>),
 }
+
+/// The aggregate functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+impl AggFunc {
+    /// SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::Count => "COUNT",
+            AggFunc::Sum => "SUM",
+            AggFunc::Min => "MIN",
+            AggFunc::Max => "MAX",
+            AggFunc::Avg => "AVG",
+        }
+    }
+
+    /// From a SQL name (any case).
+    pub fn from_name(name: &str) -> Option<AggFunc> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "COUNT" => AggFunc::Count,
+            "SUM" => AggFunc::Sum,
+            "MIN" => AggFunc::Min,
+            "MAX" => AggFunc::Max,
+            "AVG" => AggFunc::Avg,
+            _ => return None,
+        })
+    }
+}
+
+/// Window start, end or time attribute of a group window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WindowProperty {
+    Start,
+    End,
+    Rowtime,
+}
+
+pub use crate::functions::Func;
 
 /// `col(name)`.
 pub fn col(name: &str) -> Expr {
@@ -140,6 +212,12 @@ impl From<bool> for Literal {
         Literal::Bool(v)
     }
 }
+impl From<String> for Literal {
+    fn from(v: String) -> Self {
+        Literal::String(v)
+    }
+}
+
 impl From<&str> for Literal {
     fn from(v: &str) -> Self {
         Literal::String(v.to_string())
@@ -230,6 +308,196 @@ impl Expr {
     pub fn cast(self, data_type: DataType) -> Expr {
         Expr::Cast(Box::new(self), data_type)
     }
+
+    /// `expr AS name` (Table API `.alias("name")`).
+    pub fn alias(self, name: &str) -> Expr {
+        Expr::Alias(Box::new(self), name.to_string())
+    }
+
+    /// A built-in function of this and `args`: `col("s").call(Func::Upper, vec![])`.
+    pub fn call(self, func: Func, mut args: Vec<Expr>) -> Expr {
+        args.insert(0, self);
+        Expr::Call(func, args)
+    }
+
+    fn agg(self, func: AggFunc, distinct: bool) -> Expr {
+        Expr::Agg {
+            func,
+            arg: Some(Box::new(self)),
+            distinct,
+        }
+    }
+
+    /// `COUNT(expr)`.
+    pub fn count(self) -> Expr {
+        self.agg(AggFunc::Count, false)
+    }
+    /// `COUNT(DISTINCT expr)`.
+    pub fn count_distinct(self) -> Expr {
+        self.agg(AggFunc::Count, true)
+    }
+    /// `SUM(expr)`.
+    pub fn sum(self) -> Expr {
+        self.agg(AggFunc::Sum, false)
+    }
+    /// `MIN(expr)`.
+    pub fn min(self) -> Expr {
+        self.agg(AggFunc::Min, false)
+    }
+    /// `MAX(expr)`.
+    pub fn max(self) -> Expr {
+        self.agg(AggFunc::Max, false)
+    }
+    /// `AVG(expr)`.
+    pub fn avg(self) -> Expr {
+        self.agg(AggFunc::Avg, false)
+    }
+
+    /// The name a column computed by this expression gets when none is given: the column's
+    /// own name, an alias, or `None` (the planner then names it `EXPR$n`).
+    pub fn output_name(&self) -> Option<String> {
+        match self {
+            Expr::Column(c) => Some(c.clone()),
+            Expr::Alias(_, n) => Some(n.clone()),
+            Expr::WindowProperty(WindowProperty::Start) => Some("window_start".into()),
+            Expr::WindowProperty(WindowProperty::End) => Some("window_end".into()),
+            Expr::WindowProperty(WindowProperty::Rowtime) => Some("window_time".into()),
+            _ => None,
+        }
+    }
+
+    /// Without a top-level alias.
+    pub fn unaliased(&self) -> &Expr {
+        match self {
+            Expr::Alias(e, _) => e.unaliased(),
+            e => e,
+        }
+    }
+
+    /// Whether an aggregate call occurs anywhere in this expression.
+    pub fn contains_agg(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found |= matches!(e, Expr::Agg { .. }));
+        found
+    }
+
+    /// Whether a user-defined function is called anywhere in this expression.
+    pub fn contains_udf(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found |= matches!(e, Expr::Udf(..)));
+        found
+    }
+
+    /// Calls `f` on this expression and every sub-expression.
+    pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) | Expr::WindowProperty(_) => {}
+            Expr::Binary(l, _, r) => {
+                l.visit(f);
+                r.visit(f);
+            }
+            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => e.visit(f),
+            Expr::Alias(e, _) => e.visit(f),
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                expr.visit(f);
+                low.visit(f);
+                high.visit(f);
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.visit(f);
+                list.iter().for_each(|e| e.visit(f));
+            }
+            Expr::Call(_, args) | Expr::Udf(_, args) => args.iter().for_each(|e| e.visit(f)),
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => {
+                if let Some(o) = operand {
+                    o.visit(f);
+                }
+                for (c, v) in branches {
+                    c.visit(f);
+                    v.visit(f);
+                }
+                if let Some(o) = otherwise {
+                    o.visit(f);
+                }
+            }
+            Expr::Agg { arg, .. } => {
+                if let Some(a) = arg {
+                    a.visit(f);
+                }
+            }
+        }
+    }
+
+    /// Rewrites bottom-up: `f` sees each node after its children were rewritten and returns
+    /// `Some(replacement)` or `None` to keep it.
+    pub fn transform(self, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+        let b = |e: Box<Expr>, f: &mut dyn FnMut(&Expr) -> Option<Expr>| Box::new(e.transform(f));
+        let e = match self {
+            e @ (Expr::Column(_) | Expr::Literal(_) | Expr::WindowProperty(_)) => e,
+            Expr::Binary(l, op, r) => {
+                let l = b(l, f);
+                Expr::Binary(l, op, b(r, f))
+            }
+            Expr::Not(e) => Expr::Not(b(e, f)),
+            Expr::IsNull(e) => Expr::IsNull(b(e, f)),
+            Expr::IsNotNull(e) => Expr::IsNotNull(b(e, f)),
+            Expr::Cast(e, t) => Expr::Cast(b(e, f), t),
+            Expr::Alias(e, n) => Expr::Alias(b(e, f), n),
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
+                expr: b(expr, f),
+                low: b(low, f),
+                high: b(high, f),
+                negated,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: b(expr, f),
+                list: list.into_iter().map(|e| e.transform(f)).collect(),
+                negated,
+            },
+            Expr::Call(func, args) => {
+                Expr::Call(func, args.into_iter().map(|e| e.transform(f)).collect())
+            }
+            Expr::Udf(u, args) => Expr::Udf(u, args.into_iter().map(|e| e.transform(f)).collect()),
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.map(|o| b(o, f)),
+                branches: branches
+                    .into_iter()
+                    .map(|(c, v)| (c.transform(f), v.transform(f)))
+                    .collect(),
+                otherwise: otherwise.map(|o| b(o, f)),
+            },
+            Expr::Agg {
+                func,
+                arg,
+                distinct,
+            } => Expr::Agg {
+                func,
+                arg: arg.map(|a| b(a, f)),
+                distinct,
+            },
+        };
+        f(&e).unwrap_or(e)
+    }
 }
 
 impl fmt::Display for Expr {
@@ -241,6 +509,57 @@ impl fmt::Display for Expr {
             Expr::Literal(Literal::Int(i)) => write!(f, "{i}"),
             Expr::Literal(Literal::Float(x)) => write!(f, "{x:?}"),
             Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
+            Expr::Literal(Literal::Interval(ms)) => write!(f, "INTERVAL '{}' SECOND", *ms as f64 / 1000.0),
+            Expr::Literal(Literal::Timestamp(ms)) => write!(f, "TIMESTAMP '{}'", crate::functions::format_millis(*ms)),
+            Expr::Literal(Literal::Date(d)) => write!(f, "DATE '{}'", crate::functions::format_date(*d)),
+            Expr::Call(func, args) => {
+                let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                write!(f, "{}({})", func.name(), items.join(", "))
+            }
+            Expr::Udf(u, args) => {
+                let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                write!(f, "{}({})", u.name, items.join(", "))
+            }
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => {
+                write!(f, "CASE")?;
+                if let Some(o) = operand {
+                    write!(f, " {o}")?;
+                }
+                for (c, v) in branches {
+                    write!(f, " WHEN {c} THEN {v}")?;
+                }
+                if let Some(o) = otherwise {
+                    write!(f, " ELSE {o}")?;
+                }
+                write!(f, " END")
+            }
+            Expr::Agg {
+                func,
+                arg,
+                distinct,
+            } => match arg {
+                None => write!(f, "{}(*)", func.name()),
+                Some(a) => write!(
+                    f,
+                    "{}({}{a})",
+                    func.name(),
+                    if *distinct { "DISTINCT " } else { "" }
+                ),
+            },
+            Expr::Alias(e, n) => write!(f, "{e} AS {n}"),
+            Expr::WindowProperty(p) => write!(
+                f,
+                "{}",
+                match p {
+                    WindowProperty::Start => "window_start",
+                    WindowProperty::End => "window_end",
+                    WindowProperty::Rowtime => "window_time",
+                }
+            ),
             Expr::Binary(l, op, r) => write!(f, "({l} {} {r})", op.symbol()),
             Expr::Not(e) => write!(f, "NOT {e}"),
             Expr::IsNull(e) => write!(f, "{e} IS NULL"),
@@ -345,6 +664,9 @@ fn literal_array(l: &Literal) -> ArrayRef {
         },
         Literal::Float(x) => Arc::new(Float64Array::from(vec![*x])),
         Literal::String(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+        Literal::Interval(ms) => Arc::new(arrow_array::DurationMillisecondArray::from(vec![*ms])),
+        Literal::Timestamp(ms) => Arc::new(arrow_array::TimestampMillisecondArray::from(vec![*ms])),
+        Literal::Date(d) => Arc::new(arrow_array::Date32Array::from(vec![*d])),
     }
 }
 
@@ -391,14 +713,16 @@ impl Expr {
                         ),
                     )
                 };
-                if op.is_arithmetic() {
+                if let Some(t) = temporal_arithmetic(*op, &lt, &rt) {
+                    t
+                } else if op.is_arithmetic() {
                     if !(is_numeric(&lt) && is_numeric(&rt)) {
                         return Err(mismatch());
                     }
                     common_numeric(&lt, &rt).ok_or_else(mismatch)?
                 } else if op.is_comparison() {
                     let ok = (is_numeric(&lt) && is_numeric(&rt))
-                        || lt == rt
+                        || comparable(&lt, &rt)
                         || lt == DataType::Null
                         || rt == DataType::Null;
                     if !ok {
@@ -450,6 +774,80 @@ impl Expr {
                 }
                 t.clone()
             }
+            Expr::Call(func, args) => {
+                let types = args
+                    .iter()
+                    .map(|a| a.data_type(schema))
+                    .collect::<Result<Vec<_>>>()?;
+                func.return_type(&types, args)
+                    .map_err(|detail| plan_err(self, detail))?
+            }
+            Expr::Udf(u, args) => {
+                for a in args {
+                    a.data_type(schema)?;
+                }
+                u.result_type.clone()
+            }
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => {
+                let mut result: Option<DataType> = None;
+                let unify = |t: DataType, result: &mut Option<DataType>| -> Result<()> {
+                    *result = Some(match result.take() {
+                        None => t,
+                        Some(r) if r == t || t == DataType::Null => r,
+                        Some(DataType::Null) => t,
+                        Some(r) => common_numeric(&r, &t).ok_or_else(|| {
+                            plan_err(
+                                self,
+                                format!(
+                                    "the branches have different types: {} and {}",
+                                    type_name(&r),
+                                    type_name(&t)
+                                ),
+                            )
+                        })?,
+                    });
+                    Ok(())
+                };
+                for (c, v) in branches {
+                    let cond = match operand {
+                        Some(o) => (**o).clone().equals(c.clone()),
+                        None => c.clone(),
+                    };
+                    let ct = cond.data_type(schema)?;
+                    if !matches!(ct, DataType::Boolean | DataType::Null) {
+                        return Err(plan_err(
+                            self,
+                            format!("WHEN needs a BOOLEAN, not {}", type_name(&ct)),
+                        ));
+                    }
+                    unify(v.data_type(schema)?, &mut result)?;
+                }
+                if let Some(o) = otherwise {
+                    unify(o.data_type(schema)?, &mut result)?;
+                }
+                match result {
+                    Some(DataType::Null) | None => DataType::Utf8,
+                    Some(t) => t,
+                }
+            }
+            Expr::Alias(e, _) => e.data_type(schema)?,
+            Expr::Agg { .. } => {
+                return Err(plan_err(
+                    self,
+                    "an aggregate function is only allowed in the select list of a grouped \
+                     table (GROUP BY / group_by(...).select(...))",
+                ))
+            }
+            Expr::WindowProperty(_) => {
+                return Err(plan_err(
+                    self,
+                    "a window property is only allowed in the select list of a window aggregate",
+                ))
+            }
         })
     }
 
@@ -470,6 +868,19 @@ impl Expr {
                     if let Some(t) = common_numeric(a.data_type(), b.data_type()) {
                         a = cast_value(a, &t, self)?;
                         b = cast_value(b, &t, self)?;
+                    } else if op.is_comparison() {
+                        if let (DataType::Timestamp(..), DataType::Timestamp(..))
+                        | (DataType::Decimal128(..), _)
+                        | (_, DataType::Decimal128(..)) = (a.data_type(), b.data_type())
+                        {
+                            let t = if matches!(a.data_type(), DataType::Decimal128(..)) {
+                                a.data_type().clone()
+                            } else {
+                                b.data_type().clone()
+                            };
+                            a = cast_value(a, &t, self)?;
+                            b = cast_value(b, &t, self)?;
+                        }
                     }
                 }
                 let (da, db) = (a.datum(), b.datum());
@@ -556,8 +967,95 @@ impl Expr {
                 e.evaluate(batch)?
             }
             Expr::Cast(e, t) => cast_value(e.evaluate(batch)?, t, self)?,
+            Expr::Call(func, args) => {
+                let values = args
+                    .iter()
+                    .map(|a| a.evaluate(batch))
+                    .collect::<Result<Vec<_>>>()?;
+                let constant = args.iter().all(|a| matches!(a, Expr::Literal(_)))
+                    && !func.is_nondeterministic();
+                let n = if constant { 1 } else { batch.num_rows() };
+                let arrays = values
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Scalar(a) if constant => Ok(a),
+                        v => v.into_array(n),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = func.evaluate(&arrays, n).map_err(|detail| {
+                    EngineError::Execution(format!("evaluating `{self}`: {detail}"))
+                })?;
+                if constant {
+                    Value::Scalar(out)
+                } else {
+                    Value::Array(out)
+                }
+            }
+            Expr::Case {
+                operand,
+                branches,
+                otherwise,
+            } => {
+                let n = batch.num_rows();
+                let t = self.data_type(batch.schema_ref())?;
+                let mut result = match otherwise {
+                    Some(o) => cast_value(o.evaluate(batch)?, &t, self)?.into_array(n)?,
+                    None => new_null_array(&t, n),
+                };
+                // Later branches first, so the first matching WHEN wins.
+                for (c, v) in branches.iter().rev() {
+                    let cond = match operand {
+                        Some(o) => (**o).clone().equals(c.clone()),
+                        None => c.clone(),
+                    };
+                    let mask = as_bool(cond.evaluate(batch)?.into_array(n)?, self)?;
+                    let mask = arrow_arith::boolean::is_not_null(&mask)
+                        .and_then(|nn| arrow_arith::boolean::and(&mask, &nn))
+                        .map_err(arrow_err(self))?;
+                    let value = cast_value(v.evaluate(batch)?, &t, self)?.into_array(n)?;
+                    result = arrow_select::zip::zip(&mask, &value, &result)
+                        .map_err(arrow_err(self))?;
+                }
+                Value::Array(result)
+            }
+            Expr::Alias(e, _) => e.evaluate(batch)?,
+            Expr::Agg { .. } | Expr::WindowProperty(_) => {
+                return Err(EngineError::Execution(format!(
+                    "`{self}` cannot be evaluated row by row; the planner should have replaced it"
+                )))
+            }
+            Expr::Udf(u, _) => {
+                return Err(EngineError::Execution(format!(
+                    "the user-defined function `{}` runs in its own operator; the planner should \
+                     have moved it there",
+                    u.name
+                )))
+            }
         })
     }
+}
+
+/// Timestamps and dates plus or minus an interval, and the difference of two timestamps.
+fn temporal_arithmetic(op: BinaryOp, l: &DataType, r: &DataType) -> Option<DataType> {
+    use DataType::*;
+    match (op, l, r) {
+        (BinaryOp::Add | BinaryOp::Sub, Timestamp(..) | Date32, Duration(_)) => Some(l.clone()),
+        (BinaryOp::Add, Duration(_), Timestamp(..) | Date32) => Some(r.clone()),
+        (BinaryOp::Sub, Timestamp(u, _), Timestamp(..)) => Some(Duration(*u)),
+        (BinaryOp::Add | BinaryOp::Sub, Duration(_), Duration(_)) => Some(l.clone()),
+        _ => None,
+    }
+}
+
+/// Whether two non-numeric types can be compared.
+fn comparable(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    a == b
+        || matches!((a, b), (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View))
+        || matches!((a, b), (Timestamp(..), Timestamp(..)))
+        || matches!((a, b), (Decimal128(..), Decimal128(..)))
+        || (a.is_numeric() && matches!(b, Decimal128(..)))
+        || (b.is_numeric() && matches!(a, Decimal128(..)))
 }
 
 fn cast_value(v: Value, t: &DataType, e: &Expr) -> Result<Value> {

@@ -6,12 +6,19 @@
 //! the `Calc` operator and a linear [`job::Pipeline`] with backpressure and operator metrics.
 //! Parallel subtasks, windows, joins, the Table API and SQL come next.
 
+pub mod agg_ops;
+pub mod aggregate;
+pub mod connectors;
 pub mod datagen;
 pub mod error;
 pub mod expr;
+pub mod functions;
 pub mod job;
 pub mod operator;
+pub mod ops;
+pub mod runtime;
 pub mod stream;
 pub mod types;
+pub mod udf;
 
 pub use error::{EngineError, Result};

@@ -18,10 +18,48 @@ pub trait Operator: Send {
     fn output_schema(&self) -> SchemaRef;
     /// Handles one batch, pushing results to `out`.
     fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()>;
+    /// Handles one batch of input number `input` (joins and unions have several).
+    fn process_input(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<()> {
+        self.process(batch, out)
+    }
+    /// The watermark of the operator's inputs advanced to `wm` (ms): fire what is due. Returns
+    /// the watermark to pass downstream.
+    fn on_watermark(&mut self, wm: i64, _out: &mut Vec<StreamBatch>) -> Result<i64> {
+        Ok(wm)
+    }
+    /// How often the operator wants [`Operator::on_timer`] (processing-time windows).
+    fn timer_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Processing time reached `now_ms`.
+    fn on_timer(&mut self, _now_ms: i64, _out: &mut Vec<StreamBatch>) -> Result<()> {
+        Ok(())
+    }
+    /// Registers the operator's own metrics (late rows, state size) in its subtask's group.
+    fn open(&mut self, _metrics: &weir_metrics::MetricGroup) -> Result<()> {
+        Ok(())
+    }
     /// End of input: emit what is left.
     fn finish(&mut self, _out: &mut Vec<StreamBatch>) -> Result<()> {
         Ok(())
     }
+    /// Whether the operator wants no more input (a satisfied LIMIT); its inputs are stopped.
+    fn is_done(&self) -> bool {
+        false
+    }
+}
+
+/// Registers a metric of an operator, turning a registry error into an engine error.
+pub fn metric<T>(
+    operator: &str,
+    r: std::result::Result<T, weir_metrics::MetricsError>,
+) -> Result<T> {
+    r.map_err(|e| EngineError::Execution(format!("registering metrics of {operator}: {e}")))
 }
 
 /// Filter and projection in one pass (Flink calls it Calc): `SELECT exprs FROM in WHERE cond`.

@@ -1,0 +1,788 @@
+//! Aggregating operators: `GROUP BY` without a window (an updating changelog in streaming
+//! mode, final rows in batch mode) and windowed aggregation (tumbling, hopping and session
+//! windows on event time or processing time, fired by the watermark).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, Int64Array, Int8Array, RecordBatch, TimestampMillisecondArray,
+};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use weir_metrics::{Counter, MetricGroup};
+
+use crate::aggregate::{new_accumulator, Accumulator, GroupTable};
+use crate::error::{EngineError, Result};
+use crate::expr::{AggFunc, Expr};
+use crate::operator::{metric, Operator};
+use crate::stream::{RowKind, StreamBatch};
+
+/// One aggregate of an aggregating operator, planned.
+#[derive(Clone, Debug)]
+pub struct AggSpec {
+    pub func: AggFunc,
+    /// Evaluated on the input; `None` for `COUNT(*)`.
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+    /// Output column name and type.
+    pub name: String,
+    pub output_type: DataType,
+}
+
+fn arrow(context: &str) -> impl Fn(arrow_schema::ArrowError) -> EngineError + '_ {
+    move |source| EngineError::Arrow {
+        context: context.to_string(),
+        source,
+    }
+}
+
+/// Keys, accumulators and how to turn groups into output columns; shared by both operators.
+struct AggCore {
+    name: String,
+    keys: Vec<Expr>,
+    key_converter: RowConverter,
+    specs: Vec<AggSpec>,
+    accs: Vec<Box<dyn Accumulator>>,
+    /// Whether input rows may be retractions (then signs are always passed).
+    updating_input: bool,
+    size: usize,
+}
+
+impl AggCore {
+    fn new(name: &str, input: &Schema, keys: Vec<Expr>, specs: Vec<AggSpec>, updating_input: bool) -> Result<Self> {
+        let mut fields = Vec::new();
+        for k in &keys {
+            fields.push(SortField::new(k.data_type(input)?));
+        }
+        let mut accs = Vec::new();
+        for s in &specs {
+            let t = s.arg.as_ref().map(|a| a.data_type(input)).transpose()?;
+            accs.push(new_accumulator(s.func, t.as_ref(), &s.output_type, s.distinct)?);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            keys,
+            key_converter: RowConverter::new(fields).map_err(arrow(name))?,
+            specs,
+            accs,
+            updating_input,
+            size: 0,
+        })
+    }
+
+    fn key_rows(&self, batch: &RecordBatch) -> Result<arrow_row::Rows> {
+        let cols = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<Result<Vec<_>>>()?;
+        self.key_converter.convert_columns(&cols).map_err(arrow(&self.name))
+    }
+
+    fn grow(&mut self, capacity: usize) {
+        if capacity > self.size {
+            let n = capacity.next_power_of_two().max(64);
+            for a in &mut self.accs {
+                a.resize(n);
+            }
+            self.size = n;
+        }
+    }
+
+    fn signs(&self, batch: &StreamBatch) -> Option<Vec<i8>> {
+        if !self.updating_input {
+            return None;
+        }
+        Some(
+            (0..batch.num_rows())
+                .map(|i| match batch.kind(i) {
+                    RowKind::Insert | RowKind::UpdateAfter => 1,
+                    RowKind::UpdateBefore | RowKind::Delete => -1,
+                })
+                .collect(),
+        )
+    }
+
+    fn update(&mut self, batch: &RecordBatch, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
+        for (spec, acc) in self.specs.iter().zip(self.accs.iter_mut()) {
+            let v = match &spec.arg {
+                Some(a) => Some(a.evaluate(batch)?.into_array(batch.num_rows())?),
+                None => None,
+            };
+            acc.update(v.as_ref(), groups, signs)?;
+        }
+        Ok(())
+    }
+
+    /// Key columns of these encoded keys.
+    fn key_columns(&self, keys: &[&[u8]]) -> Result<Vec<ArrayRef>> {
+        let parser = self.key_converter.parser();
+        let rows: Vec<arrow_row::Row<'_>> = keys.iter().map(|k| parser.parse(k)).collect();
+        self.key_converter.convert_rows(rows).map_err(arrow(&self.name))
+    }
+
+    fn agg_columns(&self, groups: &[u32]) -> Result<Vec<ArrayRef>> {
+        self.accs.iter().map(|a| a.evaluate(groups)).collect()
+    }
+
+    fn reset(&mut self, g: u32) {
+        for a in &mut self.accs {
+            a.reset(g);
+        }
+    }
+}
+
+/// Output fields: keys (named), then the aggregates.
+fn agg_fields(input: &Schema, keys: &[(Expr, String)], specs: &[AggSpec]) -> Result<Vec<Field>> {
+    let mut fields = Vec::new();
+    for (k, n) in keys {
+        fields.push(Field::new(n, k.data_type(input)?, true));
+    }
+    for s in specs {
+        fields.push(Field::new(&s.name, s.output_type.clone(), true));
+    }
+    Ok(fields)
+}
+
+/// `GROUP BY keys` with aggregates, no window. Streaming mode emits a changelog per batch of
+/// input: `+I` for a new group, `-U`/`+U` when its result changes (nothing when it does not),
+/// `-D` when retractions empty it. Batch mode emits each group once, at the end.
+pub struct GroupAggregate {
+    core: AggCore,
+    schema: SchemaRef,
+    groups: GroupTable,
+    rows: Vec<i64>,
+    emitted: Vec<bool>,
+    batch_mode: bool,
+    out_converter: RowConverter,
+    state_keys: Option<weir_metrics::Gauge>,
+}
+
+impl GroupAggregate {
+    /// Plans the operator over `input`.
+    pub fn new(
+        name: &str,
+        input: &Schema,
+        keys: Vec<(Expr, String)>,
+        specs: Vec<AggSpec>,
+        updating_input: bool,
+        batch_mode: bool,
+    ) -> Result<Self> {
+        let fields = agg_fields(input, &keys, &specs)?;
+        let out_converter = RowConverter::new(
+            fields.iter().map(|f| SortField::new(f.data_type().clone())).collect(),
+        )
+        .map_err(arrow(name))?;
+        let core = AggCore::new(name, input, keys.into_iter().map(|(e, _)| e).collect(), specs, updating_input)?;
+        Ok(Self {
+            core,
+            schema: Arc::new(Schema::new(fields)),
+            groups: GroupTable::default(),
+            rows: Vec::new(),
+            emitted: Vec::new(),
+            batch_mode,
+            out_converter,
+            state_keys: None,
+        })
+    }
+
+    fn output(&self, groups: &[u32]) -> Result<RecordBatch> {
+        let keys: Vec<&[u8]> = groups.iter().map(|g| self.groups.key(*g)).collect();
+        let mut cols = self.core.key_columns(&keys)?;
+        cols.extend(self.core.agg_columns(groups)?);
+        RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))
+    }
+}
+
+impl Operator for GroupAggregate {
+    fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
+        self.state_keys = Some(metric(&self.core.name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        Ok(())
+    }
+
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let n = batch.num_rows();
+        let rows = self.core.key_rows(&batch.data)?;
+        let mut ids = Vec::with_capacity(n);
+        let mut touched = Vec::new();
+        for i in 0..n {
+            ids.push(self.groups.intern(rows.row(i).as_ref()).0);
+        }
+        let cap = self.groups.capacity();
+        self.core.grow(cap);
+        if self.rows.len() < cap {
+            self.rows.resize(cap, 0);
+            self.emitted.resize(cap, false);
+        }
+        // Groups touched by this batch, each once, in first-seen order.
+        let mut seen = vec![false; cap];
+        for g in &ids {
+            if !std::mem::replace(&mut seen[*g as usize], true) {
+                touched.push(*g);
+            }
+        }
+        let signs = self.core.signs(&batch);
+        let before: Vec<u32> = if self.batch_mode {
+            Vec::new()
+        } else {
+            touched.iter().copied().filter(|g| self.emitted[*g as usize]).collect()
+        };
+        let old = if before.is_empty() { None } else { Some(self.output(&before)?) };
+        self.core.update(&batch.data, &ids, signs.as_deref())?;
+        for (i, g) in ids.iter().enumerate() {
+            self.rows[*g as usize] += signs.as_ref().map_or(1, |s| s[i] as i64);
+        }
+        // Groups emptied by retractions are deleted.
+        let (alive, dead): (Vec<u32>, Vec<u32>) =
+            touched.iter().partition(|g| self.rows[**g as usize] > 0);
+        if self.batch_mode {
+            for g in dead {
+                self.groups.remove(g);
+                self.core.reset(g);
+                self.rows[g as usize] = 0;
+            }
+            if let Some(s) = &self.state_keys {
+                s.set_i64(self.groups.len() as i64);
+            }
+            return Ok(());
+        }
+        let new = if alive.is_empty() { None } else { Some(self.output(&alive)?) };
+        // Compare old and new results of groups that were emitted before.
+        let old_rows = match &old {
+            Some(b) => Some(self.out_converter.convert_columns(b.columns()).map_err(arrow(&self.core.name))?),
+            None => None,
+        };
+        let new_rows = match &new {
+            Some(b) => Some(self.out_converter.convert_columns(b.columns()).map_err(arrow(&self.core.name))?),
+            None => None,
+        };
+        let old_pos: HashMap<u32, usize> = before.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+        let new_pos: HashMap<u32, usize> = alive.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+        // (source batch 0 = old, 1 = new; row), kind
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut kinds: Vec<i8> = Vec::new();
+        for g in &touched {
+            let o = old_pos.get(g).copied();
+            let nw = new_pos.get(g).copied();
+            match (o, nw) {
+                (Some(o), Some(nw)) => {
+                    let same = match (&old_rows, &new_rows) {
+                        (Some(a), Some(b)) => a.row(o) == b.row(nw),
+                        _ => false,
+                    };
+                    if !same {
+                        picks.push((0, o));
+                        kinds.push(RowKind::UpdateBefore as i8);
+                        picks.push((1, nw));
+                        kinds.push(RowKind::UpdateAfter as i8);
+                    }
+                }
+                (None, Some(nw)) => {
+                    picks.push((1, nw));
+                    kinds.push(RowKind::Insert as i8);
+                    self.emitted[*g as usize] = true;
+                }
+                (Some(o), None) => {
+                    picks.push((0, o));
+                    kinds.push(RowKind::Delete as i8);
+                }
+                (None, None) => {}
+            }
+        }
+        for g in dead {
+            self.groups.remove(g);
+            self.core.reset(g);
+            self.rows[g as usize] = 0;
+            self.emitted[g as usize] = false;
+        }
+        if let Some(s) = &self.state_keys {
+            s.set_i64(self.groups.len() as i64);
+        }
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let empty = RecordBatch::new_empty(self.schema.clone());
+        let sources = [old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty)];
+        let cols = (0..self.schema.fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+                arrow_select::interleave::interleave(&arrays, &picks).map_err(arrow(&self.core.name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
+        let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
+        out.push(StreamBatch {
+            data,
+            kinds: (!all_inserts).then(|| Arc::new(Int8Array::from(kinds))),
+        });
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
+        if !self.batch_mode || self.groups.is_empty() {
+            return Ok(());
+        }
+        let live: Vec<u32> = (0..self.groups.capacity() as u32)
+            .filter(|g| self.rows.get(*g as usize).is_some_and(|r| *r > 0))
+            .collect();
+        for chunk in live.chunks(crate::job::MAX_BATCH_ROWS) {
+            out.push(StreamBatch::inserts(self.output(chunk)?));
+        }
+        Ok(())
+    }
+}
+
+/// The kinds of group windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping windows of `size` ms.
+    Tumble { size: i64 },
+    /// Windows of `size` ms starting every `slide` ms (Flink's HOP / Slide).
+    Hop { size: i64, slide: i64 },
+    /// Windows that close after `gap` ms without rows, per key.
+    Session { gap: i64 },
+}
+
+impl WindowKind {
+    /// How Flink's EXPLAIN names it.
+    pub fn describe(&self) -> String {
+        match self {
+            WindowKind::Tumble { size } => format!("TUMBLE(size=[{}])", millis_text(*size)),
+            WindowKind::Hop { size, slide } => {
+                format!("HOP(slide=[{}], size=[{}])", millis_text(*slide), millis_text(*size))
+            }
+            WindowKind::Session { gap } => format!("SESSION(gap=[{}])", millis_text(*gap)),
+        }
+    }
+}
+
+fn millis_text(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// Converts a timestamp column to milliseconds since the epoch.
+pub fn millis_of(a: &ArrayRef, context: &str) -> Result<Int64Array> {
+    let t = match a.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => a.clone(),
+        DataType::Timestamp(_, tz) => arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+            .map_err(arrow(context))?,
+        DataType::Int64 => return Ok(a.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| Int64Array::new_null(a.len()))),
+        other => {
+            return Err(EngineError::Execution(format!(
+                "{context}: the time attribute must be a TIMESTAMP, not {}",
+                crate::types::type_name(other)
+            )))
+        }
+    };
+    let data = t.to_data();
+    let data = data
+        .into_builder()
+        .data_type(DataType::Int64)
+        .build()
+        .map_err(arrow(context))?;
+    Ok(Int64Array::from(data))
+}
+
+struct Session {
+    start: i64,
+    end: i64,
+    slot: u32,
+}
+
+/// A group-window aggregate. Output: keys, `window_start`, `window_end`, `window_time`
+/// (TIMESTAMP(3); `window_time` is `window_end - 1 ms`, the rowtime of the result), then the
+/// aggregates. A window fires when the watermark reaches its last millisecond; rows for
+/// windows that have fired are late: dropped and counted.
+pub struct WindowAggregate {
+    core: AggCore,
+    schema: SchemaRef,
+    kind: WindowKind,
+    time: Expr,
+    proctime: bool,
+    /// Tumble/hop: key = window start (8 bytes) + group key.
+    groups: GroupTable,
+    /// Window end -> groups in it.
+    pending: BTreeMap<i64, Vec<u32>>,
+    /// Session windows: group key -> its open sessions; slots come from `slots`.
+    sessions: HashMap<Box<[u8]>, Vec<Session>, foldhash::fast::FixedState>,
+    session_key: Vec<Box<[u8]>>,
+    free_slots: Vec<u32>,
+    watermark: i64,
+    late: Option<Counter>,
+    late_count: u64,
+    state_keys: Option<weir_metrics::Gauge>,
+}
+
+impl WindowAggregate {
+    /// Plans the operator: `time` is the time attribute (evaluated on input rows; ignored for
+    /// processing time, where the clock is used).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        input: &Schema,
+        kind: WindowKind,
+        time: Expr,
+        proctime: bool,
+        keys: Vec<(Expr, String)>,
+        specs: Vec<AggSpec>,
+    ) -> Result<Self> {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let tt = time.data_type(input)?;
+        if !matches!(tt, DataType::Timestamp(..)) {
+            return Err(EngineError::Plan {
+                expr: time.to_string(),
+                detail: format!(
+                    "a window needs a time attribute of type TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",
+                    crate::types::type_name(&tt)
+                ),
+            });
+        }
+        let mut fields = agg_fields(input, &keys, &[])?;
+        fields.push(Field::new("window_start", ts.clone(), false));
+        fields.push(Field::new("window_end", ts.clone(), false));
+        fields.push(Field::new("window_time", ts, false));
+        fields.extend(agg_fields(input, &[], &specs)?);
+        let core = AggCore::new(name, input, keys.into_iter().map(|(e, _)| e).collect(), specs, false)?;
+        Ok(Self {
+            core,
+            schema: Arc::new(Schema::new(fields)),
+            kind,
+            time,
+            proctime,
+            groups: GroupTable::default(),
+            pending: BTreeMap::new(),
+            sessions: HashMap::with_hasher(crate::aggregate::fixed_hasher()),
+            session_key: Vec::new(),
+            free_slots: Vec::new(),
+            watermark: i64::MIN,
+            late: None,
+            late_count: 0,
+            state_keys: None,
+        })
+    }
+
+    /// Rows dropped because their windows had fired.
+    pub fn late_rows(&self) -> u64 {
+        self.late_count
+    }
+
+    fn new_slot(&mut self, key: &[u8]) -> u32 {
+        match self.free_slots.pop() {
+            Some(s) => {
+                self.session_key[s as usize] = key.into();
+                s
+            }
+            None => {
+                self.session_key.push(key.into());
+                (self.session_key.len() - 1) as u32
+            }
+        }
+    }
+
+    fn emit(&mut self, windows: Vec<(i64, i64, u32)>, out: &mut Vec<StreamBatch>) -> Result<()> {
+        // (start, end, slot) for tumble/hop (slot = group id) or sessions.
+        for chunk in windows.chunks(crate::job::MAX_BATCH_ROWS) {
+            let slots: Vec<u32> = chunk.iter().map(|w| w.2).collect();
+            let keys: Vec<&[u8]> = chunk
+                .iter()
+                .map(|(_, _, s)| match self.kind {
+                    WindowKind::Session { .. } => &*self.session_key[*s as usize],
+                    _ => &self.groups.key(*s)[8..],
+                })
+                .collect();
+            let mut cols = self.core.key_columns(&keys)?;
+            let start = TimestampMillisecondArray::from_iter_values(chunk.iter().map(|w| w.0));
+            let end = TimestampMillisecondArray::from_iter_values(chunk.iter().map(|w| w.1));
+            let time = TimestampMillisecondArray::from_iter_values(chunk.iter().map(|w| w.1 - 1));
+            cols.push(Arc::new(start));
+            cols.push(Arc::new(end));
+            cols.push(Arc::new(time));
+            cols.extend(self.core.agg_columns(&slots)?);
+            let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
+            out.push(StreamBatch::inserts(data));
+        }
+        for (_, _, s) in &windows {
+            self.core.reset(*s);
+            match self.kind {
+                WindowKind::Session { .. } => {
+                    self.session_key[*s as usize] = Box::new([]);
+                    self.free_slots.push(*s);
+                }
+                _ => self.groups.remove(*s),
+            }
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, wm: i64, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let mut due = Vec::new();
+        match self.kind {
+            WindowKind::Session { .. } => {
+                let mut empty = Vec::new();
+                for (k, list) in self.sessions.iter_mut() {
+                    list.retain(|s| {
+                        if s.end - 1 <= wm {
+                            due.push((s.start, s.end, s.slot));
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    if list.is_empty() {
+                        empty.push(k.clone());
+                    }
+                }
+                for k in empty {
+                    self.sessions.remove(&k);
+                }
+                due.sort_by_key(|w| (w.1, w.0, w.2));
+            }
+            _ => {
+                while let Some((&end, _)) = self.pending.first_key_value() {
+                    if end - 1 > wm {
+                        break;
+                    }
+                    let (end, groups) = self.pending.pop_first().unwrap_or_default();
+                    let size = match self.kind {
+                        WindowKind::Tumble { size } | WindowKind::Hop { size, .. } => size,
+                        WindowKind::Session { .. } => 0,
+                    };
+                    due.extend(groups.into_iter().map(|g| (end - size, end, g)));
+                }
+            }
+        }
+        if !due.is_empty() {
+            self.emit(due, out)?;
+        }
+        self.report_state();
+        Ok(())
+    }
+
+    fn report_state(&self) {
+        if let Some(s) = &self.state_keys {
+            let n = match self.kind {
+                WindowKind::Session { .. } => self.sessions.values().map(Vec::len).sum(),
+                _ => self.groups.len(),
+            };
+            s.set_i64(n as i64);
+        }
+    }
+
+    fn process_sessions(&mut self, batch: &RecordBatch, ts: &Int64Array, gap: i64) -> Result<()> {
+        let rows = self.core.key_rows(batch)?;
+        let mut slots: Vec<u32> = Vec::with_capacity(batch.num_rows());
+        let mut take: Vec<u32> = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            if ts.is_null(i) {
+                continue;
+            }
+            let t = ts.value(i);
+            if t + gap - 1 <= self.watermark {
+                self.count_late(1);
+                continue;
+            }
+            let key = rows.row(i);
+            let key: &[u8] = key.as_ref();
+            let (start, end) = (t, t + gap);
+            let list = self.sessions.entry(key.into()).or_default();
+            let overlapping: Vec<usize> = (0..list.len())
+                .filter(|j| list[*j].start < end && start < list[*j].end)
+                .collect();
+            let slot = match overlapping.len() {
+                0 => None,
+                1 => {
+                    let s = &mut list[overlapping[0]];
+                    s.start = s.start.min(start);
+                    s.end = s.end.max(end);
+                    Some(s.slot)
+                }
+                _ => {
+                    // This row bridges sessions: apply what is pending, then merge them.
+                    let mut merged: Vec<Session> = Vec::new();
+                    for j in overlapping.iter().rev() {
+                        merged.push(list.remove(*j));
+                    }
+                    let keep = merged.iter().map(|s| s.slot).min().unwrap_or(0);
+                    let s_start = merged.iter().map(|s| s.start).min().unwrap_or(start).min(start);
+                    let s_end = merged.iter().map(|s| s.end).max().unwrap_or(end).max(end);
+                    list.push(Session { start: s_start, end: s_end, slot: keep });
+                    let others: Vec<u32> = merged.iter().map(|s| s.slot).filter(|s| *s != keep).collect();
+                    if !take.is_empty() {
+                        let idx = arrow_array::UInt32Array::from(std::mem::take(&mut take));
+                        let sub = arrow_select::take::take_record_batch(batch, &idx).map_err(arrow(&self.core.name))?;
+                        self.core.update(&sub, &slots, None)?;
+                        slots.clear();
+                    }
+                    for o in others {
+                        for a in &mut self.core.accs {
+                            a.merge(keep, o);
+                            a.reset(o);
+                        }
+                        self.session_key[o as usize] = Box::new([]);
+                        self.free_slots.push(o);
+                    }
+                    Some(keep)
+                }
+            };
+            let slot = match slot {
+                Some(s) => s,
+                None => {
+                    let s = self.new_slot(key);
+                    self.sessions.entry(key.into()).or_default().push(Session { start, end, slot: s });
+                    s
+                }
+            };
+            let cap = self.session_key.len();
+            self.core.grow(cap);
+            slots.push(slot);
+            take.push(i as u32);
+        }
+        if !take.is_empty() {
+            let idx = arrow_array::UInt32Array::from(take);
+            let sub = arrow_select::take::take_record_batch(batch, &idx).map_err(arrow(&self.core.name))?;
+            self.core.update(&sub, &slots, None)?;
+        }
+        Ok(())
+    }
+
+    fn count_late(&mut self, n: u64) {
+        self.late_count += n;
+        if let Some(c) = &self.late {
+            c.inc(n as i64);
+        }
+    }
+}
+
+impl Operator for WindowAggregate {
+    fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
+        let name = self.core.name.clone();
+        self.late = Some(metric(&name, metrics.counter_with_help("late_records_dropped", "Rows dropped because their window had already fired"))?);
+        self.state_keys = Some(metric(&name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        Ok(())
+    }
+
+    fn timer_interval(&self) -> Option<std::time::Duration> {
+        self.proctime.then(|| std::time::Duration::from_millis(50))
+    }
+
+    fn on_timer(&mut self, now_ms: i64, out: &mut Vec<StreamBatch>) -> Result<()> {
+        if self.proctime {
+            self.watermark = now_ms;
+            self.fire(now_ms, out)?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<()> {
+        if !batch.is_insert_only() {
+            return Err(EngineError::Execution(format!(
+                "{}: a window aggregate cannot take updates (its input must be insert-only)",
+                self.core.name
+            )));
+        }
+        let data = batch.data;
+        let n = data.num_rows();
+        let ts = if self.proctime {
+            Int64Array::from(vec![crate::functions::now_millis(); n])
+        } else {
+            millis_of(&self.time.evaluate(&data)?.into_array(n)?, &self.core.name)?
+        };
+        if let WindowKind::Session { gap } = self.kind {
+            self.process_sessions(&data, &ts, gap)?;
+            self.report_state();
+            return Ok(());
+        }
+        let rows = self.core.key_rows(&data)?;
+        let (size, slide) = match self.kind {
+            WindowKind::Tumble { size } => (size, size),
+            WindowKind::Hop { size, slide } => (size, slide),
+            WindowKind::Session { .. } => unreachable!("sessions handled above"),
+        };
+        let mut ids: Vec<u32> = Vec::with_capacity(n);
+        let mut take: Vec<u32> = Vec::with_capacity(n);
+        let mut key = Vec::with_capacity(64);
+        let mut late = 0u64;
+        for i in 0..n {
+            if ts.is_null(i) {
+                continue;
+            }
+            let t = ts.value(i);
+            let last_start = t - t.rem_euclid(slide);
+            let mut start = last_start;
+            let mut any = false;
+            while start > t - size {
+                let end = start + size;
+                if end - 1 > self.watermark {
+                    key.clear();
+                    key.extend_from_slice(&start.to_be_bytes());
+                    key.extend_from_slice(rows.row(i).as_ref());
+                    let (g, new) = self.groups.intern(&key);
+                    if new {
+                        self.pending.entry(end).or_default().push(g);
+                    }
+                    ids.push(g);
+                    take.push(i as u32);
+                    any = true;
+                }
+                start -= slide;
+            }
+            if !any {
+                late += 1;
+            }
+        }
+        if late > 0 {
+            self.count_late(late);
+        }
+        self.core.grow(self.groups.capacity());
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if take.len() == n && take.iter().enumerate().all(|(i, t)| *t as usize == i) {
+            self.core.update(&data, &ids, None)?;
+        } else {
+            let idx = arrow_array::UInt32Array::from(take);
+            let sub = arrow_select::take::take_record_batch(&data, &idx).map_err(arrow(&self.core.name))?;
+            self.core.update(&sub, &ids, None)?;
+        }
+        self.report_state();
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut Vec<StreamBatch>) -> Result<i64> {
+        if self.proctime {
+            return Ok(wm);
+        }
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.fire(wm, out)?;
+        }
+        Ok(wm)
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
+        // End of input fires every window, as Flink's final MAX watermark does.
+        self.watermark = i64::MAX;
+        self.fire(i64::MAX, out)
+    }
+}

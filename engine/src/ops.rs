@@ -1,0 +1,550 @@
+//! The other operators: the regular streaming join, union, sort and limit on bounded input,
+//! and window assignment (the `TUMBLE`/`HOP` table functions without an aggregate).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, Int8Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use arrow_row::{OwnedRow, RowConverter, SortField};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
+use weir_metrics::MetricGroup;
+
+use crate::agg_ops::{millis_of, WindowKind};
+use crate::error::{EngineError, Result};
+use crate::expr::Expr;
+use crate::operator::{metric, Operator};
+use crate::stream::{RowKind, StreamBatch};
+
+fn arrow(context: &str) -> impl Fn(arrow_schema::ArrowError) -> EngineError + '_ {
+    move |source| EngineError::Arrow {
+        context: context.to_string(),
+        source,
+    }
+}
+
+/// Inner or left outer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    LeftOuter,
+}
+
+struct Entry {
+    row: Box<[u8]>,
+    /// Identical rows held.
+    count: i64,
+    /// For left rows of an outer join: right rows they match.
+    matches: i64,
+}
+
+/// A regular streaming equi-join: each side's rows are kept per key; a row joins with what
+/// the other side holds for its key. Retractions remove rows and retract their results. A
+/// left outer join emits `(left, NULL)` while a left row has no match, and retracts it when
+/// one arrives.
+pub struct HashJoin {
+    name: String,
+    kind: JoinKind,
+    keys: [Vec<Expr>; 2],
+    key_converter: RowConverter,
+    key_types: Vec<DataType>,
+    converters: [RowConverter; 2],
+    state: [HashMap<Box<[u8]>, Vec<Entry>, foldhash::fast::FixedState>; 2],
+    null_right: OwnedRow,
+    filter: Option<Expr>,
+    schema: SchemaRef,
+    state_keys: Option<weir_metrics::Gauge>,
+}
+
+impl HashJoin {
+    /// Plans a join of `left` and `right` on pairs of equal keys, with an optional extra
+    /// condition on the joined row (inner joins only).
+    pub fn new(
+        name: &str,
+        kind: JoinKind,
+        left: &Schema,
+        right: &Schema,
+        on: Vec<(Expr, Expr)>,
+        filter: Option<Expr>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let mut key_types = Vec::new();
+        let mut lk = Vec::new();
+        let mut rk = Vec::new();
+        for (l, r) in on {
+            let (lt, rt) = (l.data_type(left)?, r.data_type(right)?);
+            let t = if lt == rt {
+                lt
+            } else if lt.is_numeric() && rt.is_numeric() {
+                if lt.is_floating() || rt.is_floating() {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                }
+            } else {
+                return Err(EngineError::Plan {
+                    expr: format!("{l} = {r}"),
+                    detail: format!(
+                        "join keys must have one type, not {} and {}",
+                        crate::types::type_name(&lt),
+                        crate::types::type_name(&rt)
+                    ),
+                });
+            };
+            lk.push(l.cast(t.clone()));
+            rk.push(r.cast(t.clone()));
+            key_types.push(t);
+        }
+        let conv = |s: &Schema| {
+            RowConverter::new(s.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
+                .map_err(arrow(name))
+        };
+        let right_conv = conv(right)?;
+        let nulls: Vec<ArrayRef> = right
+            .fields()
+            .iter()
+            .map(|f| arrow_array::new_null_array(f.data_type(), 1))
+            .collect();
+        let null_right = right_conv.convert_columns(&nulls).map_err(arrow(name))?.row(0).owned();
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+            keys: [lk, rk],
+            key_converter: RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())
+                .map_err(arrow(name))?,
+            key_types,
+            converters: [conv(left)?, right_conv],
+            state: [
+                HashMap::with_hasher(crate::aggregate::fixed_hasher()),
+                HashMap::with_hasher(crate::aggregate::fixed_hasher()),
+            ],
+            null_right,
+            filter,
+            schema,
+            state_keys: None,
+        })
+    }
+}
+
+impl Operator for HashJoin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
+        self.state_keys = Some(metric(&self.name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        Ok(())
+    }
+
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        self.process_input(0, batch, out)
+    }
+
+    fn process_input(&mut self, side: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let side = side.min(1);
+        let n = batch.num_rows();
+        let key_cols = self.keys[side]
+            .iter()
+            .map(|k| k.evaluate(&batch.data)?.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
+        let _ = &self.key_types;
+        let keys = self.key_converter.convert_columns(&key_cols).map_err(arrow(&self.name))?;
+        let rows = self.converters[side].convert_columns(batch.data.columns()).map_err(arrow(&self.name))?;
+        // Output rows as (left bytes, right bytes, kind).
+        let mut left_out: Vec<Box<[u8]>> = Vec::new();
+        let mut right_out: Vec<Box<[u8]>> = Vec::new();
+        let mut kinds: Vec<i8> = Vec::new();
+        let null_right: Box<[u8]> = self.null_right.row().as_ref().into();
+        let outer = self.kind == JoinKind::LeftOuter;
+        for i in 0..n {
+            let kind = batch.kind(i);
+            let add = matches!(kind, RowKind::Insert | RowKind::UpdateAfter);
+            let null_key = key_cols.iter().any(|c| c.is_null(i));
+            let key: Box<[u8]> = keys.row(i).as_ref().into();
+            let row: Box<[u8]> = rows.row(i).as_ref().into();
+            let mut push = |l: &[u8], r: &[u8], k: RowKind| {
+                left_out.push(l.into());
+                right_out.push(r.into());
+                kinds.push(k as i8);
+            };
+            if null_key {
+                // A NULL key matches nothing; an outer join still shows the left row.
+                if outer && side == 0 {
+                    push(&row, &null_right, kind);
+                }
+                continue;
+            }
+            // Rows of the other side with this key.
+            let (mine, theirs) = if side == 0 {
+                let [a, b] = &mut self.state;
+                (a, b)
+            } else {
+                let [a, b] = &mut self.state;
+                (b, a)
+            };
+            let matched: i64 = theirs.get(&key).map_or(0, |v| v.iter().map(|e| e.count).sum());
+            if side == 0 {
+                // A left row.
+                match theirs.get(&key) {
+                    Some(list) if matched > 0 => {
+                        for e in list {
+                            for _ in 0..e.count {
+                                push(&row, &e.row, kind);
+                            }
+                        }
+                    }
+                    _ => {
+                        if outer {
+                            push(&row, &null_right, kind);
+                        }
+                    }
+                }
+            } else {
+                // A right row: joins every left row with the key.
+                if let Some(list) = theirs.get_mut(&key) {
+                    for e in list.iter_mut() {
+                        for _ in 0..e.count {
+                            if add {
+                                if outer && e.matches == 0 {
+                                    push(&e.row, &null_right, RowKind::Delete);
+                                }
+                                push(&e.row, &row, kind);
+                            } else {
+                                push(&e.row, &row, kind);
+                                if outer && e.matches == 1 {
+                                    push(&e.row, &null_right, RowKind::Insert);
+                                }
+                            }
+                        }
+                        e.matches += if add { 1 } else { -1 };
+                    }
+                }
+            }
+            // Keep (or forget) the row on its own side.
+            let list = mine.entry(key.clone()).or_default();
+            match list.iter_mut().position(|e| e.row == row) {
+                Some(p) => {
+                    list[p].count += if add { 1 } else { -1 };
+                    if list[p].count <= 0 {
+                        list.remove(p);
+                    }
+                }
+                None if add => list.push(Entry { row, count: 1, matches: matched }),
+                None => {}
+            }
+            if list.is_empty() {
+                mine.remove(&key);
+            }
+        }
+        if let Some(g) = &self.state_keys {
+            g.set_i64((self.state[0].len() + self.state[1].len()) as i64);
+        }
+        if kinds.is_empty() {
+            return Ok(());
+        }
+        let lp = self.converters[0].parser();
+        let rp = self.converters[1].parser();
+        let mut cols = self.converters[0]
+            .convert_rows(left_out.iter().map(|b| lp.parse(b)))
+            .map_err(arrow(&self.name))?;
+        cols.extend(
+            self.converters[1]
+                .convert_rows(right_out.iter().map(|b| rp.parse(b)))
+                .map_err(arrow(&self.name))?,
+        );
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
+        let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
+        let mut b = StreamBatch {
+            data,
+            kinds: (!all_inserts).then(|| Arc::new(Int8Array::from(kinds))),
+        };
+        if let Some(f) = &self.filter {
+            b = filter_batch(b, f, &self.name)?;
+        }
+        if b.num_rows() > 0 {
+            out.push(b);
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the rows where `cond` is true (with their kinds).
+pub fn filter_batch(b: StreamBatch, cond: &Expr, context: &str) -> Result<StreamBatch> {
+    let mask = cond.evaluate(&b.data)?.into_array(b.num_rows())?;
+    let mask = mask
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .ok_or_else(|| EngineError::Execution(format!("{context}: condition is not BOOLEAN")))?;
+    let data = arrow_select::filter::filter_record_batch(&b.data, mask).map_err(arrow(context))?;
+    let kinds = match b.kinds {
+        None => None,
+        Some(k) => {
+            let f = arrow_select::filter::filter(k.as_ref(), mask).map_err(arrow(context))?;
+            f.as_any().downcast_ref::<Int8Array>().cloned().map(Arc::new)
+        }
+    };
+    Ok(StreamBatch { data, kinds })
+}
+
+/// `UNION ALL`: every input's rows, brought to the output's types.
+pub struct Union {
+    name: String,
+    schema: SchemaRef,
+}
+
+impl Union {
+    pub fn new(name: &str, schema: SchemaRef) -> Self {
+        Self {
+            name: name.to_string(),
+            schema,
+        }
+    }
+}
+
+impl Operator for Union {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let cols = batch
+            .data
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c.clone())
+                } else {
+                    arrow_cast::cast(c, f.data_type()).map_err(arrow(&self.name))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
+        out.push(StreamBatch { data, kinds: batch.kinds });
+        Ok(())
+    }
+}
+
+/// `ORDER BY ... [LIMIT n [OFFSET m]]` on bounded input: sorts everything at the end.
+pub struct Sort {
+    name: String,
+    schema: SchemaRef,
+    keys: Vec<(Expr, SortOptions)>,
+    limit: Option<usize>,
+    offset: usize,
+    batches: Vec<RecordBatch>,
+}
+
+impl Sort {
+    pub fn new(
+        name: &str,
+        schema: SchemaRef,
+        keys: Vec<(Expr, SortOptions)>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Self> {
+        for (k, _) in &keys {
+            k.data_type(&schema)?;
+        }
+        Ok(Self {
+            name: name.to_string(),
+            schema,
+            keys,
+            limit,
+            offset,
+            batches: Vec::new(),
+        })
+    }
+}
+
+impl Operator for Sort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<()> {
+        if !batch.is_insert_only() {
+            return Err(EngineError::Execution(format!(
+                "{}: ORDER BY cannot take updates",
+                self.name
+            )));
+        }
+        self.batches.push(batch.data);
+        Ok(())
+    }
+    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let all = arrow_select::concat::concat_batches(&self.schema, &self.batches).map_err(arrow(&self.name))?;
+        self.batches.clear();
+        let n = all.num_rows();
+        let sorted = if self.keys.is_empty() {
+            all
+        } else {
+            let cols = self
+                .keys
+                .iter()
+                .map(|(k, o)| {
+                    Ok(arrow_ord::sort::SortColumn {
+                        values: k.evaluate(&all)?.into_array(n)?,
+                        options: Some(*o),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let idx = arrow_ord::sort::lexsort_to_indices(&cols, None).map_err(arrow(&self.name))?;
+            arrow_select::take::take_record_batch(&all, &idx).map_err(arrow(&self.name))?
+        };
+        let start = self.offset.min(sorted.num_rows());
+        let len = self.limit.unwrap_or(usize::MAX).min(sorted.num_rows() - start);
+        let b = sorted.slice(start, len);
+        if b.num_rows() > 0 {
+            out.push(StreamBatch::inserts(b));
+        }
+        Ok(())
+    }
+}
+
+/// `LIMIT n [OFFSET m]` without ORDER BY: passes the first rows, then stops its input.
+pub struct Limit {
+    name: String,
+    schema: SchemaRef,
+    skip: usize,
+    left: usize,
+}
+
+impl Limit {
+    pub fn new(name: &str, schema: SchemaRef, limit: usize, offset: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            schema,
+            skip: offset,
+            left: limit,
+        }
+    }
+}
+
+impl Operator for Limit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let mut b = batch;
+        if self.skip > 0 {
+            let s = self.skip.min(b.num_rows());
+            self.skip -= s;
+            b = slice(&b, s, b.num_rows() - s);
+        }
+        let take = self.left.min(b.num_rows());
+        self.left -= take;
+        if take > 0 {
+            out.push(slice(&b, 0, take));
+        }
+        Ok(())
+    }
+    fn is_done(&self) -> bool {
+        self.left == 0
+    }
+}
+
+fn slice(b: &StreamBatch, offset: usize, len: usize) -> StreamBatch {
+    StreamBatch {
+        data: b.data.slice(offset, len),
+        kinds: b.kinds.as_ref().map(|k| Arc::new(k.slice(offset, len))),
+    }
+}
+
+/// The `TUMBLE`/`HOP` table functions on their own: each row gets `window_start`,
+/// `window_end` and `window_time` (a hopping window copies the row into every window).
+pub struct WindowAssign {
+    name: String,
+    kind: WindowKind,
+    time: Expr,
+    schema: SchemaRef,
+}
+
+impl WindowAssign {
+    pub fn new(name: &str, input: &Schema, kind: WindowKind, time: Expr) -> Result<Self> {
+        if let WindowKind::Session { .. } = kind {
+            return Err(EngineError::Plan {
+                expr: kind.describe(),
+                detail: "session windows need an aggregate (GROUP BY SESSION(...) or the Table API's Session window)".into(),
+            });
+        }
+        time.data_type(input)?;
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("window_start", ts.clone(), false));
+        fields.push(Field::new("window_end", ts.clone(), false));
+        fields.push(Field::new("window_time", ts, false));
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+            time,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+impl Operator for WindowAssign {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let n = batch.num_rows();
+        let ts = millis_of(&self.time.evaluate(&batch.data)?.into_array(n)?, &self.name)?;
+        let (size, slide) = match self.kind {
+            WindowKind::Tumble { size } => (size, size),
+            WindowKind::Hop { size, slide } => (size, slide),
+            WindowKind::Session { .. } => return Ok(()),
+        };
+        let (mut idx, mut starts) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            if ts.is_null(i) {
+                continue;
+            }
+            let t = ts.value(i);
+            let mut start = t - t.rem_euclid(slide);
+            let mut list = Vec::new();
+            while start > t - size {
+                list.push(start);
+                start -= slide;
+            }
+            for s in list.into_iter().rev() {
+                idx.push(i as u32);
+                starts.push(s);
+            }
+        }
+        let idx = UInt32Array::from(idx);
+        let data = arrow_select::take::take_record_batch(&batch.data, &idx).map_err(arrow(&self.name))?;
+        let kinds = match &batch.kinds {
+            None => None,
+            Some(k) => arrow_select::take::take(k.as_ref(), &idx, None)
+                .map_err(arrow(&self.name))?
+                .as_any()
+                .downcast_ref::<Int8Array>()
+                .cloned()
+                .map(Arc::new),
+        };
+        let mut cols = data.columns().to_vec();
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().copied())));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size))));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size - 1))));
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
+        if data.num_rows() > 0 {
+            out.push(StreamBatch { data, kinds });
+        }
+        Ok(())
+    }
+}

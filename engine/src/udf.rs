@@ -1,0 +1,100 @@
+//! The seam for functions that run outside the engine (Python UDFs in worker processes).
+//!
+//! The planner moves every call of a user-defined function into an asynchronous operator of
+//! its own. That operator hands batches of argument columns to a [`FunctionRunner`] and gets
+//! result columns back later, keeping several batches in flight (bounded) and emitting results
+//! in input order. Who runs the functions, and how, is the [`UdfBackend`]'s business: the
+//! Python SDK registers one that starts workers; tests register Rust ones.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use tokio::sync::oneshot;
+use weir_metrics::Registry;
+
+use crate::error::Result;
+
+/// A user-defined function known to the planner.
+pub struct UdfRef {
+    /// The name it was registered under (shown in plans and errors).
+    pub name: String,
+    /// What it returns.
+    pub result_type: DataType,
+    /// Whatever the backend needs to run it (for Python: the pickled function).
+    pub payload: Arc<dyn Any + Send + Sync>,
+    /// The backend that runs it.
+    pub backend: Arc<dyn UdfBackend>,
+}
+
+impl fmt::Debug for UdfRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Udf({}: {:?})", self.name, self.result_type)
+    }
+}
+
+impl PartialEq for UdfRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.payload, &other.payload)
+    }
+}
+
+/// One call in a UDF operator: the function and which argument columns it takes.
+#[derive(Clone, Debug)]
+pub struct UdfCall {
+    pub udf: Arc<UdfRef>,
+    /// Column indexes into the argument batch.
+    pub args: Vec<usize>,
+}
+
+/// Where a runner runs.
+#[derive(Clone)]
+pub struct RunnerContext {
+    pub job_name: String,
+    pub operator: String,
+    pub subtask: usize,
+    pub parallelism: usize,
+    /// The job's registry, for the runner's own metrics and the functions' metrics.
+    pub registry: Registry,
+    /// The job's configuration (`--set` / `get_config().set`).
+    pub config: Arc<std::collections::BTreeMap<String, String>>,
+}
+
+/// Starts runners for a UDF operator's subtasks.
+pub trait UdfBackend: Send + Sync {
+    /// A runner for one subtask evaluating `calls` on batches of `args_schema`.
+    fn start(
+        &self,
+        ctx: &RunnerContext,
+        calls: &[UdfCall],
+        args_schema: SchemaRef,
+    ) -> Result<Box<dyn FunctionRunner>>;
+}
+
+/// The answer to one submitted batch: one result column per call.
+pub type Pending = oneshot::Receiver<Result<Vec<ArrayRef>>>;
+
+/// Evaluates batches of arguments out of the engine's tasks.
+pub trait FunctionRunner: Send {
+    /// Hands over one batch; the result comes on the returned receiver. Results of one
+    /// runner may finish in any order; the operator emits them in submission order.
+    fn submit(&mut self, args: RecordBatch) -> Result<Pending>;
+    /// How many batches may be in flight before the operator waits for the oldest.
+    fn max_in_flight(&self) -> usize {
+        4
+    }
+    /// Called about every `tick_interval` while the operator runs, with or without input.
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// How often [`FunctionRunner::tick`] is wanted, if at all.
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// End of input (every pending result has been received): release the workers.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
