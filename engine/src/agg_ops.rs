@@ -71,13 +71,18 @@ impl AggCore {
         })
     }
 
-    fn key_rows(&self, batch: &RecordBatch) -> Result<arrow_row::Rows> {
+    fn key_rows(&self, batch: &RecordBatch) -> Result<KeyRows> {
+        if self.keys.is_empty() {
+            return Ok(KeyRows::None);
+        }
         let cols = self
             .keys
             .iter()
             .map(|k| k.evaluate(batch)?.into_array(batch.num_rows()))
             .collect::<Result<Vec<_>>>()?;
-        self.key_converter.convert_columns(&cols).map_err(arrow(&self.name))
+        Ok(KeyRows::Rows(
+            self.key_converter.convert_columns(&cols).map_err(arrow(&self.name))?,
+        ))
     }
 
     fn grow(&mut self, capacity: usize) {
@@ -117,6 +122,9 @@ impl AggCore {
 
     /// Key columns of these encoded keys.
     fn key_columns(&self, keys: &[&[u8]]) -> Result<Vec<ArrayRef>> {
+        if self.keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let parser = self.key_converter.parser();
         let rows: Vec<arrow_row::Row<'_>> = keys.iter().map(|k| parser.parse(k)).collect();
         self.key_converter.convert_rows(rows).map_err(arrow(&self.name))
@@ -129,6 +137,22 @@ impl AggCore {
     fn reset(&mut self, g: u32) {
         for a in &mut self.accs {
             a.reset(g);
+        }
+    }
+}
+
+/// Encoded group keys of a batch (no keys: every row in the one group).
+enum KeyRows {
+    Rows(arrow_row::Rows),
+    None,
+}
+
+impl KeyRows {
+    #[inline]
+    fn row(&self, i: usize) -> &[u8] {
+        match self {
+            KeyRows::Rows(r) => r.row(i).data(),
+            KeyRows::None => &[],
         }
     }
 }
@@ -215,7 +239,7 @@ impl Operator for GroupAggregate {
         let mut ids = Vec::with_capacity(n);
         let mut touched = Vec::new();
         for i in 0..n {
-            ids.push(self.groups.intern(rows.row(i).as_ref()).0);
+            ids.push(self.groups.intern(rows.row(i)).0);
         }
         let cap = self.groups.capacity();
         self.core.grow(cap);
@@ -595,7 +619,6 @@ impl WindowAggregate {
                 continue;
             }
             let key = rows.row(i);
-            let key: &[u8] = key.as_ref();
             let (start, end) = (t, t + gap);
             let list = self.sessions.entry(key.into()).or_default();
             let overlapping: Vec<usize> = (0..list.len())
@@ -736,7 +759,7 @@ impl Operator for WindowAggregate {
                 if end - 1 > self.watermark {
                     key.clear();
                     key.extend_from_slice(&start.to_be_bytes());
-                    key.extend_from_slice(rows.row(i).as_ref());
+                    key.extend_from_slice(rows.row(i));
                     let (g, new) = self.groups.intern(&key);
                     if new {
                         self.pending.entry(end).or_default().push(g);

@@ -135,6 +135,12 @@ pub enum Expr {
     WindowProperty(WindowProperty),
     /// A call of a user-defined function, planned by the SDK that registered it.
     Udf(Arc<crate::udf::UdfRef>, Vec<Expr>),
+    /// An ORDER BY key: `expr.desc()`.
+    Sort {
+        expr: Box<Expr>,
+        desc: bool,
+        nulls_first: bool,
+    },
 }
 
 /// The aggregate functions.
@@ -309,6 +315,24 @@ impl Expr {
         Expr::Cast(Box::new(self), data_type)
     }
 
+    /// Ascending order key (NULLs first, as Flink).
+    pub fn asc(self) -> Expr {
+        Expr::Sort {
+            expr: Box::new(self),
+            desc: false,
+            nulls_first: true,
+        }
+    }
+
+    /// Descending order key (NULLs last, as Flink).
+    pub fn desc(self) -> Expr {
+        Expr::Sort {
+            expr: Box::new(self),
+            desc: true,
+            nulls_first: false,
+        }
+    }
+
     /// `expr AS name` (Table API `.alias("name")`).
     pub fn alias(self, name: &str) -> Expr {
         Expr::Alias(Box::new(self), name.to_string())
@@ -369,7 +393,7 @@ impl Expr {
     /// Without a top-level alias.
     pub fn unaliased(&self) -> &Expr {
         match self {
-            Expr::Alias(e, _) => e.unaliased(),
+            Expr::Alias(e, _) | Expr::Sort { expr: e, .. } => e.unaliased(),
             e => e,
         }
     }
@@ -399,6 +423,7 @@ impl Expr {
             }
             Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => e.visit(f),
             Expr::Alias(e, _) => e.visit(f),
+            Expr::Sort { expr, .. } => expr.visit(f),
             Expr::Between {
                 expr, low, high, ..
             } => {
@@ -450,6 +475,15 @@ impl Expr {
             Expr::IsNotNull(e) => Expr::IsNotNull(b(e, f)),
             Expr::Cast(e, t) => Expr::Cast(b(e, f), t),
             Expr::Alias(e, n) => Expr::Alias(b(e, f), n),
+            Expr::Sort {
+                expr,
+                desc,
+                nulls_first,
+            } => Expr::Sort {
+                expr: b(expr, f),
+                desc,
+                nulls_first,
+            },
             Expr::Between {
                 expr,
                 low,
@@ -551,6 +585,9 @@ impl fmt::Display for Expr {
                 ),
             },
             Expr::Alias(e, n) => write!(f, "{e} AS {n}"),
+            Expr::Sort { expr, desc, .. } => {
+                write!(f, "{expr} {}", if *desc { "DESC" } else { "ASC" })
+            }
             Expr::WindowProperty(p) => write!(
                 f,
                 "{}",
@@ -834,7 +871,7 @@ impl Expr {
                     Some(t) => t,
                 }
             }
-            Expr::Alias(e, _) => e.data_type(schema)?,
+            Expr::Alias(e, _) | Expr::Sort { expr: e, .. } => e.data_type(schema)?,
             Expr::Agg { .. } => {
                 return Err(plan_err(
                     self,
@@ -1018,7 +1055,7 @@ impl Expr {
                 }
                 Value::Array(result)
             }
-            Expr::Alias(e, _) => e.evaluate(batch)?,
+            Expr::Alias(e, _) | Expr::Sort { expr: e, .. } => e.evaluate(batch)?,
             Expr::Agg { .. } | Expr::WindowProperty(_) => {
                 return Err(EngineError::Execution(format!(
                     "`{self}` cannot be evaluated row by row; the planner should have replaced it"

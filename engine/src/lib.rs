@@ -16,8 +16,11 @@ pub mod functions;
 pub mod job;
 pub mod operator;
 pub mod ops;
+pub mod plan;
 pub mod runtime;
+pub mod sql;
 pub mod stream;
+pub mod table;
 pub mod types;
 pub mod udf;
 

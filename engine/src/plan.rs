@@ -1,0 +1,991 @@
+//! The logical plan (what the Table API and SQL build), its properties (schema, whether it
+//! produces updates, whether it ends, its time attributes), and its translation into a
+//! parallel [`JobGraph`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions};
+
+use crate::agg_ops::{AggSpec, GroupAggregate, WindowAggregate, WindowKind};
+use crate::connectors::{TableDef, ValuesSource};
+use crate::error::{EngineError, Result};
+use crate::expr::{col, AggFunc, Expr, WindowProperty};
+use crate::operator::Calc;
+use crate::ops::{HashJoin, JoinKind, Limit, Sort, Union, WindowAssign};
+use crate::runtime::{JobGraph, Node, NodeKind, Partitioning, SinkFactory};
+use crate::udf::UdfCall;
+
+/// A node of the logical plan.
+#[derive(Clone)]
+pub enum Plan {
+    Scan {
+        def: Arc<TableDef>,
+    },
+    Values {
+        name: String,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// Filter then project (either may be absent).
+    Calc {
+        input: Box<Plan>,
+        filter: Option<Expr>,
+        projections: Vec<(Expr, String)>,
+    },
+    Aggregate {
+        input: Box<Plan>,
+        keys: Vec<(Expr, String)>,
+        aggs: Vec<AggSpec>,
+    },
+    WindowAggregate {
+        input: Box<Plan>,
+        kind: WindowKind,
+        time: String,
+        keys: Vec<(Expr, String)>,
+        aggs: Vec<AggSpec>,
+    },
+    WindowAssign {
+        input: Box<Plan>,
+        kind: WindowKind,
+        time: String,
+    },
+    Join {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        on: Vec<(Expr, Expr)>,
+        filter: Option<Expr>,
+        /// Output names of the right side's columns (renamed when they clash).
+        right_names: Vec<String>,
+    },
+    Union {
+        inputs: Vec<Plan>,
+    },
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<(Expr, SortOptions)>,
+        limit: Option<usize>,
+        offset: usize,
+    },
+    Limit {
+        input: Box<Plan>,
+        limit: usize,
+        offset: usize,
+    },
+}
+
+fn plan_err(expr: impl std::fmt::Display, detail: impl Into<String>) -> EngineError {
+    EngineError::Plan {
+        expr: expr.to_string(),
+        detail: detail.into(),
+    }
+}
+
+impl Plan {
+    /// The rows' schema.
+    pub fn schema(&self) -> Result<SchemaRef> {
+        Ok(match self {
+            Plan::Scan { def } => def.schema()?,
+            Plan::Values { schema, .. } => schema.clone(),
+            Plan::Calc {
+                input, projections, ..
+            } => {
+                let s = input.schema()?;
+                let mut fields = Vec::new();
+                for (e, n) in projections {
+                    fields.push(Field::new(n, e.data_type(&s)?, true));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::Aggregate { input, keys, aggs } => {
+                let s = input.schema()?;
+                let mut fields = Vec::new();
+                for (e, n) in keys {
+                    fields.push(Field::new(n, e.data_type(&s)?, true));
+                }
+                for a in aggs {
+                    fields.push(Field::new(&a.name, a.output_type.clone(), true));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::WindowAggregate {
+                input, keys, aggs, ..
+            } => {
+                let s = input.schema()?;
+                let ts = DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
+                let mut fields = Vec::new();
+                for (e, n) in keys {
+                    fields.push(Field::new(n, e.data_type(&s)?, true));
+                }
+                for n in ["window_start", "window_end", "window_time"] {
+                    fields.push(Field::new(n, ts.clone(), false));
+                }
+                for a in aggs {
+                    fields.push(Field::new(&a.name, a.output_type.clone(), true));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::WindowAssign { input, .. } => {
+                let s = input.schema()?;
+                let ts = DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
+                let mut fields: Vec<Field> = s.fields().iter().map(|f| f.as_ref().clone()).collect();
+                for n in ["window_start", "window_end", "window_time"] {
+                    fields.push(Field::new(n, ts.clone(), false));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::Join {
+                left,
+                right,
+                right_names,
+                kind,
+                ..
+            } => {
+                let (l, r) = (left.schema()?, right.schema()?);
+                let mut fields: Vec<Field> = l.fields().iter().map(|f| f.as_ref().clone()).collect();
+                for (f, n) in r.fields().iter().zip(right_names) {
+                    let f = f.as_ref().clone().with_name(n);
+                    fields.push(if *kind == JoinKind::LeftOuter { f.with_nullable(true) } else { f });
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::Union { inputs } => {
+                let first = inputs
+                    .first()
+                    .ok_or_else(|| plan_err("UNION ALL", "needs at least one input"))?
+                    .schema()?;
+                let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
+                for other in &inputs[1..] {
+                    let s = other.schema()?;
+                    if s.fields().len() != fields.len() {
+                        return Err(plan_err(
+                            "UNION ALL",
+                            format!(
+                                "the inputs have {} and {} columns; they must have the same number",
+                                fields.len(),
+                                s.fields().len()
+                            ),
+                        ));
+                    }
+                    for (f, g) in fields.iter_mut().zip(s.fields()) {
+                        let (a, b) = (f.data_type().clone(), g.data_type().clone());
+                        if a == b {
+                            continue;
+                        }
+                        let t = if a.is_numeric() && b.is_numeric() {
+                            if a.is_floating() || b.is_floating() {
+                                DataType::Float64
+                            } else {
+                                DataType::Int64
+                            }
+                        } else if a == DataType::Null {
+                            b
+                        } else if b == DataType::Null {
+                            a
+                        } else {
+                            return Err(plan_err(
+                                "UNION ALL",
+                                format!(
+                                    "column `{}` is {} on one side and {} on the other",
+                                    f.name(),
+                                    crate::types::type_name(&a),
+                                    crate::types::type_name(&b)
+                                ),
+                            ));
+                        };
+                        *f = f.clone().with_data_type(t).with_nullable(true);
+                    }
+                }
+                Arc::new(Schema::new(fields))
+            }
+            Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema()?,
+        })
+    }
+
+    /// Whether the plan emits updates (`-U`, `+U`, `-D`) in streaming mode.
+    pub fn is_updating(&self) -> bool {
+        match self {
+            Plan::Scan { .. } | Plan::Values { .. } => false,
+            Plan::Aggregate { .. } => true,
+            Plan::WindowAggregate { .. } => false,
+            Plan::Join {
+                left, right, kind, ..
+            } => *kind == JoinKind::LeftOuter || left.is_updating() || right.is_updating(),
+            Plan::Union { inputs } => inputs.iter().any(Plan::is_updating),
+            Plan::Calc { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => input.is_updating(),
+        }
+    }
+
+    /// Whether every source of the plan ends.
+    pub fn is_bounded(&self) -> bool {
+        match self {
+            Plan::Scan { def } => def.source().map(|s| s.is_bounded()).unwrap_or(false),
+            Plan::Values { .. } => true,
+            Plan::Join { left, right, .. } => left.is_bounded() && right.is_bounded(),
+            Plan::Union { inputs } => inputs.iter().all(Plan::is_bounded),
+            Plan::Calc { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::WindowAggregate { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => input.is_bounded(),
+        }
+    }
+
+    /// The event-time attribute column of the output, if it has one.
+    pub fn rowtime(&self) -> Option<String> {
+        match self {
+            Plan::Scan { def } => def.watermark.as_ref().map(|(c, _)| c.clone()),
+            Plan::Calc {
+                input, projections, ..
+            } => {
+                let rt = input.rowtime()?;
+                projections.iter().find_map(|(e, n)| match e.unaliased() {
+                    Expr::Column(c) if *c == rt => Some(n.clone()),
+                    _ => None,
+                })
+            }
+            Plan::WindowAggregate { .. } => Some("window_time".into()),
+            Plan::WindowAssign { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => input.rowtime(),
+            Plan::Union { inputs } => inputs.first().and_then(Plan::rowtime),
+            _ => None,
+        }
+    }
+
+    /// The processing-time attribute column of the output, if it has one.
+    pub fn proctime(&self) -> Option<String> {
+        match self {
+            Plan::Scan { def } => def.proctime_column(),
+            Plan::Calc {
+                input, projections, ..
+            } => {
+                let pt = input.proctime()?;
+                projections.iter().find_map(|(e, n)| match e.unaliased() {
+                    Expr::Column(c) if *c == pt => Some(n.clone()),
+                    _ => None,
+                })
+            }
+            Plan::WindowAssign { input, .. } | Plan::Limit { input, .. } => input.proctime(),
+            _ => None,
+        }
+    }
+
+    /// The plan as an indented tree (EXPLAIN).
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        self.explain_into(&mut s, 0);
+        s
+    }
+
+    fn explain_into(&self, s: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let exprs = |v: &[(Expr, String)]| {
+            v.iter()
+                .map(|(e, n)| match e {
+                    Expr::Column(c) if c == n => n.clone(),
+                    _ => format!("{e} AS {n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let aggs = |v: &[AggSpec]| {
+            v.iter()
+                .map(|a| match &a.arg {
+                    None => format!("{}(*) AS {}", a.func.name(), a.name),
+                    Some(x) => format!(
+                        "{}({}{x}) AS {}",
+                        a.func.name(),
+                        if a.distinct { "DISTINCT " } else { "" },
+                        a.name
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let line = match self {
+            Plan::Scan { def } => {
+                let wm = def
+                    .watermark
+                    .as_ref()
+                    .map(|(c, e)| format!(", watermark=[{c}: {e}]"))
+                    .unwrap_or_default();
+                format!(
+                    "TableSourceScan(table=[{}], connector=[{}]{wm})",
+                    def.name,
+                    def.options.get("connector").map(String::as_str).unwrap_or("?")
+                )
+            }
+            Plan::Values { name, batches, .. } => format!(
+                "Values(name=[{name}], rows=[{}])",
+                batches.iter().map(|b| b.num_rows()).sum::<usize>()
+            ),
+            Plan::Calc {
+                filter, projections, ..
+            } => {
+                let mut t = format!("Calc(select=[{}]", exprs(projections));
+                if let Some(f) = filter {
+                    let _ = write!(t, ", where=[{f}]");
+                }
+                t + ")"
+            }
+            Plan::Aggregate { keys, aggs: a, .. } => {
+                format!("GroupAggregate(groupBy=[{}], select=[{}])", exprs(keys), aggs(a))
+            }
+            Plan::WindowAggregate {
+                kind,
+                time,
+                keys,
+                aggs: a,
+                ..
+            } => format!(
+                "WindowAggregate(window=[{}], time=[{time}], groupBy=[{}], select=[{}])",
+                kind.describe(),
+                exprs(keys),
+                aggs(a)
+            ),
+            Plan::WindowAssign { kind, time, .. } => {
+                format!("WindowTableFunction(window=[{}], time=[{time}])", kind.describe())
+            }
+            Plan::Join {
+                kind, on, filter, ..
+            } => {
+                let cond: Vec<String> = on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+                let mut t = format!(
+                    "Join(joinType=[{}], where=[{}]",
+                    match kind {
+                        JoinKind::Inner => "InnerJoin",
+                        JoinKind::LeftOuter => "LeftOuterJoin",
+                    },
+                    cond.join(" AND ")
+                );
+                if let Some(f) = filter {
+                    let _ = write!(t, ", filter=[{f}]");
+                }
+                t + ")"
+            }
+            Plan::Union { .. } => "Union(all=[true])".to_string(),
+            Plan::Sort {
+                keys, limit, offset, ..
+            } => {
+                let k: Vec<String> = keys
+                    .iter()
+                    .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
+                    .collect();
+                let mut t = format!("Sort(orderBy=[{}]", k.join(", "));
+                if let Some(l) = limit {
+                    let _ = write!(t, ", offset=[{offset}], fetch=[{l}]");
+                }
+                t + ")"
+            }
+            Plan::Limit { limit, offset, .. } => format!("Limit(offset=[{offset}], fetch=[{limit}])"),
+        };
+        let _ = writeln!(s, "{pad}{line}");
+        for c in self.children() {
+            c.explain_into(s, depth + 1);
+        }
+    }
+
+    fn children(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Scan { .. } | Plan::Values { .. } => vec![],
+            Plan::Join { left, right, .. } => vec![left, right],
+            Plan::Union { inputs } => inputs.iter().collect(),
+            Plan::Calc { input, .. }
+            | Plan::Aggregate { input, .. }
+            | Plan::WindowAggregate { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => vec![input],
+        }
+    }
+
+    /// Node text for error messages about updates.
+    fn describe_updating_node(&self) -> String {
+        match self {
+            Plan::Aggregate { .. } | Plan::Join { .. } => self.explain().lines().next().unwrap_or("").trim().to_string(),
+            _ => self
+                .children()
+                .into_iter()
+                .find(|c| c.is_updating())
+                .map(|c| c.describe_updating_node())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A projection: checks every expression against `input`, names unnamed ones `EXPR$i`.
+pub fn name_projections(exprs: Vec<Expr>, input: &Schema, unnamed: &str) -> Result<Vec<(Expr, String)>> {
+    let mut out: Vec<(Expr, String)> = Vec::new();
+    for (i, e) in exprs.into_iter().enumerate() {
+        if e.contains_agg() {
+            return Err(plan_err(&e, "an aggregate function is only allowed in the select list of a grouped table (GROUP BY / group_by(...).select(...))"));
+        }
+        e.data_type(input)?;
+        let name = e.output_name().unwrap_or_else(|| format!("{unnamed}{i}"));
+        let e = match e {
+            Expr::Alias(inner, _) => *inner,
+            e => e,
+        };
+        if out.iter().any(|(_, n)| *n == name) {
+            return Err(plan_err(&e, format!("the result already has a column `{name}`; give one of them another name with AS / alias")));
+        }
+        out.push((e, name));
+    }
+    Ok(out)
+}
+
+/// A group window as the planner sees it.
+#[derive(Clone, Debug)]
+pub struct GroupWindow {
+    pub kind: WindowKind,
+    /// The time attribute column.
+    pub time: String,
+    /// The alias the select list refers to (`w`), if any.
+    pub alias: Option<String>,
+}
+
+/// Plans `input GROUP BY keys [window] SELECT select [HAVING having]`: aggregate calls
+/// become an aggregate operator, the select list a projection over its result.
+pub fn plan_aggregate(
+    input: Plan,
+    keys: Vec<Expr>,
+    window: Option<GroupWindow>,
+    select: Vec<Expr>,
+    having: Option<Expr>,
+    unnamed: &str,
+) -> Result<Plan> {
+    let schema = input.schema()?;
+    // Keys: named after their column, else key$i.
+    let mut key_list: Vec<(Expr, String)> = Vec::new();
+    for (i, k) in keys.into_iter().enumerate() {
+        let k = match k {
+            Expr::Alias(e, _) => *e,
+            k => k,
+        };
+        if k.contains_agg() {
+            return Err(plan_err(&k, "an aggregate cannot be a grouping key"));
+        }
+        k.data_type(&schema)?;
+        let name = match &k {
+            Expr::Column(c) => c.clone(),
+            _ => format!("$key{i}"),
+        };
+        if !key_list.iter().any(|(e, _)| *e == k) {
+            key_list.push((k, name));
+        }
+    }
+    // Aggregate calls, each once.
+    let mut aggs: Vec<(Expr, AggSpec)> = Vec::new();
+    let mut collect = |e: &Expr| -> Result<()> {
+        let mut err = None;
+        e.visit(&mut |x| {
+            if let Expr::Agg { func, arg, distinct } = x {
+                if aggs.iter().any(|(a, _)| a == x) || err.is_some() {
+                    return;
+                }
+                if let Some(a) = arg {
+                    if a.contains_agg() {
+                        err = Some(plan_err(x, "aggregates cannot be nested"));
+                        return;
+                    }
+                }
+                let t = match arg.as_ref().map(|a| a.data_type(&schema)).transpose() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        err = Some(e);
+                        return;
+                    }
+                };
+                match crate::aggregate::result_type(*func, t.as_ref()) {
+                    Ok(out) => {
+                        let n = aggs.len();
+                        aggs.push((
+                            x.clone(),
+                            AggSpec {
+                                func: *func,
+                                arg: arg.as_ref().map(|a| (**a).clone()),
+                                distinct: *distinct,
+                                name: format!("$agg{n}"),
+                                output_type: out,
+                            },
+                        ))
+                    }
+                    Err(d) => err = Some(plan_err(x, d)),
+                }
+            }
+        });
+        err.map_or(Ok(()), Err)
+    };
+    for e in &select {
+        collect(e)?;
+    }
+    if let Some(h) = &having {
+        collect(h)?;
+    }
+    let window_alias = window.as_ref().and_then(|w| w.alias.clone());
+    // Rewrite the select list over the aggregate's output.
+    let rewrite = |e: Expr| -> Result<Expr> {
+        let mut bad: Option<Expr> = None;
+        let out = e.transform(&mut |x| {
+            if let Some((_, spec)) = aggs.iter().find(|(a, _)| a == x) {
+                return Some(col(&spec.name));
+            }
+            if let Some((_, n)) = key_list.iter().find(|(k, _)| k == x) {
+                return Some(col(n));
+            }
+            match x {
+                Expr::WindowProperty(p) => Some(col(match p {
+                    WindowProperty::Start => "window_start",
+                    WindowProperty::End => "window_end",
+                    WindowProperty::Rowtime => "window_time",
+                })),
+                _ => None,
+            }
+        });
+        // Any column left must be a key or a window column.
+        out.visit(&mut |x| {
+            if let Expr::Column(c) = x {
+                let ok = key_list.iter().any(|(_, n)| n == c)
+                    || aggs.iter().any(|(_, s)| s.name == *c)
+                    || (window.is_some() && ["window_start", "window_end", "window_time"].contains(&c.as_str()));
+                if !ok && bad.is_none() {
+                    bad = Some(x.clone());
+                }
+            }
+        });
+        match bad {
+            Some(b) => Err(plan_err(
+                &b,
+                format!("`{b}` is neither grouped nor aggregated; add it to GROUP BY / group_by or wrap it in an aggregate"),
+            )),
+            None => Ok(out),
+        }
+    };
+    let mut projections = Vec::new();
+    for (i, e) in select.into_iter().enumerate() {
+        let name = e.output_name().unwrap_or_else(|| format!("{unnamed}{i}"));
+        let e = match e {
+            Expr::Alias(inner, _) => *inner,
+            e => e,
+        };
+        // A window alias used as a column (`w`) means nothing on its own.
+        if let (Some(a), Expr::Column(c)) = (&window_alias, &e) {
+            if a == c {
+                return Err(plan_err(&e, "a window alias can only be used with .start, .end or .rowtime"));
+            }
+        }
+        projections.push((rewrite(e)?, name));
+    }
+    let having = having.map(rewrite).transpose()?;
+    let specs: Vec<AggSpec> = aggs.into_iter().map(|(_, s)| s).collect();
+    let agg = match window {
+        None => Plan::Aggregate {
+            input: Box::new(input),
+            keys: key_list,
+            aggs: specs,
+        },
+        Some(w) => Plan::WindowAggregate {
+            input: Box::new(input),
+            kind: w.kind,
+            time: w.time,
+            keys: key_list,
+            aggs: specs,
+        },
+    };
+    let agg_schema = agg.schema()?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (e, n) in &projections {
+        e.data_type(&agg_schema)?;
+        if seen.contains(&n.as_str()) {
+            return Err(plan_err(e, format!("the result already has a column `{n}`; give one of them another name")));
+        }
+        seen.push(n);
+    }
+    if let Some(h) = &having {
+        if h.data_type(&agg_schema)? != DataType::Boolean {
+            return Err(plan_err(h, "HAVING needs a BOOLEAN condition"));
+        }
+    }
+    Ok(Plan::Calc {
+        input: Box::new(agg),
+        filter: having,
+        projections,
+    })
+}
+
+/// Options for turning a plan into a job.
+#[derive(Clone)]
+pub struct PhysicalOptions {
+    pub job_name: String,
+    pub parallelism: usize,
+    pub streaming: bool,
+    pub config: Arc<BTreeMap<String, String>>,
+}
+
+/// Builds the job graph for `plan` writing into `sink`.
+pub fn to_job_graph(plan: &Plan, sink: Arc<dyn SinkFactory>, opts: &PhysicalOptions) -> Result<JobGraph> {
+    if opts.streaming && plan.is_updating() && !sink.accepts_updates() {
+        return Err(EngineError::Plan {
+            expr: format!("INSERT INTO {}", sink.name()),
+            detail: format!(
+                "table sink '{}' doesn't support consuming update changes which are produced by node {}; \
+                 use a window aggregate, batch mode, or a sink that takes updates (print, blackhole, collect)",
+                sink.name(),
+                plan.describe_updating_node()
+            ),
+        });
+    }
+    let mut b = Builder {
+        nodes: Vec::new(),
+        opts: opts.clone(),
+        counter: 0,
+    };
+    let top = b.build(plan)?;
+    let schema = b.nodes[top].schema.clone();
+    let p = b.nodes[top].parallelism.min(sink.max_parallelism()).max(1);
+    let part = if p == b.nodes[top].parallelism {
+        Partitioning::Forward
+    } else {
+        Partitioning::Rebalance
+    };
+    b.nodes.push(Node {
+        name: format!("Sink: {}", sink.name()),
+        kind: NodeKind::Sink(sink),
+        parallelism: p,
+        inputs: vec![(top, part)],
+        schema,
+    });
+    Ok(JobGraph {
+        job_name: opts.job_name.clone(),
+        nodes: b.nodes,
+        streaming: opts.streaming,
+        config: opts.config.clone(),
+    })
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    opts: PhysicalOptions,
+    counter: usize,
+}
+
+fn factory<O: crate::operator::Operator + 'static>(
+    make: impl Fn() -> Result<O> + Send + Sync + 'static,
+) -> crate::runtime::OperatorFactory {
+    Arc::new(move |_| Ok(Box::new(make()?) as Box<dyn crate::operator::Operator>))
+}
+
+impl Builder {
+    fn push(&mut self, name: String, kind: NodeKind, parallelism: usize, inputs: Vec<(usize, Partitioning)>, schema: SchemaRef) -> usize {
+        self.nodes.push(Node {
+            name,
+            kind,
+            parallelism: parallelism.max(1),
+            inputs,
+            schema,
+        });
+        self.nodes.len() - 1
+    }
+
+    fn name(&mut self, base: &str) -> String {
+        self.counter += 1;
+        format!("{base}_{}", self.counter)
+    }
+
+    fn build(&mut self, plan: &Plan) -> Result<usize> {
+        let default_p = self.opts.parallelism.max(1);
+        let batch_mode = !self.opts.streaming;
+        Ok(match plan {
+            Plan::Scan { def } => {
+                let f = def.source()?;
+                let p = default_p.min(f.max_parallelism());
+                let watermark = def.watermark.as_ref().map(|(_, e)| e.clone());
+                let schema = f.schema();
+                let name = format!("Source: {}", def.name);
+                self.push(name, NodeKind::Source { factory: f, watermark }, p, vec![], schema)
+            }
+            Plan::Values { name, schema, batches } => {
+                let f = Arc::new(ValuesSource {
+                    name: name.clone(),
+                    batches: batches.clone(),
+                    schema: schema.clone(),
+                });
+                self.push(format!("Source: {name}"), NodeKind::Source { factory: f, watermark: None }, 1, vec![], schema.clone())
+            }
+            Plan::Calc {
+                input,
+                filter,
+                projections,
+            } => {
+                let i = self.build(input)?;
+                self.calc(i, filter.clone(), projections.clone())?
+            }
+            Plan::Aggregate { input, keys, aggs } => {
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let updating = input.is_updating() && !batch_mode;
+                let (p, part) = if keys.is_empty() {
+                    (1, Partitioning::Single)
+                } else {
+                    (default_p, Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()))
+                };
+                let name = self.name("GroupAggregate");
+                let op = GroupAggregate::new(&name, &in_schema, keys.clone(), aggs.clone(), updating, batch_mode)?;
+                let schema = crate::operator::Operator::output_schema(&op);
+                let (n2, s2, k2, a2) = (name.clone(), in_schema.clone(), keys.clone(), aggs.clone());
+                let f = factory(move || GroupAggregate::new(&n2, &s2, k2.clone(), a2.clone(), updating, batch_mode));
+                self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
+            }
+            Plan::WindowAggregate {
+                input,
+                kind,
+                time,
+                keys,
+                aggs,
+            } => {
+                if input.is_updating() && !batch_mode {
+                    return Err(plan_err(kind.describe(), "a window aggregate needs an insert-only input, but its input produces updates"));
+                }
+                let proctime = input.proctime().as_deref() == Some(time.as_str());
+                if !proctime && input.rowtime().as_deref() != Some(time.as_str()) && !batch_mode {
+                    return Err(plan_err(
+                        time,
+                        format!(
+                            "`{time}` is not a time attribute: declare `WATERMARK FOR {time} AS ...` on the source table, or use a PROCTIME() column"
+                        ),
+                    ));
+                }
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let (p, part) = if keys.is_empty() {
+                    (1, Partitioning::Single)
+                } else {
+                    (default_p, Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()))
+                };
+                let name = self.name("WindowAggregate");
+                let op = WindowAggregate::new(&name, &in_schema, *kind, col(time), proctime, keys.clone(), aggs.clone())?;
+                let schema = crate::operator::Operator::output_schema(&op);
+                let (n2, s2, k2, a2, kind, t2) = (name.clone(), in_schema, keys.clone(), aggs.clone(), *kind, time.clone());
+                let f = factory(move || WindowAggregate::new(&n2, &s2, kind, col(&t2), proctime, k2.clone(), a2.clone()));
+                self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
+            }
+            Plan::WindowAssign { input, kind, time } => {
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let name = self.name("WindowTableFunction");
+                let op = WindowAssign::new(&name, &in_schema, *kind, col(time))?;
+                let schema = crate::operator::Operator::output_schema(&op);
+                let p = self.nodes[i].parallelism;
+                let (n2, kind, t2) = (name.clone(), *kind, time.clone());
+                let f = factory(move || WindowAssign::new(&n2, &in_schema, kind, col(&t2)));
+                self.push(name, NodeKind::Operator(f), p, vec![(i, Partitioning::Forward)], schema)
+            }
+            Plan::Join {
+                left,
+                right,
+                kind,
+                on,
+                filter,
+                ..
+            } => {
+                let schema = plan.schema()?;
+                let l = self.build(left)?;
+                let r = self.build(right)?;
+                let (ls, rs) = (self.nodes[l].schema.clone(), self.nodes[r].schema.clone());
+                let name = self.name("Join");
+                HashJoin::new(&name, *kind, &ls, &rs, on.clone(), filter.clone(), schema.clone())?;
+                let lk: Vec<Expr> = on.iter().map(|(a, _)| a.clone()).collect();
+                let rk: Vec<Expr> = on.iter().map(|(_, b)| b.clone()).collect();
+                // Keys of both sides hash alike only if they have one type: cast like the join.
+                let mut lk2 = Vec::new();
+                let mut rk2 = Vec::new();
+                for (a, b) in lk.iter().zip(&rk) {
+                    let (at, bt) = (a.data_type(&ls)?, b.data_type(&rs)?);
+                    if at == bt {
+                        lk2.push(a.clone());
+                        rk2.push(b.clone());
+                    } else {
+                        let t = if at.is_floating() || bt.is_floating() { DataType::Float64 } else { DataType::Int64 };
+                        lk2.push(a.clone().cast(t.clone()));
+                        rk2.push(b.clone().cast(t));
+                    }
+                }
+                let (n2, k, o, fl, s2) = (name.clone(), *kind, on.clone(), filter.clone(), schema.clone());
+                let f = factory(move || HashJoin::new(&n2, k, &ls, &rs, o.clone(), fl.clone(), s2.clone()));
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    default_p,
+                    vec![(l, Partitioning::Hash(lk2)), (r, Partitioning::Hash(rk2))],
+                    schema,
+                )
+            }
+            Plan::Union { inputs } => {
+                let schema = plan.schema()?;
+                let mut ins = Vec::new();
+                for p in inputs {
+                    let i = self.build(p)?;
+                    ins.push((i, Partitioning::Rebalance));
+                }
+                let p = ins.iter().map(|(i, _)| self.nodes[*i].parallelism).max().unwrap_or(1);
+                for (i, part) in ins.iter_mut() {
+                    if self.nodes[*i].parallelism == p {
+                        *part = Partitioning::Forward;
+                    }
+                }
+                let name = self.name("Union");
+                let (n2, s2) = (name.clone(), schema.clone());
+                let f = factory(move || Ok(Union::new(&n2, s2.clone())));
+                self.push(name, NodeKind::Operator(f), p, ins, schema)
+            }
+            Plan::Sort {
+                input,
+                keys,
+                limit,
+                offset,
+            } => {
+                if self.opts.streaming && !input.is_bounded() {
+                    return Err(plan_err(
+                        "ORDER BY",
+                        "sorting needs bounded input: run in batch mode or read a bounded table",
+                    ));
+                }
+                if self.opts.streaming && input.is_updating() {
+                    return Err(plan_err("ORDER BY", "sorting an updating result is not supported in streaming mode; use batch mode"));
+                }
+                let i = self.build(input)?;
+                let schema = self.nodes[i].schema.clone();
+                let name = self.name("Sort");
+                Sort::new(&name, schema.clone(), keys.clone(), *limit, *offset)?;
+                let (n2, s2, k2, l2, o2) = (name.clone(), schema.clone(), keys.clone(), *limit, *offset);
+                let f = factory(move || Sort::new(&n2, s2.clone(), k2.clone(), l2, o2));
+                self.push(name, NodeKind::Operator(f), 1, vec![(i, Partitioning::Single)], schema)
+            }
+            Plan::Limit { input, limit, offset } => {
+                let i = self.build(input)?;
+                let schema = self.nodes[i].schema.clone();
+                let name = self.name("Limit");
+                let (n2, s2, l2, o2) = (name.clone(), schema.clone(), *limit, *offset);
+                let f = factory(move || Ok(Limit::new(&n2, s2.clone(), l2, o2)));
+                self.push(name, NodeKind::Operator(f), 1, vec![(i, Partitioning::Single)], schema)
+            }
+        })
+    }
+
+    /// A Calc over node `i`; calls of user-defined functions are moved into UDF nodes first.
+    fn calc(&mut self, mut i: usize, mut filter: Option<Expr>, mut projections: Vec<(Expr, String)>) -> Result<usize> {
+        let mut round = 0;
+        loop {
+            let has_udf = projections.iter().any(|(e, _)| e.contains_udf()) || filter.as_ref().is_some_and(Expr::contains_udf);
+            if !has_udf {
+                break;
+            }
+            round += 1;
+            // Innermost calls: a UDF whose arguments call no UDF.
+            let mut calls: Vec<Expr> = Vec::new();
+            let mut find = |e: &Expr| {
+                e.visit(&mut |x| {
+                    if let Expr::Udf(_, args) = x {
+                        if !args.iter().any(Expr::contains_udf) && !calls.contains(x) {
+                            calls.push(x.clone());
+                        }
+                    }
+                })
+            };
+            for (e, _) in &projections {
+                find(e);
+            }
+            if let Some(f) = &filter {
+                find(f);
+            }
+            let in_schema = self.nodes[i].schema.clone();
+            // Pre-calc: every input column, then every distinct argument expression.
+            let mut pre: Vec<(Expr, String)> = in_schema.fields().iter().map(|f| (col(f.name()), f.name().clone())).collect();
+            let mut udf_calls = Vec::new();
+            let mut arg_columns = Vec::new();
+            for c in &calls {
+                let Expr::Udf(u, args) = c else { continue };
+                let mut idx = Vec::new();
+                for a in args {
+                    let pos = match pre.iter().position(|(e, _)| e == a) {
+                        Some(p) => p,
+                        None => {
+                            pre.push((a.clone(), format!("$arg{round}_{}", pre.len())));
+                            pre.len() - 1
+                        }
+                    };
+                    let col_pos = match arg_columns.iter().position(|p| *p == pos) {
+                        Some(p) => p,
+                        None => {
+                            arg_columns.push(pos);
+                            arg_columns.len() - 1
+                        }
+                    };
+                    idx.push(col_pos);
+                }
+                udf_calls.push(UdfCall { udf: u.clone(), args: idx });
+            }
+            let pre_node = self.calc_node(i, None, pre)?;
+            let pre_schema = self.nodes[pre_node].schema.clone();
+            let mut fields: Vec<Field> = pre_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut results = Vec::new();
+            for (k, c) in udf_calls.iter().enumerate() {
+                let n = format!("$udf{round}_{k}");
+                fields.push(Field::new(&n, c.udf.result_type.clone(), true));
+                results.push((calls[k].clone(), n));
+            }
+            let schema = Arc::new(Schema::new(fields));
+            let name = format!(
+                "PythonCalc[{}]",
+                udf_calls.iter().map(|c| c.udf.name.clone()).collect::<Vec<_>>().join(", ")
+            );
+            let backend = udf_calls[0].udf.backend.clone();
+            let p = self.nodes[pre_node].parallelism;
+            i = self.push(
+                name,
+                NodeKind::Udf {
+                    backend,
+                    calls: udf_calls,
+                    arg_columns,
+                },
+                p,
+                vec![(pre_node, Partitioning::Forward)],
+                schema,
+            );
+            let replace = |e: Expr| {
+                e.transform(&mut |x| results.iter().find(|(c, _)| c == x).map(|(_, n)| col(n)))
+            };
+            projections = projections.into_iter().map(|(e, n)| (replace(e), n)).collect();
+            filter = filter.map(replace);
+        }
+        self.calc_node(i, filter, projections)
+    }
+
+    fn calc_node(&mut self, i: usize, filter: Option<Expr>, projections: Vec<(Expr, String)>) -> Result<usize> {
+        let in_schema = self.nodes[i].schema.clone();
+        let name = self.name("Calc");
+        let op = Calc::new(&name, &in_schema, filter.clone(), projections.clone())?;
+        let schema = crate::operator::Operator::output_schema(&op);
+        let p = self.nodes[i].parallelism;
+        let n2 = name.clone();
+        let f = factory(move || Calc::new(&n2, &in_schema, filter.clone(), projections.clone()));
+        Ok(self.push(name, NodeKind::Operator(f), p, vec![(i, Partitioning::Forward)], schema))
+    }
+}
+
+/// `COUNT(*)` as an expression.
+pub fn count_star() -> Expr {
+    Expr::Agg {
+        func: AggFunc::Count,
+        arg: None,
+        distinct: false,
+    }
+}

@@ -1,0 +1,1258 @@
+//! SQL: Flink's dialect for what weir runs. Queries go through the `sqlparser` crate; Flink's
+//! DDL (`CREATE TABLE ... WATERMARK FOR ... WITH (...)`, `CREATE FUNCTION ... LANGUAGE
+//! PYTHON`), which no sqlparser dialect reads, is parsed here, with sqlparser for the
+//! expressions inside it.
+//!
+//! Statements: `CREATE [TEMPORARY] TABLE`, `CREATE [TEMPORARY] VIEW`, `CREATE [TEMPORARY]
+//! [SYSTEM] FUNCTION`, `DROP TABLE|VIEW`, `SET 'key' = 'value'`, `SELECT`, `INSERT INTO`,
+//! `EXPLAIN`, `SHOW TABLES`, `DESCRIBE`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema};
+use sqlparser::ast as sq;
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use crate::agg_ops::WindowKind;
+use crate::connectors::{Column, TableDef};
+use crate::error::{EngineError, Result};
+use crate::expr::{col, AggFunc, BinaryOp, Expr, Func, Literal, WindowProperty};
+use crate::ops::JoinKind;
+use crate::plan::{plan_aggregate, GroupWindow, Plan};
+use crate::runtime::JobGraph;
+use crate::table::{join_plan, sort_key, Table, TableEnvironment};
+use crate::types::SqlType;
+
+/// What a statement did.
+pub enum SqlOutcome {
+    /// DDL or SET: done.
+    Ok(String),
+    /// A query to run or inspect.
+    Query(Table),
+    /// `INSERT INTO`: a job to run.
+    Insert { sink: String, job: JobGraph },
+    /// `EXPLAIN`, `SHOW`, `DESCRIBE`: text.
+    Text(String),
+    /// `CREATE FUNCTION ... AS 'path' LANGUAGE lang`: for the SDK that can load it.
+    CreateFunction {
+        name: String,
+        path: String,
+        language: String,
+    },
+}
+
+fn sql_err(stmt: &str, detail: impl Into<String>) -> EngineError {
+    let s: String = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = if s.chars().count() > 120 {
+        format!("{}...", s.chars().take(117).collect::<String>())
+    } else {
+        s
+    };
+    EngineError::Plan {
+        expr: s,
+        detail: detail.into(),
+    }
+}
+
+/// Splits a script into statements at `;`, outside quotes and comments; comments are
+/// dropped.
+pub fn split_statements(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = script.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' | '`' => {
+                cur.push(c);
+                i += 1;
+                while i < chars.len() {
+                    cur.push(chars[i]);
+                    if chars[i] == c {
+                        if i + 1 < chars.len() && chars[i + 1] == c {
+                            cur.push(c);
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                cur.push('\n');
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 1;
+                cur.push(' ');
+            }
+            ';' => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_string());
+                }
+                cur.clear();
+            }
+            c => cur.push(c),
+        }
+        i += 1;
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().take(6).map(|w| w.to_ascii_uppercase()).collect()
+}
+
+impl TableEnvironment {
+    /// Runs one SQL statement (DDL takes effect at once; queries and inserts are planned).
+    pub fn execute_sql(&self, stmt: &str) -> Result<SqlOutcome> {
+        let stmt = stmt.trim().trim_end_matches(';').trim();
+        let w = words(stmt);
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        let skip_temp = |i: usize| if w.get(i) == Some(&"TEMPORARY") { i + 1 } else { i };
+        if w.first() == Some(&"CREATE") {
+            let mut i = skip_temp(1);
+            if w.get(i) == Some(&"SYSTEM") {
+                i += 1;
+            }
+            match w.get(i) {
+                Some(&"TABLE") => {
+                    let (def, if_not_exists) = parse_create_table(stmt)?;
+                    let name = def.name.clone();
+                    self.create_table(def, if_not_exists)?;
+                    return Ok(SqlOutcome::Ok(format!("created table {name}")));
+                }
+                Some(&"FUNCTION") => return parse_create_function(stmt),
+                Some(&"VIEW") => {}
+                _ => return Err(sql_err(stmt, "weir can CREATE TABLE, VIEW or FUNCTION")),
+            }
+        }
+        if w.first() == Some(&"SET") {
+            let rest = stmt[3..].trim();
+            let (k, v) = rest
+                .split_once('=')
+                .ok_or_else(|| sql_err(stmt, "SET takes 'key' = 'value'"))?;
+            let unq = |s: &str| s.trim().trim_matches('\'').trim_matches('"').to_string();
+            self.set_config(&unq(k), &unq(v))?;
+            return Ok(SqlOutcome::Ok(format!("set {}", unq(k))));
+        }
+        if w.len() >= 2 && w[0] == "SHOW" && w[1] == "TABLES" {
+            return Ok(SqlOutcome::Text(self.list_tables().join("\n")));
+        }
+        if w.first() == Some(&"DESCRIBE") || w.first() == Some(&"DESC") {
+            let name = stmt.split_whitespace().nth(1).unwrap_or("").trim_matches('`');
+            return Ok(SqlOutcome::Text(self.from_path(name)?.schema_text()?));
+        }
+        if w.first() == Some(&"EXPLAIN") {
+            let mut rest = stmt[7..].trim();
+            let upper = rest.to_ascii_uppercase();
+            if upper.starts_with("PLAN FOR") {
+                rest = rest[8..].trim();
+            }
+            return Ok(SqlOutcome::Text(match self.execute_sql(rest)? {
+                SqlOutcome::Query(t) => t.explain()?,
+                SqlOutcome::Insert { job, sink } => {
+                    let q = insert_query(rest)?;
+                    let t = self.sql_query(&q)?;
+                    format!("== Logical Plan ==\nSink(table=[{sink}])\n{}\n== Physical Plan ==\n{}", indent(&t.plan().explain()), job.describe())
+                }
+                _ => return Err(sql_err(stmt, "EXPLAIN takes a query or an INSERT")),
+            }));
+        }
+        if w.first() == Some(&"DROP") {
+            let parts: Vec<&str> = stmt.split_whitespace().collect();
+            let mut i = skip_temp(1);
+            i += 1; // TABLE / VIEW
+            let if_exists = w.get(i) == Some(&"IF");
+            if if_exists {
+                i += 2;
+            }
+            let name = parts.get(i).map(|s| s.trim_matches('`')).unwrap_or("");
+            if !self.drop(name) && !if_exists {
+                return Err(sql_err(stmt, format!("no table or view `{name}`")));
+            }
+            return Ok(SqlOutcome::Ok(format!("dropped {name}")));
+        }
+        let text = rewrite_table_functions(stmt);
+        let parsed = Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| sql_err(stmt, e.to_string()))?;
+        let st = match parsed.as_slice() {
+            [one] => one,
+            _ => return Err(sql_err(stmt, "expected one statement")),
+        };
+        match st {
+            sq::Statement::Query(q) => {
+                let plan = Planner::new(self).query(q)?;
+                Ok(SqlOutcome::Query(Table::from_plan(self, plan)))
+            }
+            sq::Statement::CreateView { name, query, .. } => {
+                let plan = Planner::new(self).query(query)?;
+                let name = object_name(name);
+                self.create_temporary_view(&name, &Table::from_plan(self, plan))?;
+                Ok(SqlOutcome::Ok(format!("created view {name}")))
+            }
+            sq::Statement::Insert(ins) => {
+                let sink = match &ins.table {
+                    sq::TableObject::TableName(n) => object_name(n),
+                    other => return Err(sql_err(stmt, format!("cannot insert into {other}"))),
+                };
+                let source = ins.source.as_ref().ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
+                let plan = Planner::new(self).query(source)?;
+                let mut table = Table::from_plan(self, plan);
+                if !ins.columns.is_empty() {
+                    // INSERT INTO t (a, b): reorder to the table's columns.
+                    let def = self.table_def(&sink).ok_or_else(|| sql_err(stmt, format!("no table `{sink}`")))?;
+                    let target = def.schema()?;
+                    let given: Vec<String> = ins.columns.iter().map(|c| c.value.clone()).collect();
+                    let src = table.schema()?;
+                    let mut exprs = Vec::new();
+                    for f in target.fields() {
+                        match given.iter().position(|g| g == f.name()) {
+                            Some(p) => exprs.push(col(src.field(p).name()).alias(f.name())),
+                            None => exprs.push(Expr::Literal(Literal::Null).cast(f.data_type().clone()).alias(f.name())),
+                        }
+                    }
+                    table = table.select(exprs)?;
+                }
+                let job = self.plan_insert(&table, &sink)?;
+                Ok(SqlOutcome::Insert { sink, job })
+            }
+            other => Err(sql_err(stmt, format!("weir does not run this kind of statement: {}", first_words(&other.to_string())))),
+        }
+    }
+
+    /// Plans a query (`sql_query`).
+    pub fn sql_query(&self, query: &str) -> Result<Table> {
+        match self.execute_sql(query)? {
+            SqlOutcome::Query(t) => Ok(t),
+            _ => Err(sql_err(query, "sql_query takes a SELECT; use execute_sql for other statements")),
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The query part of an `INSERT INTO t [cols] query`.
+fn insert_query(stmt: &str) -> Result<String> {
+    let upper = stmt.to_ascii_uppercase();
+    let at = ["SELECT", "WITH", "VALUES"]
+        .iter()
+        .filter_map(|k| upper.find(k))
+        .min()
+        .ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
+    Ok(stmt[at..].to_string())
+}
+
+/// `TABLE(TUMBLE(TABLE t, ...))` -> `TABLE(TUMBLE(t, ...))`, which sqlparser reads.
+fn rewrite_table_functions(s: &str) -> String {
+    let re = regex::Regex::new(r"(?i)([(,]\s*)TABLE\s+").expect("valid pattern");
+    re.replace_all(s, "$1").into_owned()
+}
+
+fn object_name(n: &sq::ObjectName) -> String {
+    n.0.iter()
+        .map(|p| match p {
+            sq::ObjectNamePart::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Splits `text` at top-level commas (outside parentheses, angle brackets and quotes).
+fn split_top(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            '(' | '<' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ')' | '>' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            ',' if depth == 0 => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// The text between the parenthesis at `open` and its match.
+fn paren_block(s: &str, open: usize) -> Option<(String, usize)> {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    for (i, c) in s[open..].char_indices() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => quote = Some(c),
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((s[open + 1..open + i].to_string(), open + i + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn unquote_ident(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
+        s[1..s.len() - 1].to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn unquote_string(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
+        Some(s[1..s.len() - 1].replace("''", "'"))
+    } else {
+        None
+    }
+}
+
+/// Parses an expression with sqlparser and converts it over `scope`.
+fn parse_expr(text: &str, scope: &Scope, env: &TableEnvironment) -> Result<Expr> {
+    let e = Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| sql_err(text, e.to_string()))?;
+    Planner::new(env).expr(&e, scope)
+}
+
+/// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (columns) [COMMENT ...] WITH (options)`.
+pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
+    let open = stmt.find('(').ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
+    let head: Vec<&str> = stmt[..open].split_whitespace().collect();
+    let upper: Vec<String> = head.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let if_not_exists = upper.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"]);
+    let name = unquote_ident(head.last().ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?);
+    if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("EXISTS") {
+        return Err(sql_err(stmt, "CREATE TABLE needs a name"));
+    }
+    let (body, after) = paren_block(stmt, open).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in the column list"))?;
+    let rest = stmt[after..].trim();
+    let mut options = BTreeMap::new();
+    let rest_upper = rest.to_ascii_uppercase();
+    if let Some(p) = rest_upper.find("WITH") {
+        let o = rest[p..].find('(').ok_or_else(|| sql_err(stmt, "WITH needs ('key' = 'value', ...)"))? + p;
+        let (opts, _) = paren_block(rest, o).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in WITH"))?;
+        for item in split_top(&opts) {
+            let (k, v) = item.split_once('=').ok_or_else(|| sql_err(stmt, format!("option `{item}` is not 'key' = 'value'")))?;
+            let k = unquote_string(k).ok_or_else(|| sql_err(stmt, format!("option key {} must be quoted: 'key'", k.trim())))?;
+            let v = unquote_string(v).ok_or_else(|| sql_err(stmt, format!("the value of option '{k}' must be quoted: '{}'", v.trim())))?;
+            options.insert(k, v);
+        }
+    }
+    let mut columns = Vec::new();
+    let mut watermark_text = None;
+    for item in split_top(&body) {
+        let up = item.to_ascii_uppercase();
+        if up.starts_with("WATERMARK") {
+            // WATERMARK FOR col AS expr
+            let parts: Vec<&str> = item.splitn(4, char::is_whitespace).collect();
+            let mut it = item.split_whitespace();
+            let _ = parts;
+            it.next();
+            if !it.next().is_some_and(|w| w.eq_ignore_ascii_case("FOR")) {
+                return Err(sql_err(&item, "expected WATERMARK FOR column AS expression"));
+            }
+            let c = unquote_ident(it.next().unwrap_or(""));
+            let as_pos = up.find(" AS ").ok_or_else(|| sql_err(&item, "expected WATERMARK FOR column AS expression"))?;
+            watermark_text = Some((c, item[as_pos + 4..].trim().to_string()));
+            continue;
+        }
+        if up.starts_with("PRIMARY KEY") || up.starts_with("CONSTRAINT") {
+            continue;
+        }
+        let mut sp = item.splitn(2, char::is_whitespace);
+        let cname = unquote_ident(sp.next().unwrap_or(""));
+        let rest = sp.next().unwrap_or("").trim().to_string();
+        let rest_up = rest.to_ascii_uppercase();
+        if rest_up.starts_with("AS ") {
+            columns.push((cname, None, Some(rest[3..].trim().to_string())));
+            continue;
+        }
+        // TYPE [NOT NULL] [METADATA ...] [COMMENT '...']
+        let mut type_text = rest.clone();
+        for cut in [" COMMENT ", " METADATA", " PRIMARY KEY"] {
+            if let Some(p) = type_text.to_ascii_uppercase().find(cut) {
+                type_text.truncate(p);
+            }
+        }
+        let t = SqlType::parse(type_text.trim()).map_err(|e| sql_err(&item, e.to_string()))?;
+        columns.push((cname, Some(t), None));
+    }
+    if columns.is_empty() {
+        return Err(sql_err(stmt, "a table needs at least one column"));
+    }
+    // Types of computed columns come from the physical ones.
+    let physical = Schema::new(
+        columns
+            .iter()
+            .filter_map(|(n, t, _)| t.as_ref().map(|t| Field::new(n, t.data_type.clone(), t.nullable)))
+            .collect::<Vec<_>>(),
+    );
+    let env = TableEnvironment::in_streaming_mode();
+    let scope = Scope::of_schema(None, &physical);
+    let mut cols = Vec::new();
+    for (n, t, e) in columns {
+        cols.push(match (t, e) {
+            (Some(t), _) => Column::Physical(Field::new(&n, t.data_type, t.nullable)),
+            (None, Some(text)) => Column::Computed(n, parse_expr(&text, &scope, &env)?),
+            _ => unreachable!("a column has a type or an expression"),
+        });
+    }
+    let def0 = TableDef {
+        name: name.clone(),
+        columns: cols,
+        watermark: None,
+        options,
+    };
+    let watermark = match watermark_text {
+        None => None,
+        Some((c, text)) => {
+            let full = def0.schema()?;
+            let scope = Scope::of_schema(None, &full);
+            Some((c, parse_expr(&text, &scope, &env)?))
+        }
+    };
+    Ok((TableDef { watermark, ..def0 }, if_not_exists))
+}
+
+fn parse_create_function(stmt: &str) -> Result<SqlOutcome> {
+    let up = stmt.to_ascii_uppercase();
+    let f = up.find("FUNCTION").ok_or_else(|| sql_err(stmt, "expected CREATE FUNCTION"))? + 8;
+    let mut rest = stmt[f..].trim();
+    if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
+        rest = rest[13..].trim();
+    }
+    let mut it = rest.splitn(2, char::is_whitespace);
+    let name = unquote_ident(it.next().unwrap_or(""));
+    let rest = it.next().unwrap_or("").trim();
+    if !rest.to_ascii_uppercase().starts_with("AS ") {
+        return Err(sql_err(stmt, "expected CREATE FUNCTION name AS 'module.function' LANGUAGE PYTHON"));
+    }
+    let rest = rest[3..].trim();
+    let end = rest[1..].find('\'').map(|p| p + 2).unwrap_or(rest.len());
+    let path = unquote_string(&rest[..end]).ok_or_else(|| sql_err(stmt, "the function's path must be quoted"))?;
+    let tail: Vec<String> = rest[end..].split_whitespace().map(|s| s.to_ascii_uppercase()).collect();
+    let language = match tail.as_slice() {
+        [] => "JAVA".to_string(),
+        [l, lang] if l == "LANGUAGE" => lang.clone(),
+        _ => return Err(sql_err(stmt, "expected LANGUAGE PYTHON after the path")),
+    };
+    Ok(SqlOutcome::CreateFunction { name, path, language })
+}
+
+/// Columns visible in a query: `(qualifier, name in SQL, column in the plan)`.
+#[derive(Clone, Default)]
+struct Scope {
+    cols: Vec<(Option<String>, String, String)>,
+}
+
+impl Scope {
+    fn of_schema(qualifier: Option<&str>, s: &Schema) -> Scope {
+        Scope {
+            cols: s
+                .fields()
+                .iter()
+                .map(|f| (qualifier.map(String::from), f.name().clone(), f.name().clone()))
+                .collect(),
+        }
+    }
+
+    fn resolve(&self, qualifier: Option<&str>, name: &str) -> Result<String> {
+        let hits: Vec<&(Option<String>, String, String)> = self
+            .cols
+            .iter()
+            .filter(|(q, n, _)| n.eq_ignore_ascii_case(name) && (qualifier.is_none() || q.as_deref().is_some_and(|q| qualifier.is_some_and(|w| w.eq_ignore_ascii_case(q)))))
+            .collect();
+        // Exact case wins when several differ only by case.
+        let exact: Vec<_> = hits.iter().filter(|(_, n, _)| n == name).collect();
+        match (hits.len(), exact.len()) {
+            (1, _) => Ok(hits[0].2.clone()),
+            (_, 1) => Ok(exact[0].2.clone()),
+            (0, _) => {
+                let full = match qualifier {
+                    Some(q) => format!("{q}.{name}"),
+                    None => name.to_string(),
+                };
+                let known: Vec<String> = self
+                    .cols
+                    .iter()
+                    .map(|(q, n, _)| match q {
+                        Some(q) => format!("{q}.{n}"),
+                        None => n.clone(),
+                    })
+                    .collect();
+                Err(EngineError::Plan {
+                    expr: full.clone(),
+                    detail: format!("column `{full}` not found; available: {}", known.join(", ")),
+                })
+            }
+            _ => Err(EngineError::Plan {
+                expr: name.to_string(),
+                detail: format!("column `{name}` is ambiguous; qualify it with its table"),
+            }),
+        }
+    }
+}
+
+struct Planner<'a> {
+    env: &'a TableEnvironment,
+    ctes: BTreeMap<String, Plan>,
+}
+
+fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
+    let value = match i.value.as_ref() {
+        sq::Expr::Value(v) => match &v.value {
+            sq::Value::SingleQuotedString(s) => s.clone(),
+            sq::Value::Number(n, _) => n.to_string(),
+            other => return Err(sql_err(whole, format!("an interval of {other} is not a number"))),
+        },
+        other => return Err(sql_err(whole, format!("an interval of {other} is not a number"))),
+    };
+    let n: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| sql_err(whole, format!("'{value}' is not a number of units")))?;
+    let unit = match &i.leading_field {
+        Some(sq::DateTimeField::Second) | Some(sq::DateTimeField::Seconds) => 1_000.0,
+        Some(sq::DateTimeField::Minute) | Some(sq::DateTimeField::Minutes) => 60_000.0,
+        Some(sq::DateTimeField::Hour) | Some(sq::DateTimeField::Hours) => 3_600_000.0,
+        Some(sq::DateTimeField::Day) | Some(sq::DateTimeField::Days) => 86_400_000.0,
+        Some(sq::DateTimeField::Millisecond) | Some(sq::DateTimeField::Milliseconds) => 1.0,
+        None => 1_000.0,
+        Some(other) => return Err(sql_err(whole, format!("weir takes day-time intervals (DAY to MILLISECOND), not {other}"))),
+    };
+    Ok((n * unit).round() as i64)
+}
+
+impl<'a> Planner<'a> {
+    fn new(env: &'a TableEnvironment) -> Self {
+        Self {
+            env,
+            ctes: BTreeMap::new(),
+        }
+    }
+
+    fn query(&mut self, q: &sq::Query) -> Result<Plan> {
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let p = self.query(&cte.query)?;
+                self.ctes.insert(cte.alias.name.value.clone(), p);
+            }
+        }
+        let mut plan = self.set_expr(&q.body)?;
+        if let Some(ob) = &q.order_by {
+            let sq::OrderByKind::Expressions(list) = &ob.kind else {
+                return Err(sql_err(&q.to_string(), "ORDER BY ALL is not supported"));
+            };
+            let schema = plan.schema()?;
+            let scope = Scope::of_schema(None, &schema);
+            let mut keys = Vec::new();
+            for o in list {
+                let e = self.expr(&o.expr, &scope)?;
+                let desc = o.options.asc == Some(false);
+                let e = if desc { e.desc() } else { e.asc() };
+                let (e, mut opts) = sort_key(e);
+                if let Some(nf) = o.options.nulls_first {
+                    opts.nulls_first = nf;
+                }
+                e.data_type(&schema)?;
+                keys.push((e, opts));
+            }
+            plan = Plan::Sort {
+                input: Box::new(plan),
+                keys,
+                limit: None,
+                offset: 0,
+            };
+        }
+        if let Some(lc) = &q.limit_clause {
+            let num = |e: &sq::Expr| -> Result<usize> {
+                match e {
+                    sq::Expr::Value(v) => match &v.value {
+                        sq::Value::Number(n, _) => n.parse().map_err(|_| sql_err(&q.to_string(), "LIMIT takes a whole number")),
+                        _ => Err(sql_err(&q.to_string(), "LIMIT takes a whole number")),
+                    },
+                    _ => Err(sql_err(&q.to_string(), "LIMIT takes a whole number")),
+                }
+            };
+            let (limit, offset) = match lc {
+                sq::LimitClause::LimitOffset { limit, offset, .. } => (
+                    limit.as_ref().map(num).transpose()?,
+                    offset.as_ref().map(|o| num(&o.value)).transpose()?.unwrap_or(0),
+                ),
+                sq::LimitClause::OffsetCommaLimit { offset, limit } => (Some(num(limit)?), num(offset)?),
+            };
+            if let Some(limit) = limit {
+                plan = match plan {
+                    Plan::Sort { input, keys, .. } => Plan::Sort {
+                        input,
+                        keys,
+                        limit: Some(limit),
+                        offset,
+                    },
+                    p => Plan::Limit {
+                        input: Box::new(p),
+                        limit,
+                        offset,
+                    },
+                };
+            }
+        }
+        Ok(plan)
+    }
+
+    fn set_expr(&mut self, s: &sq::SetExpr) -> Result<Plan> {
+        match s {
+            sq::SetExpr::Select(sel) => self.select(sel),
+            sq::SetExpr::Query(q) => self.query(q),
+            sq::SetExpr::SetOperation {
+                op: sq::SetOperator::Union,
+                set_quantifier: sq::SetQuantifier::All,
+                left,
+                right,
+            } => {
+                let mut inputs = Vec::new();
+                for side in [left, right] {
+                    match self.set_expr(side)? {
+                        Plan::Union { inputs: i } => inputs.extend(i),
+                        p => inputs.push(p),
+                    }
+                }
+                let p = Plan::Union { inputs };
+                p.schema()?;
+                Ok(p)
+            }
+            sq::SetExpr::SetOperation {
+                op: sq::SetOperator::Union,
+                left,
+                right,
+                ..
+            } => {
+                // UNION = UNION ALL + DISTINCT.
+                let all = sq::SetExpr::SetOperation {
+                    op: sq::SetOperator::Union,
+                    set_quantifier: sq::SetQuantifier::All,
+                    left: left.clone(),
+                    right: right.clone(),
+                };
+                let p = self.set_expr(&all)?;
+                Ok(Table::from_plan(self.env, p).distinct()?.plan().clone())
+            }
+            sq::SetExpr::Values(v) => self.values(v),
+            other => Err(sql_err(&other.to_string(), "weir supports SELECT, UNION [ALL] and VALUES here")),
+        }
+    }
+
+    fn values(&mut self, v: &sq::Values) -> Result<Plan> {
+        let empty = Arc::new(Schema::empty());
+        let one = RecordBatch::try_new_with_options(empty.clone(), vec![], &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)))
+            .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
+        let scope = Scope::default();
+        let mut batches = Vec::new();
+        let mut schema: Option<Arc<Schema>> = None;
+        for row in &v.rows {
+            let mut cols = Vec::new();
+            let mut fields = Vec::new();
+            for (i, e) in row.iter().enumerate() {
+                let x = self.expr(e, &scope)?;
+                let t = x.data_type(&empty)?;
+                cols.push(x.evaluate(&one)?.into_array(1)?);
+                fields.push(Field::new(format!("EXPR${i}"), t, true));
+            }
+            let s = match &schema {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Arc::new(Schema::new(fields));
+                    schema = Some(s.clone());
+                    s
+                }
+            };
+            let cols = cols
+                .into_iter()
+                .zip(s.fields())
+                .map(|(c, f)| arrow_cast::cast(&c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
+            batches.push(RecordBatch::try_new(s, cols).map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?);
+        }
+        let schema = schema.unwrap_or(empty);
+        let batch = arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
+        Ok(Plan::Values {
+            name: "values".into(),
+            schema,
+            batches: vec![batch],
+        })
+    }
+
+    /// A FROM item: its plan and scope.
+    fn relation(&mut self, r: &sq::TableFactor) -> Result<(Plan, Scope)> {
+        match r {
+            sq::TableFactor::Table { name, alias, args, .. } => {
+                let n = object_name(name);
+                if let Some(args) = args {
+                    // TUMBLE(t, DESCRIPTOR(ts), INTERVAL ...) written without TABLE(...).
+                    let f = sq::Function {
+                        name: name.clone(),
+                        uses_odbc_syntax: false,
+                        parameters: sq::FunctionArguments::None,
+                        args: sq::FunctionArguments::List(sq::FunctionArgumentList {
+                            duplicate_treatment: None,
+                            args: args.args.clone(),
+                            clauses: vec![],
+                        }),
+                        filter: None,
+                        null_treatment: None,
+                        over: None,
+                        within_group: vec![],
+                    };
+                    return self.window_tvf(&f, alias.as_ref());
+                }
+                let plan = match self.ctes.get(&n) {
+                    Some(p) => p.clone(),
+                    None => self.env.from_path(&n)?.plan().clone(),
+                };
+                let schema = plan.schema()?;
+                let q = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(n);
+                Ok((plan, Scope::of_schema(Some(&q), &schema)))
+            }
+            sq::TableFactor::Derived { subquery, alias, .. } => {
+                let plan = self.query(subquery)?;
+                let schema = plan.schema()?;
+                let q = alias.as_ref().map(|a| a.name.value.clone());
+                Ok((plan, Scope::of_schema(q.as_deref(), &schema)))
+            }
+            sq::TableFactor::TableFunction { expr: sq::Expr::Function(f), alias } => self.window_tvf(f, alias.as_ref()),
+            other => Err(sql_err(&other.to_string(), "weir reads tables, views, subqueries and the TUMBLE/HOP table functions")),
+        }
+    }
+
+    /// `TUMBLE(t, DESCRIPTOR(ts), size)` or `HOP(t, DESCRIPTOR(ts), slide, size)`.
+    fn window_tvf(&mut self, f: &sq::Function, alias: Option<&sq::TableAlias>) -> Result<(Plan, Scope)> {
+        let fname = object_name(&f.name).to_ascii_uppercase();
+        let whole = f.to_string();
+        let args = function_args(f)?;
+        let table = match args.first() {
+            Some(sq::Expr::Identifier(i)) => i.value.clone(),
+            Some(sq::Expr::CompoundIdentifier(p)) => p.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join("."),
+            _ => return Err(sql_err(&whole, "the first argument must be TABLE name")),
+        };
+        let time = match args.get(1) {
+            Some(sq::Expr::Function(d)) if object_name(&d.name).eq_ignore_ascii_case("DESCRIPTOR") => match function_args(d)?.first() {
+                Some(sq::Expr::Identifier(i)) => i.value.clone(),
+                _ => return Err(sql_err(&whole, "DESCRIPTOR takes the time attribute column")),
+            },
+            _ => return Err(sql_err(&whole, "the second argument must be DESCRIPTOR(time_column)")),
+        };
+        let iv = |i: usize| -> Result<i64> {
+            match args.get(i) {
+                Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
+                _ => Err(sql_err(&whole, format!("argument {} must be an INTERVAL", i + 1))),
+            }
+        };
+        let kind = match fname.as_str() {
+            "TUMBLE" => WindowKind::Tumble { size: iv(2)? },
+            "HOP" => WindowKind::Hop { slide: iv(2)?, size: iv(3)? },
+            "CUMULATE" | "SESSION" => return Err(sql_err(&whole, format!("the {fname} table function is not supported yet; use TUMBLE or HOP, or a SESSION group window in GROUP BY"))),
+            _ => return Err(sql_err(&whole, format!("unknown table function {fname}"))),
+        };
+        let input = match self.ctes.get(&table) {
+            Some(p) => p.clone(),
+            None => self.env.from_path(&table)?.plan().clone(),
+        };
+        let in_schema = input.schema()?;
+        if in_schema.index_of(&time).is_err() {
+            return Err(sql_err(&whole, format!("table `{table}` has no column `{time}`")));
+        }
+        let plan = Plan::WindowAssign {
+            input: Box::new(input),
+            kind,
+            time,
+        };
+        let schema = plan.schema()?;
+        let q = alias.map(|a| a.name.value.clone()).unwrap_or(table);
+        Ok((plan, Scope::of_schema(Some(&q), &schema)))
+    }
+
+    fn from(&mut self, from: &[sq::TableWithJoins]) -> Result<(Plan, Scope)> {
+        let Some(first) = from.first() else {
+            // SELECT without FROM: one empty row.
+            let schema = Arc::new(Schema::empty());
+            let b = RecordBatch::try_new_with_options(schema.clone(), vec![], &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)))
+                .map_err(|source| EngineError::Arrow { context: "SELECT".into(), source })?;
+            return Ok((Plan::Values { name: "values".into(), schema, batches: vec![b] }, Scope::default()));
+        };
+        if from.len() > 1 {
+            return Err(sql_err("FROM a, b", "weir needs an explicit JOIN ... ON with equalities (a streaming cross join would keep everything)"));
+        }
+        let (mut plan, mut scope) = self.relation(&first.relation)?;
+        for j in &first.joins {
+            let (right, rscope) = self.relation(&j.relation)?;
+            let (kind, constraint) = match &j.join_operator {
+                sq::JoinOperator::Join(c) | sq::JoinOperator::Inner(c) => (JoinKind::Inner, c),
+                sq::JoinOperator::Left(c) | sq::JoinOperator::LeftOuter(c) => (JoinKind::LeftOuter, c),
+                other => return Err(sql_err(&format!("{other:?}").chars().take(40).collect::<String>(), "weir has INNER and LEFT [OUTER] joins")),
+            };
+            let lschema = plan.schema()?;
+            // Right columns keep their names unless they clash (then a0, a1 ...).
+            let mut right_names = Vec::new();
+            let mut taken: Vec<String> = lschema.fields().iter().map(|f| f.name().clone()).collect();
+            let mut joined = scope.clone();
+            for (q, n, internal) in &rscope.cols {
+                let mut out = internal.clone();
+                let mut k = 0;
+                while taken.contains(&out) {
+                    out = format!("{internal}{k}");
+                    k += 1;
+                }
+                taken.push(out.clone());
+                right_names.push(out.clone());
+                joined.cols.push((q.clone(), n.clone(), out));
+            }
+            let cond = match constraint {
+                sq::JoinConstraint::On(e) => self.expr(e, &joined)?,
+                sq::JoinConstraint::Using(cols) => {
+                    let mut c: Option<Expr> = None;
+                    for n in cols {
+                        let n = object_name(n);
+                        let l = scope.resolve(None, &n)?;
+                        let r = right_names[rscope.cols.iter().position(|(_, x, _)| *x == n).ok_or_else(|| sql_err(&n, "not a column of the right side"))?].clone();
+                        let e = col(&l).equals(col(&r));
+                        c = Some(match c {
+                            None => e,
+                            Some(p) => p.and(e),
+                        });
+                    }
+                    c.ok_or_else(|| sql_err("USING ()", "USING needs columns"))?
+                }
+                _ => return Err(sql_err("JOIN", "a join needs ON or USING")),
+            };
+            plan = join_plan(plan, right, kind, cond, right_names)?;
+            scope = joined;
+        }
+        Ok((plan, scope))
+    }
+
+    fn select(&mut self, s: &sq::Select) -> Result<Plan> {
+        let (mut plan, scope) = self.from(&s.from)?;
+        if let Some(w) = &s.selection {
+            let cond = self.expr(w, &scope)?;
+            let schema = plan.schema()?;
+            let t = cond.data_type(&schema)?;
+            if t != DataType::Boolean {
+                return Err(sql_err(&w.to_string(), format!("WHERE needs a BOOLEAN condition, not {}", crate::types::type_name(&t))));
+            }
+            let projections = schema.fields().iter().map(|f| (col(f.name()), f.name().clone())).collect();
+            plan = Plan::Calc {
+                input: Box::new(plan),
+                filter: Some(cond),
+                projections,
+            };
+        }
+        // The select list.
+        let mut exprs = Vec::new();
+        for item in &s.projection {
+            match item {
+                sq::SelectItem::UnnamedExpr(e) => {
+                    let x = self.expr(e, &scope)?;
+                    // A column keeps its SQL name (without the qualifier).
+                    let x = match (e, &x) {
+                        (sq::Expr::Identifier(i), Expr::Column(c)) if *c != i.value => x.alias(&i.value),
+                        (sq::Expr::CompoundIdentifier(p), Expr::Column(c)) if p.last().is_some_and(|l| l.value != *c) => {
+                            let n = p.last().map(|l| l.value.clone()).unwrap_or_default();
+                            x.alias(&n)
+                        }
+                        _ => x,
+                    };
+                    exprs.push(x);
+                }
+                sq::SelectItem::ExprWithAlias { expr, alias } => exprs.push(self.expr(expr, &scope)?.alias(&alias.value)),
+                sq::SelectItem::Wildcard(_) => {
+                    for (_, n, internal) in &scope.cols {
+                        exprs.push(if n == internal { col(internal) } else { col(internal).alias(n) });
+                    }
+                }
+                sq::SelectItem::QualifiedWildcard(kind, _) => {
+                    let q = kind.to_string();
+                    let mut any = false;
+                    for (qual, n, internal) in &scope.cols {
+                        if qual.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&q)) {
+                            exprs.push(if n == internal { col(internal) } else { col(internal).alias(n) });
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        return Err(sql_err(&format!("{q}.*"), format!("no table `{q}` in FROM")));
+                    }
+                }
+            }
+        }
+        let group_by = match &s.group_by {
+            sq::GroupByExpr::Expressions(e, _) => e.clone(),
+            sq::GroupByExpr::All(_) => return Err(sql_err("GROUP BY ALL", "list the grouping columns")),
+        };
+        let having = s.having.as_ref().map(|h| self.expr(h, &scope)).transpose()?;
+        let aggregating = !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
+        if aggregating {
+            let mut keys = Vec::new();
+            let mut window: Option<GroupWindow> = None;
+            for g in &group_by {
+                if let sq::Expr::Function(f) = g {
+                    let n = object_name(&f.name).to_ascii_uppercase();
+                    if ["TUMBLE", "HOP", "SESSION"].contains(&n.as_str()) {
+                        window = Some(self.group_window(f, &scope)?);
+                        continue;
+                    }
+                }
+                keys.push(self.expr(g, &scope)?);
+            }
+            // GROUP BY window_start, window_end over TUMBLE/HOP(...): a window aggregate.
+            if let (None, Plan::WindowAssign { input, kind, time }) = (&window, &plan) {
+                let is_win = |k: &Expr, n: &str| matches!(k, Expr::Column(c) if c == n);
+                if keys.iter().any(|k| is_win(k, "window_start")) && keys.iter().any(|k| is_win(k, "window_end")) {
+                    keys.retain(|k| !is_win(k, "window_start") && !is_win(k, "window_end") && !is_win(k, "window_time"));
+                    let w = GroupWindow {
+                        kind: *kind,
+                        time: time.clone(),
+                        alias: None,
+                    };
+                    let input = (**input).clone();
+                    window = Some(w);
+                    let p = plan_aggregate(input, keys, window, exprs, having, "EXPR$")?;
+                    return self.finish_select(p, s);
+                }
+            }
+            let p = plan_aggregate(plan, keys, window, exprs, having, "EXPR$")?;
+            return self.finish_select(p, s);
+        }
+        let schema = plan.schema()?;
+        let projections = crate::plan::name_projections(exprs, &schema, "EXPR$")?;
+        let p = Plan::Calc {
+            input: Box::new(plan),
+            filter: None,
+            projections,
+        };
+        self.finish_select(p, s)
+    }
+
+    fn finish_select(&mut self, p: Plan, s: &sq::Select) -> Result<Plan> {
+        match &s.distinct {
+            None => Ok(p),
+            Some(sq::Distinct::Distinct) => Ok(Table::from_plan(self.env, p).distinct()?.plan().clone()),
+            Some(sq::Distinct::On(_)) => Err(sql_err("DISTINCT ON", "use GROUP BY")),
+        }
+    }
+
+    /// `TUMBLE(ts, INTERVAL ...)`, `HOP(ts, slide, size)`, `SESSION(ts, gap)` in GROUP BY.
+    fn group_window(&mut self, f: &sq::Function, scope: &Scope) -> Result<GroupWindow> {
+        let n = object_name(&f.name).to_ascii_uppercase();
+        let whole = f.to_string();
+        let args = function_args(f)?;
+        let time = match args.first() {
+            Some(e) => match self.expr(e, scope)? {
+                Expr::Column(c) => c,
+                other => return Err(sql_err(&whole, format!("the window's time attribute must be a column, not {other}"))),
+            },
+            None => return Err(sql_err(&whole, "a group window needs a time attribute")),
+        };
+        let iv = |i: usize| -> Result<i64> {
+            match args.get(i) {
+                Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
+                _ => Err(sql_err(&whole, format!("argument {} must be an INTERVAL", i + 1))),
+            }
+        };
+        let kind = match n.as_str() {
+            "TUMBLE" => WindowKind::Tumble { size: iv(1)? },
+            "HOP" => WindowKind::Hop { slide: iv(1)?, size: iv(2)? },
+            _ => WindowKind::Session { gap: iv(1)? },
+        };
+        Ok(GroupWindow { kind, time, alias: None })
+    }
+
+    fn expr(&mut self, e: &sq::Expr, scope: &Scope) -> Result<Expr> {
+        use sq::Expr as E;
+        let whole = || e.to_string();
+        Ok(match e {
+            E::Identifier(i) => {
+                let upper = i.value.to_ascii_uppercase();
+                if i.quote_style.is_none() && ["CURRENT_TIMESTAMP", "LOCALTIMESTAMP", "NOW", "CURRENT_ROW_TIMESTAMP"].contains(&upper.as_str()) && scope.resolve(None, &i.value).is_err() {
+                    let f = if upper == "LOCALTIMESTAMP" { Func::LocalTimestamp } else { Func::CurrentTimestamp };
+                    return Ok(Expr::Call(f, vec![]));
+                }
+                if i.quote_style.is_none() && (upper == "TRUE" || upper == "FALSE") && scope.resolve(None, &i.value).is_err() {
+                    return Ok(Expr::Literal(Literal::Bool(upper == "TRUE")));
+                }
+                col(&scope.resolve(None, &i.value)?)
+            }
+            E::CompoundIdentifier(parts) => {
+                let n = parts.len();
+                if n < 2 {
+                    return Err(sql_err(&whole(), "empty name"));
+                }
+                col(&scope.resolve(Some(&parts[n - 2].value), &parts[n - 1].value)?)
+            }
+            E::Value(v) => Expr::Literal(match &v.value {
+                sq::Value::Number(n, _) => {
+                    if let Ok(i) = n.parse::<i64>() {
+                        Literal::Int(i)
+                    } else {
+                        Literal::Float(n.parse().map_err(|_| sql_err(n, "not a number"))?)
+                    }
+                }
+                sq::Value::SingleQuotedString(s) | sq::Value::DoubleQuotedString(s) => Literal::String(s.clone()),
+                sq::Value::Boolean(b) => Literal::Bool(*b),
+                sq::Value::Null => Literal::Null,
+                other => return Err(sql_err(&whole(), format!("weir does not read literals like {other}"))),
+            }),
+            E::Nested(x) => self.expr(x, scope)?,
+            E::BinaryOp { left, op, right } => {
+                let (l, r) = (self.expr(left, scope)?, self.expr(right, scope)?);
+                let b = |o| Expr::Binary(Box::new(l.clone()), o, Box::new(r.clone()));
+                match op {
+                    sq::BinaryOperator::Plus => b(BinaryOp::Add),
+                    sq::BinaryOperator::Minus => b(BinaryOp::Sub),
+                    sq::BinaryOperator::Multiply => b(BinaryOp::Mul),
+                    sq::BinaryOperator::Divide => b(BinaryOp::Div),
+                    sq::BinaryOperator::Modulo => b(BinaryOp::Mod),
+                    sq::BinaryOperator::Eq => b(BinaryOp::Eq),
+                    sq::BinaryOperator::NotEq => b(BinaryOp::NotEq),
+                    sq::BinaryOperator::Lt => b(BinaryOp::Lt),
+                    sq::BinaryOperator::LtEq => b(BinaryOp::LtEq),
+                    sq::BinaryOperator::Gt => b(BinaryOp::Gt),
+                    sq::BinaryOperator::GtEq => b(BinaryOp::GtEq),
+                    sq::BinaryOperator::And => b(BinaryOp::And),
+                    sq::BinaryOperator::Or => b(BinaryOp::Or),
+                    sq::BinaryOperator::StringConcat => Expr::Call(Func::Concat, vec![l, r]),
+                    other => return Err(sql_err(&whole(), format!("weir has no operator {other}"))),
+                }
+            }
+            E::UnaryOp { op, expr } => {
+                let x = self.expr(expr, scope)?;
+                match op {
+                    sq::UnaryOperator::Not => !x,
+                    sq::UnaryOperator::Minus => match x {
+                        Expr::Literal(Literal::Int(i)) => Expr::Literal(Literal::Int(-i)),
+                        Expr::Literal(Literal::Float(f)) => Expr::Literal(Literal::Float(-f)),
+                        x => Expr::Literal(Literal::Int(0)) - x,
+                    },
+                    sq::UnaryOperator::Plus => x,
+                    other => return Err(sql_err(&whole(), format!("weir has no operator {other}"))),
+                }
+            }
+            E::IsNull(x) => self.expr(x, scope)?.is_null(),
+            E::IsNotNull(x) => self.expr(x, scope)?.is_not_null(),
+            E::IsTrue(x) => self.expr(x, scope)?.equals(true),
+            E::IsFalse(x) => self.expr(x, scope)?.equals(false),
+            E::Between { expr, negated, low, high } => Expr::Between {
+                expr: Box::new(self.expr(expr, scope)?),
+                low: Box::new(self.expr(low, scope)?),
+                high: Box::new(self.expr(high, scope)?),
+                negated: *negated,
+            },
+            E::InList { expr, list, negated } => Expr::InList {
+                expr: Box::new(self.expr(expr, scope)?),
+                list: list.iter().map(|x| self.expr(x, scope)).collect::<Result<_>>()?,
+                negated: *negated,
+            },
+            E::Like { negated, expr, pattern, .. } => {
+                let l = Expr::Call(Func::Like, vec![self.expr(expr, scope)?, self.expr(pattern, scope)?]);
+                if *negated {
+                    !l
+                } else {
+                    l
+                }
+            }
+            E::RLike { negated, expr, pattern, .. } => {
+                let l = Expr::Call(Func::Regexp, vec![self.expr(expr, scope)?, self.expr(pattern, scope)?]);
+                if *negated {
+                    !l
+                } else {
+                    l
+                }
+            }
+            E::Cast { expr, data_type, .. } => {
+                let t = SqlType::parse(&data_type.to_string()).map_err(|err| sql_err(&whole(), err.to_string()))?;
+                self.expr(expr, scope)?.cast(t.data_type)
+            }
+            E::Extract { field, expr, .. } => Expr::Call(Func::Extract, vec![Expr::Literal(Literal::String(field.to_string().to_ascii_uppercase())), self.expr(expr, scope)?]),
+            E::Ceil { expr, .. } => Expr::Call(Func::Ceil, vec![self.expr(expr, scope)?]),
+            E::Floor { expr, .. } => Expr::Call(Func::Floor, vec![self.expr(expr, scope)?]),
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![self.expr(expr, scope)?];
+                args.push(match substring_from {
+                    Some(f) => self.expr(f, scope)?,
+                    None => Expr::Literal(Literal::Int(1)),
+                });
+                if let Some(f) = substring_for {
+                    args.push(self.expr(f, scope)?);
+                }
+                Expr::Call(Func::Substring, args)
+            }
+            E::Trim { expr, trim_where, .. } => {
+                let f = match trim_where {
+                    Some(sq::TrimWhereField::Leading) => Func::Ltrim,
+                    Some(sq::TrimWhereField::Trailing) => Func::Rtrim,
+                    _ => Func::Trim,
+                };
+                Expr::Call(f, vec![self.expr(expr, scope)?])
+            }
+            E::Case { operand, conditions, else_result, .. } => Expr::Case {
+                operand: operand.as_ref().map(|o| self.expr(o, scope)).transpose()?.map(Box::new),
+                branches: conditions
+                    .iter()
+                    .map(|c| Ok((self.expr(&c.condition, scope)?, self.expr(&c.result, scope)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: else_result.as_ref().map(|o| self.expr(o, scope)).transpose()?.map(Box::new),
+            },
+            E::Interval(iv) => Expr::Literal(Literal::Interval(interval_millis(iv, &whole())?)),
+            E::TypedString(ts) => {
+                let v = match &ts.value.value {
+                    sq::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match &ts.data_type {
+                    sq::DataType::Timestamp(..) => Expr::Literal(Literal::Timestamp(
+                        crate::functions::parse_timestamp(&v, None).ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a timestamp")))?,
+                    )),
+                    sq::DataType::Date => Expr::Literal(Literal::Date(crate::functions::parse_date(&v).ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a date")))?)),
+                    other => {
+                        let t = SqlType::parse(&other.to_string()).map_err(|err| sql_err(&whole(), err.to_string()))?;
+                        Expr::Literal(Literal::String(v)).cast(t.data_type)
+                    }
+                }
+            }
+            E::Function(f) => self.function(f, scope)?,
+            other => return Err(sql_err(&other.to_string(), "weir does not support this expression yet")),
+        })
+    }
+
+    fn function(&mut self, f: &sq::Function, scope: &Scope) -> Result<Expr> {
+        let name = object_name(&f.name);
+        let upper = name.to_ascii_uppercase();
+        let whole = f.to_string();
+        let distinct = matches!(&f.args, sq::FunctionArguments::List(l) if l.duplicate_treatment == Some(sq::DuplicateTreatment::Distinct));
+        // COUNT(*)
+        if let sq::FunctionArguments::List(l) = &f.args {
+            if l.args.len() == 1 && matches!(l.args[0], sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Wildcard)) {
+                if upper == "COUNT" {
+                    return Ok(crate::plan::count_star());
+                }
+                return Err(sql_err(&whole, format!("{upper}(*) is not a function; only COUNT takes *")));
+            }
+        }
+        let raw = function_args(f)?;
+        // Window properties of group windows.
+        if let Some(p) = match upper.as_str() {
+            "TUMBLE_START" | "HOP_START" | "SESSION_START" => Some(WindowProperty::Start),
+            "TUMBLE_END" | "HOP_END" | "SESSION_END" => Some(WindowProperty::End),
+            "TUMBLE_ROWTIME" | "HOP_ROWTIME" | "SESSION_ROWTIME" => Some(WindowProperty::Rowtime),
+            _ => None,
+        } {
+            return Ok(Expr::WindowProperty(p));
+        }
+        let mut args = Vec::new();
+        for a in &raw {
+            args.push(self.expr(a, scope)?);
+        }
+        if let Some(agg) = AggFunc::from_name(&upper) {
+            if args.len() != 1 {
+                return Err(sql_err(&whole, format!("{upper} takes one argument")));
+            }
+            return Ok(Expr::Agg {
+                func: agg,
+                arg: Some(Box::new(args.remove(0))),
+                distinct,
+            });
+        }
+        if let Some(u) = self.env.function(&name) {
+            return Ok(Expr::Udf(u, args));
+        }
+        if let Some(func) = Func::from_name(&upper) {
+            if func == Func::Extract {
+                return Err(sql_err(&whole, "write EXTRACT(unit FROM value)"));
+            }
+            return Ok(Expr::Call(func, args));
+        }
+        if upper == "PROCTIME" {
+            return Ok(Expr::Call(Func::Proctime, args));
+        }
+        Err(sql_err(
+            &whole,
+            format!(
+                "no function named `{name}`; built-in functions are {}, COUNT, SUM, MIN, MAX, AVG; register user-defined ones with create_temporary_function",
+                Func::names().collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    }
+}
+
+fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
+    match &f.args {
+        sq::FunctionArguments::None => Ok(vec![]),
+        sq::FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .map(|a| match a {
+                sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Expr(e)) => Ok(e.clone()),
+                other => Err(sql_err(&f.to_string(), format!("unsupported argument {other}"))),
+            })
+            .collect(),
+        sq::FunctionArguments::Subquery(_) => Err(sql_err(&f.to_string(), "subquery arguments are not supported")),
+    }
+}
