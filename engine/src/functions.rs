@@ -273,7 +273,7 @@ impl Func {
             }
             CurrentTimestamp => {
                 arity(0, 0)?;
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
             }
             LocalTimestamp | Proctime => {
                 arity(0, 0)?;
@@ -295,7 +295,7 @@ impl Func {
                         return Err("the precision of TO_TIMESTAMP_LTZ must be 0 or 3".into());
                     }
                 }
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
             }
             DateFormat => {
                 arity(2, 2)?;
@@ -621,7 +621,7 @@ impl Func {
                 let now = now_millis();
                 let a = TimestampMillisecondArray::from(vec![now; n]);
                 if self == CurrentTimestamp {
-                    Arc::new(a.with_timezone("UTC"))
+                    Arc::new(a.with_timezone("+00:00"))
                 } else {
                     Arc::new(a)
                 }
@@ -651,7 +651,7 @@ impl Func {
                     .iter()
                     .map(|x| x.map(|x| if seconds { x.saturating_mul(1000) } else { x }))
                     .collect();
-                Arc::new(out.with_timezone("UTC"))
+                Arc::new(out.with_timezone("+00:00"))
             }
             DateFormat => {
                 let ts = ts_millis(0)?;

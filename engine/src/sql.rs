@@ -282,6 +282,7 @@ fn object_name(n: &sq::ObjectName) -> String {
 fn split_top(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut depth = 0i32;
+    let mut angle = 0i32;
     let mut cur = String::new();
     let mut quote: Option<char> = None;
     for c in text.chars() {
@@ -297,11 +298,25 @@ fn split_top(text: &str) -> Vec<String> {
                 quote = Some(c);
                 cur.push(c);
             }
-            '(' | '<' => {
+            '(' => {
                 depth += 1;
                 cur.push(c);
             }
-            ')' | '>' => {
+            ')' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            // `<` opens a bracket only after a type name (ARRAY<INT>), not in `a < b`.
+            '<' if {
+                let before = cur.trim_end().to_ascii_uppercase();
+                ["ARRAY", "MAP", "ROW", "MULTISET"].iter().any(|t| before.ends_with(t)) || angle > 0
+            } => {
+                angle += 1;
+                depth += 1;
+                cur.push(c);
+            }
+            '>' if angle > 0 => {
+                angle -= 1;
                 depth -= 1;
                 cur.push(c);
             }

@@ -11,7 +11,7 @@
 //! | `DATE` | `Date32` |
 //! | `TIME(p)` (default 0) | `Time32(ms)` for p ≤ 3, `Time64(µs)` for p ≤ 6, `Time64(ns)` |
 //! | `TIMESTAMP(p)` (default 6) | `Timestamp(unit of p, no zone)` |
-//! | `TIMESTAMP_LTZ(p)` (default 6) | `Timestamp(unit of p, "UTC")` |
+//! | `TIMESTAMP_LTZ(p)` (default 6) | `Timestamp(unit of p, "+00:00")` |
 //! | `ARRAY<T>` | `List<T>` |
 //! | `MAP<K, V>` | `Map<K, V>` |
 //! | `ROW<name T, ...>` | `Struct` |
@@ -387,7 +387,7 @@ impl Parser<'_> {
                 {
                     return Err(self.err("expected `WITHOUT TIME ZONE`".into()));
                 }
-                DataType::Timestamp(unit_for(p), ltz.then(|| Arc::from("UTC")))
+                DataType::Timestamp(unit_for(p), ltz.then(|| Arc::from("+00:00")))
             }
             "ARRAY" => {
                 self.expect('<')?;
@@ -493,11 +493,11 @@ mod tests {
         );
         assert_eq!(
             dt("TIMESTAMP_LTZ(3)"),
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
         );
         assert_eq!(
             dt("TIMESTAMP(3) WITH LOCAL TIME ZONE"),
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
         );
     }
 
