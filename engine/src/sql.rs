@@ -939,16 +939,17 @@ impl<'a> Planner<'a> {
                 }
                 sq::SelectItem::ExprWithAlias { expr, alias } => exprs.push(self.expr(expr, &scope)?.alias(&alias.value)),
                 sq::SelectItem::Wildcard(_) => {
-                    for (_, n, internal) in &scope.cols {
-                        exprs.push(if n == internal { col(internal) } else { col(internal).alias(n) });
+                    // Clashing names of a join keep their unique form (uid, uid0), as in Flink.
+                    for (_, _, internal) in &scope.cols {
+                        exprs.push(col(internal));
                     }
                 }
                 sq::SelectItem::QualifiedWildcard(kind, _) => {
                     let q = kind.to_string();
                     let mut any = false;
-                    for (qual, n, internal) in &scope.cols {
+                    for (qual, _, internal) in &scope.cols {
                         if qual.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&q)) {
-                            exprs.push(if n == internal { col(internal) } else { col(internal).alias(n) });
+                            exprs.push(col(internal));
                             any = true;
                         }
                     }
