@@ -331,6 +331,17 @@ const FS_KEYS: &[&str] = &[
     "source.monitor-interval",
 ];
 
+/// Checks a filesystem table's keys, format and delimiter.
+pub fn check_filesystem_options(def: &TableDef) -> Result<()> {
+    def.check_keys(FS_KEYS)?;
+    format_of(def)?;
+    delimiter_of(def)?;
+    if !def.options.contains_key("path") {
+        return Err(option_err(&def.name, "path", "the filesystem connector needs a 'path'"));
+    }
+    Ok(())
+}
+
 /// Reads CSV or JSON-lines files: one file, or every file of a directory (hidden files and
 /// files starting with `_` or `.` skipped, as Flink does).
 struct FileSource {

@@ -638,6 +638,15 @@ fn is_numeric(t: &DataType) -> bool {
 /// The type both sides of an arithmetic or comparison operator are brought to.
 fn common_numeric(a: &DataType, b: &DataType) -> Option<DataType> {
     use DataType::*;
+    // DECIMAL with an integer or a DECIMAL stays exact; with a float it becomes DOUBLE.
+    match (a, b) {
+        (Decimal128(_, s1), Decimal128(_, s2)) => return Some(Decimal128(38, (*s1).max(*s2))),
+        (Decimal128(_, s), t) | (t, Decimal128(_, s)) if t.is_integer() || *t == Null => {
+            return Some(Decimal128(38, *s))
+        }
+        (Decimal128(..), t) | (t, Decimal128(..)) if t.is_floating() => return Some(Float64),
+        _ => {}
+    }
     let rank = |t: &DataType| match t {
         Null => Some(0),
         Int8 => Some(1),
@@ -901,6 +910,7 @@ impl Expr {
             Expr::Literal(l) => Value::Scalar(literal_array(l)),
             Expr::Binary(l, op, r) => {
                 let (mut a, mut b) = (l.evaluate(batch)?, r.evaluate(batch)?);
+                let both_scalar = matches!((&a, &b), (Value::Scalar(_), Value::Scalar(_)));
                 if op.is_arithmetic() || (op.is_comparison() && a.data_type() != b.data_type()) {
                     if let Some(t) = common_numeric(a.data_type(), b.data_type()) {
                         a = cast_value(a, &t, self)?;
@@ -951,11 +961,16 @@ impl Expr {
                         })
                     }
                 };
+                // Decimal arithmetic: Arrow picks its own precision and scale; bring the
+                // result to the planned type.
+                let out = match (a.data_type(), op.is_arithmetic()) {
+                    (DataType::Decimal128(_, s), true) if out.data_type() != &DataType::Decimal128(38, *s) => {
+                        arrow_cast::cast(&out, &DataType::Decimal128(38, *s)).map_err(arrow_err(self))?
+                    }
+                    _ => out,
+                };
                 // Both sides constant: the result is one value too.
-                if matches!(
-                    (l.as_ref(), r.as_ref()),
-                    (Expr::Literal(_), Expr::Literal(_))
-                ) {
+                if both_scalar {
                     Value::Scalar(out)
                 } else {
                     Value::Array(out)

@@ -175,15 +175,10 @@ impl TableEnvironment {
                 def.sink()?;
             }
             Some("filesystem") => {
-                // Readable or writable: a missing path is fine for a sink-only table, so check
-                // the options common to both here and the rest when it is used.
-                if !def.options.contains_key("path") {
-                    return Err(EngineError::TableOption {
-                        table: name.clone(),
-                        key: "path".into(),
-                        detail: "the filesystem connector needs a 'path'".into(),
-                    });
-                }
+                // Read or written: a path that does not exist yet is fine for a table only
+                // written to, so that is checked when the table is read (still before the job
+                // starts); keys and format are checked now.
+                crate::connectors::check_filesystem_options(&def)?;
             }
             _ => {
                 def.source()?;
