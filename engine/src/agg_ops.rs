@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, ArrayRef, Int64Array, Int8Array, RecordBatch, TimestampMillisecondArray,
-};
+use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch, TimestampMillisecondArray};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use weir_metrics::{Counter, MetricGroup};
@@ -50,7 +48,13 @@ struct AggCore {
 }
 
 impl AggCore {
-    fn new(name: &str, input: &Schema, keys: Vec<Expr>, specs: Vec<AggSpec>, updating_input: bool) -> Result<Self> {
+    fn new(
+        name: &str,
+        input: &Schema,
+        keys: Vec<Expr>,
+        specs: Vec<AggSpec>,
+        updating_input: bool,
+    ) -> Result<Self> {
         let mut fields = Vec::new();
         for k in &keys {
             fields.push(SortField::new(k.data_type(input)?));
@@ -58,7 +62,12 @@ impl AggCore {
         let mut accs = Vec::new();
         for s in &specs {
             let t = s.arg.as_ref().map(|a| a.data_type(input)).transpose()?;
-            accs.push(new_accumulator(s.func, t.as_ref(), &s.output_type, s.distinct)?);
+            accs.push(new_accumulator(
+                s.func,
+                t.as_ref(),
+                &s.output_type,
+                s.distinct,
+            )?);
         }
         Ok(Self {
             name: name.to_string(),
@@ -81,7 +90,9 @@ impl AggCore {
             .map(|k| k.evaluate(batch)?.into_array(batch.num_rows()))
             .collect::<Result<Vec<_>>>()?;
         Ok(KeyRows::Rows(
-            self.key_converter.convert_columns(&cols).map_err(arrow(&self.name))?,
+            self.key_converter
+                .convert_columns(&cols)
+                .map_err(arrow(&self.name))?,
         ))
     }
 
@@ -127,7 +138,9 @@ impl AggCore {
         }
         let parser = self.key_converter.parser();
         let rows: Vec<arrow_row::Row<'_>> = keys.iter().map(|k| parser.parse(k)).collect();
-        self.key_converter.convert_rows(rows).map_err(arrow(&self.name))
+        self.key_converter
+            .convert_rows(rows)
+            .map_err(arrow(&self.name))
     }
 
     fn agg_columns(&self, groups: &[u32]) -> Result<Vec<ArrayRef>> {
@@ -195,10 +208,19 @@ impl GroupAggregate {
     ) -> Result<Self> {
         let fields = agg_fields(input, &keys, &specs)?;
         let out_converter = RowConverter::new(
-            fields.iter().map(|f| SortField::new(f.data_type().clone())).collect(),
+            fields
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
         )
         .map_err(arrow(name))?;
-        let core = AggCore::new(name, input, keys.into_iter().map(|(e, _)| e).collect(), specs, updating_input)?;
+        let core = AggCore::new(
+            name,
+            input,
+            keys.into_iter().map(|(e, _)| e).collect(),
+            specs,
+            updating_input,
+        )?;
         Ok(Self {
             core,
             schema: Arc::new(Schema::new(fields)),
@@ -229,7 +251,10 @@ impl Operator for GroupAggregate {
     }
 
     fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
-        self.state_keys = Some(metric(&self.core.name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        self.state_keys = Some(metric(
+            &self.core.name,
+            metrics.gauge_with_help("state_keys", "Keys held in the operator's state"),
+        )?);
         Ok(())
     }
 
@@ -258,9 +283,17 @@ impl Operator for GroupAggregate {
         let before: Vec<u32> = if self.batch_mode {
             Vec::new()
         } else {
-            touched.iter().copied().filter(|g| self.emitted[*g as usize]).collect()
+            touched
+                .iter()
+                .copied()
+                .filter(|g| self.emitted[*g as usize])
+                .collect()
         };
-        let old = if before.is_empty() { None } else { Some(self.output(&before)?) };
+        let old = if before.is_empty() {
+            None
+        } else {
+            Some(self.output(&before)?)
+        };
         self.core.update(&batch.data, &ids, signs.as_deref())?;
         for (i, g) in ids.iter().enumerate() {
             self.rows[*g as usize] += signs.as_ref().map_or(1, |s| s[i] as i64);
@@ -279,17 +312,30 @@ impl Operator for GroupAggregate {
             }
             return Ok(());
         }
-        let new = if alive.is_empty() { None } else { Some(self.output(&alive)?) };
+        let new = if alive.is_empty() {
+            None
+        } else {
+            Some(self.output(&alive)?)
+        };
         // Compare old and new results of groups that were emitted before.
         let old_rows = match &old {
-            Some(b) => Some(self.out_converter.convert_columns(b.columns()).map_err(arrow(&self.core.name))?),
+            Some(b) => Some(
+                self.out_converter
+                    .convert_columns(b.columns())
+                    .map_err(arrow(&self.core.name))?,
+            ),
             None => None,
         };
         let new_rows = match &new {
-            Some(b) => Some(self.out_converter.convert_columns(b.columns()).map_err(arrow(&self.core.name))?),
+            Some(b) => Some(
+                self.out_converter
+                    .convert_columns(b.columns())
+                    .map_err(arrow(&self.core.name))?,
+            ),
             None => None,
         };
-        let old_pos: HashMap<u32, usize> = before.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+        let old_pos: HashMap<u32, usize> =
+            before.iter().enumerate().map(|(i, g)| (*g, i)).collect();
         let new_pos: HashMap<u32, usize> = alive.iter().enumerate().map(|(i, g)| (*g, i)).collect();
         // (source batch 0 = old, 1 = new; row), kind
         let mut picks: Vec<(usize, usize)> = Vec::new();
@@ -335,14 +381,20 @@ impl Operator for GroupAggregate {
             return Ok(());
         }
         let empty = RecordBatch::new_empty(self.schema.clone());
-        let sources = [old.as_ref().unwrap_or(&empty), new.as_ref().unwrap_or(&empty)];
+        let sources = [
+            old.as_ref().unwrap_or(&empty),
+            new.as_ref().unwrap_or(&empty),
+        ];
         let cols = (0..self.schema.fields().len())
             .map(|c| {
-                let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
-                arrow_select::interleave::interleave(&arrays, &picks).map_err(arrow(&self.core.name))
+                let arrays: Vec<&dyn Array> =
+                    sources.iter().map(|b| b.column(c).as_ref()).collect();
+                arrow_select::interleave::interleave(&arrays, &picks)
+                    .map_err(arrow(&self.core.name))
             })
             .collect::<Result<Vec<_>>>()?;
-        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
+        let data =
+            RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
         let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
         out.push(StreamBatch {
             data,
@@ -382,7 +434,11 @@ impl WindowKind {
         match self {
             WindowKind::Tumble { size } => format!("TUMBLE(size=[{}])", millis_text(*size)),
             WindowKind::Hop { size, slide } => {
-                format!("HOP(slide=[{}], size=[{}])", millis_text(*slide), millis_text(*size))
+                format!(
+                    "HOP(slide=[{}], size=[{}])",
+                    millis_text(*slide),
+                    millis_text(*size)
+                )
             }
             WindowKind::Session { gap } => format!("SESSION(gap=[{}])", millis_text(*gap)),
         }
@@ -401,9 +457,17 @@ fn millis_text(ms: i64) -> String {
 pub fn millis_of(a: &ArrayRef, context: &str) -> Result<Int64Array> {
     let t = match a.data_type() {
         DataType::Timestamp(TimeUnit::Millisecond, _) => a.clone(),
-        DataType::Timestamp(_, tz) => arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
-            .map_err(arrow(context))?,
-        DataType::Int64 => return Ok(a.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| Int64Array::new_null(a.len()))),
+        DataType::Timestamp(_, tz) => {
+            arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+                .map_err(arrow(context))?
+        }
+        DataType::Int64 => {
+            return Ok(a
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .cloned()
+                .unwrap_or_else(|| Int64Array::new_null(a.len())))
+        }
         other => {
             return Err(EngineError::Execution(format!(
                 "{context}: the time attribute must be a TIMESTAMP, not {}",
@@ -479,7 +543,13 @@ impl WindowAggregate {
         fields.push(Field::new("window_end", ts.clone(), false));
         fields.push(Field::new("window_time", ts, false));
         fields.extend(agg_fields(input, &[], &specs)?);
-        let core = AggCore::new(name, input, keys.into_iter().map(|(e, _)| e).collect(), specs, false)?;
+        let core = AggCore::new(
+            name,
+            input,
+            keys.into_iter().map(|(e, _)| e).collect(),
+            specs,
+            false,
+        )?;
         Ok(Self {
             core,
             schema: Arc::new(Schema::new(fields)),
@@ -535,7 +605,8 @@ impl WindowAggregate {
             cols.push(Arc::new(end));
             cols.push(Arc::new(time));
             cols.extend(self.core.agg_columns(&slots)?);
-            let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
+            let data =
+                RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
             out.push(StreamBatch::inserts(data));
         }
         for (_, _, s) in &windows {
@@ -639,13 +710,27 @@ impl WindowAggregate {
                         merged.push(list.remove(*j));
                     }
                     let keep = merged.iter().map(|s| s.slot).min().unwrap_or(0);
-                    let s_start = merged.iter().map(|s| s.start).min().unwrap_or(start).min(start);
+                    let s_start = merged
+                        .iter()
+                        .map(|s| s.start)
+                        .min()
+                        .unwrap_or(start)
+                        .min(start);
                     let s_end = merged.iter().map(|s| s.end).max().unwrap_or(end).max(end);
-                    list.push(Session { start: s_start, end: s_end, slot: keep });
-                    let others: Vec<u32> = merged.iter().map(|s| s.slot).filter(|s| *s != keep).collect();
+                    list.push(Session {
+                        start: s_start,
+                        end: s_end,
+                        slot: keep,
+                    });
+                    let others: Vec<u32> = merged
+                        .iter()
+                        .map(|s| s.slot)
+                        .filter(|s| *s != keep)
+                        .collect();
                     if !take.is_empty() {
                         let idx = arrow_array::UInt32Array::from(std::mem::take(&mut take));
-                        let sub = arrow_select::take::take_record_batch(batch, &idx).map_err(arrow(&self.core.name))?;
+                        let sub = arrow_select::take::take_record_batch(batch, &idx)
+                            .map_err(arrow(&self.core.name))?;
                         self.core.update(&sub, &slots, None)?;
                         slots.clear();
                     }
@@ -664,7 +749,11 @@ impl WindowAggregate {
                 Some(s) => s,
                 None => {
                     let s = self.new_slot(key);
-                    self.sessions.entry(key.into()).or_default().push(Session { start, end, slot: s });
+                    self.sessions.entry(key.into()).or_default().push(Session {
+                        start,
+                        end,
+                        slot: s,
+                    });
                     s
                 }
             };
@@ -675,7 +764,8 @@ impl WindowAggregate {
         }
         if !take.is_empty() {
             let idx = arrow_array::UInt32Array::from(take);
-            let sub = arrow_select::take::take_record_batch(batch, &idx).map_err(arrow(&self.core.name))?;
+            let sub = arrow_select::take::take_record_batch(batch, &idx)
+                .map_err(arrow(&self.core.name))?;
             self.core.update(&sub, &slots, None)?;
         }
         Ok(())
@@ -700,8 +790,17 @@ impl Operator for WindowAggregate {
 
     fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
         let name = self.core.name.clone();
-        self.late = Some(metric(&name, metrics.counter_with_help("late_records_dropped", "Rows dropped because their window had already fired"))?);
-        self.state_keys = Some(metric(&name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        self.late = Some(metric(
+            &name,
+            metrics.counter_with_help(
+                "late_records_dropped",
+                "Rows dropped because their window had already fired",
+            ),
+        )?);
+        self.state_keys = Some(metric(
+            &name,
+            metrics.gauge_with_help("state_keys", "Keys held in the operator's state"),
+        )?);
         Ok(())
     }
 
@@ -785,7 +884,8 @@ impl Operator for WindowAggregate {
             self.core.update(&data, &ids, None)?;
         } else {
             let idx = arrow_array::UInt32Array::from(take);
-            let sub = arrow_select::take::take_record_batch(&data, &idx).map_err(arrow(&self.core.name))?;
+            let sub = arrow_select::take::take_record_batch(&data, &idx)
+                .map_err(arrow(&self.core.name))?;
             self.core.update(&sub, &ids, None)?;
         }
         self.report_state();

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Float64Type, Int64Type};
-use arrow_array::{
-    Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, UInt32Array,
-};
+use arrow_array::{Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, UInt32Array};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
 
@@ -116,7 +114,12 @@ pub trait Accumulator: Send {
     fn resize(&mut self, n: usize);
     /// Adds (sign +1) or retracts (sign -1) each row's value into its group. `values` is
     /// `None` for `COUNT(*)`.
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], signs: Option<&[i8]>) -> Result<()>;
+    fn update(
+        &mut self,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
+    ) -> Result<()>;
     /// The results of these groups, as one column.
     fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef>;
     /// Folds `src` into `dst` (session windows merging).
@@ -147,7 +150,10 @@ fn num_kind(t: &DataType) -> Option<NumKind> {
 
 /// The output type of `func` over `input` (Flink's rules: SUM, MIN, MAX and AVG keep the
 /// input's type; COUNT is BIGINT), or why it cannot be computed.
-pub fn result_type(func: AggFunc, input: Option<&DataType>) -> std::result::Result<DataType, String> {
+pub fn result_type(
+    func: AggFunc,
+    input: Option<&DataType>,
+) -> std::result::Result<DataType, String> {
     let Some(t) = input else {
         return Ok(DataType::Int64);
     };
@@ -156,11 +162,22 @@ pub fn result_type(func: AggFunc, input: Option<&DataType>) -> std::result::Resu
         AggFunc::Sum | AggFunc::Avg => match num_kind(t) {
             Some(_) if *t == DataType::Null => Ok(DataType::Int32),
             Some(_) => Ok(t.clone()),
-            None => Err(format!("{} needs a numeric argument, not {}", func.name(), type_name(t))),
+            None => Err(format!(
+                "{} needs a numeric argument, not {}",
+                func.name(),
+                type_name(t)
+            )),
         },
         AggFunc::Min | AggFunc::Max => {
-            if matches!(t, DataType::Map(..) | DataType::List(_) | DataType::Struct(_)) {
-                Err(format!("{} cannot order values of {}", func.name(), type_name(t)))
+            if matches!(
+                t,
+                DataType::Map(..) | DataType::List(_) | DataType::Struct(_)
+            ) {
+                Err(format!(
+                    "{} cannot order values of {}",
+                    func.name(),
+                    type_name(t)
+                ))
             } else {
                 Ok(t.clone())
             }
@@ -199,7 +216,9 @@ pub fn new_accumulator(
                 counts: Vec::new(),
             })
         }
-        (AggFunc::Min | AggFunc::Max, Some(t)) => Box::new(MinMax::new(func == AggFunc::Max, t.clone())?),
+        (AggFunc::Min | AggFunc::Max, Some(t)) => {
+            Box::new(MinMax::new(func == AggFunc::Max, t.clone())?)
+        }
         (f, None) => {
             return Err(EngineError::Plan {
                 expr: format!("{}(*)", f.name()),
@@ -227,7 +246,12 @@ impl Accumulator for Count {
     fn resize(&mut self, n: usize) {
         self.counts.resize(n, 0);
     }
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
+    ) -> Result<()> {
         match values.filter(|v| v.null_count() > 0) {
             None => {
                 for (i, g) in groups.iter().enumerate() {
@@ -278,7 +302,12 @@ impl Accumulator for SumAvg {
         }
     }
 
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
+    ) -> Result<()> {
         let Some(v) = values else { return Ok(()) };
         if v.data_type() == &DataType::Null {
             return Ok(());
@@ -434,7 +463,12 @@ impl Accumulator for MinMax {
         self.values.resize_with(n, BTreeMap::new);
     }
 
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
+    ) -> Result<()> {
         let Some(v) = values else { return Ok(()) };
         let rows = self
             .converter
@@ -450,7 +484,11 @@ impl Accumulator for MinMax {
             let bytes: &[u8] = bytes.as_ref();
             if s > 0 && signs.is_none() {
                 // Insert-only input keeps just the best value.
-                let best = if self.max { m.keys().next_back() } else { m.keys().next() };
+                let best = if self.max {
+                    m.keys().next_back()
+                } else {
+                    m.keys().next()
+                };
                 let better = match best {
                     None => true,
                     Some(k) if self.max => bytes > &**k,
@@ -483,7 +521,11 @@ impl Accumulator for MinMax {
         let mut rows: Vec<Option<arrow_row::Row<'_>>> = Vec::with_capacity(groups.len());
         for g in groups {
             let m = &self.values[*g as usize];
-            let best = if self.max { m.keys().next_back() } else { m.keys().next() };
+            let best = if self.max {
+                m.keys().next_back()
+            } else {
+                m.keys().next()
+            };
             rows.push(best.map(|b| parser.parse(b)));
         }
         // Rows for NULL results: convert the present ones, then spread them out.
@@ -492,9 +534,10 @@ impl Accumulator for MinMax {
             .converter
             .convert_rows(present)
             .map_err(arrow("MIN/MAX result"))?;
-        let col = cols.into_iter().next().ok_or_else(|| {
-            EngineError::Execution("MIN/MAX produced no column".into())
-        })?;
+        let col = cols
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::Execution("MIN/MAX produced no column".into()))?;
         if rows.iter().all(Option::is_some) {
             return Ok(col);
         }
@@ -533,7 +576,8 @@ struct CountDistinct {
 impl CountDistinct {
     fn new(t: DataType) -> Result<Self> {
         Ok(Self {
-            converter: RowConverter::new(vec![SortField::new(t)]).map_err(arrow("COUNT DISTINCT"))?,
+            converter: RowConverter::new(vec![SortField::new(t)])
+                .map_err(arrow("COUNT DISTINCT"))?,
             seen: Vec::new(),
         })
     }
@@ -541,10 +585,16 @@ impl CountDistinct {
 
 impl Accumulator for CountDistinct {
     fn resize(&mut self, n: usize) {
-        self.seen.resize_with(n, || HashMap::with_hasher(fixed_hasher()));
+        self.seen
+            .resize_with(n, || HashMap::with_hasher(fixed_hasher()));
     }
 
-    fn update(&mut self, values: Option<&ArrayRef>, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
+    ) -> Result<()> {
         let Some(v) = values else { return Ok(()) };
         let rows: Rows = self
             .converter
@@ -614,11 +664,24 @@ mod tests {
             acc.resize(2);
             acc.update(Some(&v), &groups, None).unwrap();
             let out = acc.evaluate(&[0, 1]).unwrap();
-            let got = format!("{:?}", arrow_cast::cast(&out, &DataType::Int64).unwrap().as_primitive::<Int64Type>().values().to_vec());
+            let got = format!(
+                "{:?}",
+                arrow_cast::cast(&out, &DataType::Int64)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            );
             assert_eq!(got, want, "{func:?}");
         }
         // Retracting the 3 from group 0 leaves MIN 5 (MIN keeps every value it saw).
-        let mut acc = new_accumulator(AggFunc::Min, Some(&DataType::Int64), &DataType::Int64, false).unwrap();
+        let mut acc = new_accumulator(
+            AggFunc::Min,
+            Some(&DataType::Int64),
+            &DataType::Int64,
+            false,
+        )
+        .unwrap();
         acc.resize(1);
         let signs = [1i8, 1, 1];
         let v: ArrayRef = Arc::new(Int64Array::from(vec![5, 3, 7]));
@@ -632,11 +695,24 @@ mod tests {
     #[test]
     fn count_distinct_and_string_max_and_empty_groups() {
         let v: ArrayRef = Arc::new(StringArray::from(vec!["b", "a", "b", "c"]));
-        let mut cd = new_accumulator(AggFunc::Count, Some(&DataType::Utf8), &DataType::Int64, true).unwrap();
+        let mut cd = new_accumulator(
+            AggFunc::Count,
+            Some(&DataType::Utf8),
+            &DataType::Int64,
+            true,
+        )
+        .unwrap();
         cd.resize(2);
         cd.update(Some(&v), &[0, 0, 0, 1], None).unwrap();
-        assert_eq!(cd.evaluate(&[0, 1]).unwrap().as_primitive::<Int64Type>().values(), &[2, 1]);
-        let mut mx = new_accumulator(AggFunc::Max, Some(&DataType::Utf8), &DataType::Utf8, false).unwrap();
+        assert_eq!(
+            cd.evaluate(&[0, 1])
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values(),
+            &[2, 1]
+        );
+        let mut mx =
+            new_accumulator(AggFunc::Max, Some(&DataType::Utf8), &DataType::Utf8, false).unwrap();
         mx.resize(3);
         mx.update(Some(&v), &[0, 0, 0, 1], None).unwrap();
         let out = mx.evaluate(&[0, 2, 1]).unwrap();

@@ -91,7 +91,13 @@ impl TableDef {
         self.options
             .get("connector")
             .map(String::as_str)
-            .ok_or_else(|| option_err(&self.name, "connector", "every table needs a 'connector' option"))
+            .ok_or_else(|| {
+                option_err(
+                    &self.name,
+                    "connector",
+                    "every table needs a 'connector' option",
+                )
+            })
     }
 
     fn check_keys(&self, allowed: &[&str]) -> Result<()> {
@@ -102,8 +108,15 @@ impl TableDef {
                     k,
                     format!(
                         "unknown option of the '{}' connector; it takes {}",
-                        self.options.get("connector").map(String::as_str).unwrap_or("?"),
-                        if allowed.is_empty() { "no options".to_string() } else { allowed.join(", ") }
+                        self.options
+                            .get("connector")
+                            .map(String::as_str)
+                            .unwrap_or("?"),
+                        if allowed.is_empty() {
+                            "no options".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
                     ),
                 ));
             }
@@ -115,18 +128,29 @@ impl TableDef {
     pub fn source(&self) -> Result<Arc<dyn SourceFactory>> {
         let physical = self.physical_schema();
         let inner: Arc<dyn SourceFactory> = match self.connector()? {
-            "datagen" => Arc::new(DatagenSource(Datagen::new(&self.name, physical, &self.options)?)),
+            "datagen" => Arc::new(DatagenSource(Datagen::new(
+                &self.name,
+                physical,
+                &self.options,
+            )?)),
             "filesystem" => Arc::new(FileSource::new(self, physical)?),
             "print" | "blackhole" => {
                 return Err(option_err(
                     &self.name,
                     "connector",
-                    format!("the '{}' connector can only be written to", self.options["connector"]),
+                    format!(
+                        "the '{}' connector can only be written to",
+                        self.options["connector"]
+                    ),
                 ))
             }
             other => return Err(unknown_connector(&self.name, other)),
         };
-        if self.columns.iter().all(|c| matches!(c, Column::Physical(_))) {
+        if self
+            .columns
+            .iter()
+            .all(|c| matches!(c, Column::Physical(_)))
+        {
             return Ok(inner);
         }
         Ok(Arc::new(ComputedSource {
@@ -145,12 +169,22 @@ impl TableDef {
                 let stderr = match self.options.get("standard-error").map(String::as_str) {
                     None | Some("false") => false,
                     Some("true") => true,
-                    Some(v) => return Err(option_err(&self.name, "standard-error", format!("expected true or false, found '{v}'"))),
+                    Some(v) => {
+                        return Err(option_err(
+                            &self.name,
+                            "standard-error",
+                            format!("expected true or false, found '{v}'"),
+                        ))
+                    }
                 };
                 Arc::new(PrintSink {
                     name: self.name.clone(),
                     identifier: self.options.get("print-identifier").cloned(),
-                    target: if stderr { PrintTarget::Stderr } else { PrintTarget::Stdout },
+                    target: if stderr {
+                        PrintTarget::Stderr
+                    } else {
+                        PrintTarget::Stdout
+                    },
                 })
             }
             "blackhole" => {
@@ -159,7 +193,11 @@ impl TableDef {
             }
             "filesystem" => Arc::new(FileSink::new(self, schema)?),
             "datagen" => {
-                return Err(option_err(&self.name, "connector", "the 'datagen' connector can only be read"))
+                return Err(option_err(
+                    &self.name,
+                    "connector",
+                    "the 'datagen' connector can only be read",
+                ))
             }
             other => return Err(unknown_connector(&self.name, other)),
         })
@@ -292,7 +330,11 @@ impl SourceFactory for ValuesSource {
         1
     }
     fn create(&self, subtask: usize, _parallelism: usize) -> Result<Box<dyn Source>> {
-        let batches = if subtask == 0 { self.batches.clone() } else { Vec::new() };
+        let batches = if subtask == 0 {
+            self.batches.clone()
+        } else {
+            Vec::new()
+        };
         Ok(Box::new(ValuesReader(batches.into_iter())))
     }
 }
@@ -307,8 +349,16 @@ fn format_of(def: &TableDef) -> Result<Format> {
     match def.options.get("format").map(String::as_str) {
         Some("csv") => Ok(Format::Csv),
         Some("json") => Ok(Format::Json),
-        Some(other) => Err(option_err(&def.name, "format", format!("expected 'csv' or 'json', found '{other}'"))),
-        None => Err(option_err(&def.name, "format", "the filesystem connector needs a 'format' ('csv' or 'json')")),
+        Some(other) => Err(option_err(
+            &def.name,
+            "format",
+            format!("expected 'csv' or 'json', found '{other}'"),
+        )),
+        None => Err(option_err(
+            &def.name,
+            "format",
+            "the filesystem connector needs a 'format' ('csv' or 'json')",
+        )),
     }
 }
 
@@ -317,7 +367,11 @@ fn delimiter_of(def: &TableDef) -> Result<u8> {
         None => Ok(b','),
         Some(d) if d.len() == 1 => Ok(d.as_bytes()[0]),
         Some(d) if d == "\\t" => Ok(b'\t'),
-        Some(d) => Err(option_err(&def.name, "csv.field-delimiter", format!("expected one character, found '{d}'"))),
+        Some(d) => Err(option_err(
+            &def.name,
+            "csv.field-delimiter",
+            format!("expected one character, found '{d}'"),
+        )),
     }
 }
 
@@ -337,7 +391,11 @@ pub fn check_filesystem_options(def: &TableDef) -> Result<()> {
     format_of(def)?;
     delimiter_of(def)?;
     if !def.options.contains_key("path") {
-        return Err(option_err(&def.name, "path", "the filesystem connector needs a 'path'"));
+        return Err(option_err(
+            &def.name,
+            "path",
+            "the filesystem connector needs a 'path'",
+        ));
     }
     Ok(())
 }
@@ -356,10 +414,9 @@ impl FileSource {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
         def.check_keys(FS_KEYS)?;
         let format = format_of(def)?;
-        let path = def
-            .options
-            .get("path")
-            .ok_or_else(|| option_err(&def.name, "path", "the filesystem connector needs a 'path'"))?;
+        let path = def.options.get("path").ok_or_else(|| {
+            option_err(&def.name, "path", "the filesystem connector needs a 'path'")
+        })?;
         let p = Path::new(path);
         let files = if p.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
@@ -378,7 +435,11 @@ impl FileSource {
         } else if p.is_file() {
             vec![p.to_path_buf()]
         } else {
-            return Err(option_err(&def.name, "path", format!("'{path}' does not exist")));
+            return Err(option_err(
+                &def.name,
+                "path",
+                format!("'{path}' does not exist"),
+            ));
         };
         Ok(Self {
             name: def.name.clone(),
@@ -393,7 +454,9 @@ impl FileSource {
 struct FileReader {
     name: String,
     files: std::vec::IntoIter<PathBuf>,
-    current: Option<Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>> + Send>>,
+    current: Option<
+        Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>> + Send>,
+    >,
     current_path: PathBuf,
     format: Format,
     delimiter: u8,
@@ -420,12 +483,20 @@ impl Source for FileReader {
                 return Ok(None);
             };
             let file = File::open(&path).map_err(|e| {
-                EngineError::Execution(format!("table `{}`: opening {}: {e}", self.name, path.display()))
+                EngineError::Execution(format!(
+                    "table `{}`: opening {}: {e}",
+                    self.name,
+                    path.display()
+                ))
             })?;
             let reader = BufReader::new(file);
             let batch = max_rows.clamp(1, crate::job::MAX_BATCH_ROWS);
             let err = |e: arrow_schema::ArrowError| {
-                EngineError::Execution(format!("table `{}`: reading {}: {e}", self.name, path.display()))
+                EngineError::Execution(format!(
+                    "table `{}`: reading {}: {e}",
+                    self.name,
+                    path.display()
+                ))
             };
             self.current = Some(match self.format {
                 Format::Csv => Box::new(
@@ -495,15 +566,19 @@ impl FileSink {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
         def.check_keys(FS_KEYS)?;
         let format = format_of(def)?;
-        let path = def
-            .options
-            .get("path")
-            .ok_or_else(|| option_err(&def.name, "path", "the filesystem connector needs a 'path'"))?;
+        let path = def.options.get("path").ok_or_else(|| {
+            option_err(&def.name, "path", "the filesystem connector needs a 'path'")
+        })?;
         let dir = PathBuf::from(path);
         if dir.is_file() {
-            return Err(option_err(&def.name, "path", format!("'{path}' is a file; a filesystem sink writes into a directory")));
+            return Err(option_err(
+                &def.name,
+                "path",
+                format!("'{path}' is a file; a filesystem sink writes into a directory"),
+            ));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| option_err(&def.name, "path", format!("cannot create '{path}': {e}")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| option_err(&def.name, "path", format!("cannot create '{path}': {e}")))?;
         Ok(Self {
             name: def.name.clone(),
             dir,
@@ -535,7 +610,11 @@ impl SinkFactory for FileSink {
         };
         let path = self.dir.join(format!("part-{subtask}.{ext}"));
         let file = File::create(&path).map_err(|e| {
-            EngineError::Execution(format!("table `{}`: creating {}: {e}", self.name, path.display()))
+            EngineError::Execution(format!(
+                "table `{}`: creating {}: {e}",
+                self.name,
+                path.display()
+            ))
         })?;
         let w = BufWriter::new(file);
         let _ = &self.schema;
@@ -567,7 +646,11 @@ impl Sink for FileWriter {
     }
     fn write(&mut self, batch: StreamBatch) -> Result<()> {
         let err = |e: arrow_schema::ArrowError| {
-            EngineError::Execution(format!("table `{}`: writing {}: {e}", self.name, self.path.display()))
+            EngineError::Execution(format!(
+                "table `{}`: writing {}: {e}",
+                self.name,
+                self.path.display()
+            ))
         };
         if let Some(w) = &mut self.csv {
             w.write(&batch.data).map_err(err)?;
@@ -578,7 +661,13 @@ impl Sink for FileWriter {
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {
-        let err = |e: String| EngineError::Execution(format!("table `{}`: writing {}: {e}", self.name, self.path.display()));
+        let err = |e: String| {
+            EngineError::Execution(format!(
+                "table `{}`: writing {}: {e}",
+                self.name,
+                self.path.display()
+            ))
+        };
         if let Some(w) = self.csv.take() {
             w.into_inner().flush().map_err(|e| err(e.to_string()))?;
         }
@@ -692,5 +781,8 @@ impl SinkFactory for CollectSink {
 
 /// Whether a type can be read or written by the CSV format.
 pub fn csv_supports(t: &DataType) -> bool {
-    !matches!(t, DataType::List(_) | DataType::Map(..) | DataType::Struct(_))
+    !matches!(
+        t,
+        DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+    )
 }

@@ -203,7 +203,11 @@ impl Datagen {
         let p = parallelism.max(1) as u64;
         let i = subtask as u64;
         let share = |total: u64| total / p + u64::from(i < total % p);
-        let offset = |total: u64| (0..i).map(|j| total / p + u64::from(j < total % p)).sum::<u64>();
+        let offset = |total: u64| {
+            (0..i)
+                .map(|j| total / p + u64::from(j < total % p))
+                .sum::<u64>()
+        };
         let fields = self
             .fields
             .iter()

@@ -543,9 +543,15 @@ impl fmt::Display for Expr {
             Expr::Literal(Literal::Int(i)) => write!(f, "{i}"),
             Expr::Literal(Literal::Float(x)) => write!(f, "{x:?}"),
             Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
-            Expr::Literal(Literal::Interval(ms)) => write!(f, "INTERVAL '{}' SECOND", *ms as f64 / 1000.0),
-            Expr::Literal(Literal::Timestamp(ms)) => write!(f, "TIMESTAMP '{}'", crate::functions::format_millis(*ms)),
-            Expr::Literal(Literal::Date(d)) => write!(f, "DATE '{}'", crate::functions::format_date(*d)),
+            Expr::Literal(Literal::Interval(ms)) => {
+                write!(f, "INTERVAL '{}' SECOND", *ms as f64 / 1000.0)
+            }
+            Expr::Literal(Literal::Timestamp(ms)) => {
+                write!(f, "TIMESTAMP '{}'", crate::functions::format_millis(*ms))
+            }
+            Expr::Literal(Literal::Date(d)) => {
+                write!(f, "DATE '{}'", crate::functions::format_date(*d))
+            }
             Expr::Call(func, args) => {
                 let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
                 write!(f, "{}({})", func.name(), items.join(", "))
@@ -964,8 +970,11 @@ impl Expr {
                 // Decimal arithmetic: Arrow picks its own precision and scale; bring the
                 // result to the planned type.
                 let out = match (a.data_type(), op.is_arithmetic()) {
-                    (DataType::Decimal128(_, s), true) if out.data_type() != &DataType::Decimal128(38, *s) => {
-                        arrow_cast::cast(&out, &DataType::Decimal128(38, *s)).map_err(arrow_err(self))?
+                    (DataType::Decimal128(_, s), true)
+                        if out.data_type() != &DataType::Decimal128(38, *s) =>
+                    {
+                        arrow_cast::cast(&out, &DataType::Decimal128(38, *s))
+                            .map_err(arrow_err(self))?
                     }
                     _ => out,
                 };
@@ -1065,8 +1074,8 @@ impl Expr {
                         .and_then(|nn| arrow_arith::boolean::and(&mask, &nn))
                         .map_err(arrow_err(self))?;
                     let value = cast_value(v.evaluate(batch)?, &t, self)?.into_array(n)?;
-                    result = arrow_select::zip::zip(&mask, &value, &result)
-                        .map_err(arrow_err(self))?;
+                    result =
+                        arrow_select::zip::zip(&mask, &value, &result).map_err(arrow_err(self))?;
                 }
                 Value::Array(result)
             }
@@ -1103,7 +1112,10 @@ fn temporal_arithmetic(op: BinaryOp, l: &DataType, r: &DataType) -> Option<DataT
 fn comparable(a: &DataType, b: &DataType) -> bool {
     use DataType::*;
     a == b
-        || matches!((a, b), (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View))
+        || matches!(
+            (a, b),
+            (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
+        )
         || matches!((a, b), (Timestamp(..), Timestamp(..)))
         || matches!((a, b), (Decimal128(..), Decimal128(..)))
         || (a.is_numeric() && matches!(b, Decimal128(..)))

@@ -5,10 +5,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
-use arrow_array::{new_null_array, Array, ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+use arrow_array::{
+    new_null_array, Array, ArrayRef, Float64Array, StringArray, TimestampMillisecondArray,
+};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 
@@ -111,7 +115,10 @@ fn is_number(t: &DataType) -> bool {
 }
 
 fn is_time(t: &DataType) -> bool {
-    matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Null)
+    matches!(
+        t,
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Null
+    )
 }
 
 impl Func {
@@ -210,12 +217,16 @@ impl Func {
                 want(0, is_string, "a STRING")?;
                 want(1, is_string, "a STRING")?;
                 if !matches!(exprs.get(1), Some(Expr::Literal(Literal::String(_)))) {
-                    return Err(format!("the pattern of {} must be a string literal", self.name()));
+                    return Err(format!(
+                        "the pattern of {} must be a string literal",
+                        self.name()
+                    ));
                 }
                 if self == Regexp {
                     if let Some(Expr::Literal(Literal::String(p))) = exprs.get(1) {
-                        regex::Regex::new(p)
-                            .map_err(|e| format!("the pattern '{p}' is not a regular expression: {e}"))?;
+                        regex::Regex::new(p).map_err(|e| {
+                            format!("the pattern '{p}' is not a regular expression: {e}")
+                        })?;
                     }
                 }
                 DataType::Boolean
@@ -308,8 +319,21 @@ impl Func {
                 want(1, is_time, "a TIMESTAMP or DATE")?;
                 match exprs.first() {
                     Some(Expr::Literal(Literal::String(u)))
-                        if ["YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE", "SECOND", "MILLISECOND", "DOW", "DOY", "EPOCH"]
-                            .contains(&u.to_ascii_uppercase().as_str()) => {}
+                        if [
+                            "YEAR",
+                            "QUARTER",
+                            "MONTH",
+                            "WEEK",
+                            "DAY",
+                            "HOUR",
+                            "MINUTE",
+                            "SECOND",
+                            "MILLISECOND",
+                            "DOW",
+                            "DOY",
+                            "EPOCH",
+                        ]
+                        .contains(&u.to_ascii_uppercase().as_str()) => {}
                     other => {
                         return Err(format!(
                             "EXTRACT cannot take {}; use YEAR, QUARTER, MONTH, WEEK, DAY, HOUR, \
@@ -349,7 +373,11 @@ impl Func {
             }
             If => {
                 arity(3, 3)?;
-                want(0, |t| matches!(t, DataType::Boolean | DataType::Null), "a BOOLEAN")?;
+                want(
+                    0,
+                    |t| matches!(t, DataType::Boolean | DataType::Null),
+                    "a BOOLEAN",
+                )?;
                 if args[1] == args[2] || args[2] == DataType::Null {
                     args[1].clone()
                 } else if args[1] == DataType::Null {
@@ -394,11 +422,15 @@ impl Func {
         let ts_millis = |i: usize| -> Result<arrow_array::Int64Array, String> {
             let a = &args[i];
             let a = match a.data_type() {
-                DataType::Date32 => arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))
-                    .map_err(|e| e.to_string())?,
+                DataType::Date32 => {
+                    arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))
+                        .map_err(|e| e.to_string())?
+                }
                 DataType::Timestamp(TimeUnit::Millisecond, _) => a.clone(),
-                DataType::Timestamp(_, tz) => arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
-                    .map_err(|e| e.to_string())?,
+                DataType::Timestamp(_, tz) => {
+                    arrow_cast::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+                        .map_err(|e| e.to_string())?
+                }
                 DataType::Utf8 => {
                     let s = a.as_string::<i32>();
                     let v: TimestampMillisecondArray = s
@@ -437,7 +469,10 @@ impl Func {
                 let len = if args.len() > 2 { Some(i64s(2)?) } else { None };
                 let mut b = StringBuilder::new();
                 for i in 0..a.len() {
-                    if a.is_null(i) || start.is_null(i) || len.as_ref().is_some_and(|l| l.is_null(i)) {
+                    if a.is_null(i)
+                        || start.is_null(i)
+                        || len.as_ref().is_some_and(|l| l.is_null(i))
+                    {
                         b.append_null();
                         continue;
                     }
@@ -713,7 +748,11 @@ impl Func {
                     .unwrap_or(DataType::Null);
                 let t = if args.iter().any(|a| a.data_type().is_floating()) && t.is_numeric() {
                     DataType::Float64
-                } else if t.is_integer() && args.iter().any(|a| a.data_type() != &t && a.data_type() != &DataType::Null) {
+                } else if t.is_integer()
+                    && args
+                        .iter()
+                        .any(|a| a.data_type() != &t && a.data_type() != &DataType::Null)
+                {
                     DataType::Int64
                 } else {
                     t
@@ -729,12 +768,15 @@ impl Func {
             If => {
                 let t = if args[1].data_type() == &DataType::Null {
                     args[2].data_type().clone()
-                } else if args[2].data_type() == &DataType::Null || args[1].data_type() == args[2].data_type() {
+                } else if args[2].data_type() == &DataType::Null
+                    || args[1].data_type() == args[2].data_type()
+                {
                     args[1].data_type().clone()
                 } else {
                     DataType::Float64
                 };
-                let c = arrow_cast::cast(&args[0], &DataType::Boolean).map_err(|e| e.to_string())?;
+                let c =
+                    arrow_cast::cast(&args[0], &DataType::Boolean).map_err(|e| e.to_string())?;
                 let c = c.as_boolean();
                 let nn = arrow_arith::boolean::is_not_null(c).map_err(|e| e.to_string())?;
                 let c = arrow_arith::boolean::and(c, &nn).map_err(|e| e.to_string())?;
@@ -812,7 +854,11 @@ pub fn parse_timestamp(s: &str, pattern: Option<&str>) -> Option<i64> {
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc().timestamp_millis());
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Some(t.and_utc().timestamp_millis());
         }
@@ -880,34 +926,73 @@ mod tests {
 
     fn strings(a: ArrayRef) -> Vec<Option<String>> {
         let a = arrow_cast::cast(&a, &DataType::Utf8).unwrap();
-        a.as_string::<i32>().iter().map(|v| v.map(String::from)).collect()
+        a.as_string::<i32>()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
     }
 
     #[test]
     fn string_math_and_time_functions() {
         let call = |f, args: Vec<Expr>| Expr::Call(f, args);
         let cases: Vec<(Expr, Vec<Option<&str>>)> = vec![
-            (call(Func::Upper, vec![col("s")]), vec![Some("  HELLO "), None]),
-            (call(Func::Trim, vec![col("s")]), vec![Some("Hello"), None]),
-            (call(Func::CharLength, vec![col("s")]), vec![Some("8"), None]),
-            (call(Func::Substring, vec![col("s"), lit(3), lit(4)]), vec![Some("Hell"), None]),
-            (call(Func::Concat, vec![col("s"), lit("!")]), vec![Some("  Hello !"), None]),
-            (call(Func::Like, vec![col("s"), lit("%ell%")]), vec![Some("true"), None]),
-            (call(Func::Regexp, vec![col("s"), lit("H.l+o")]), vec![Some("true"), None]),
-            (call(Func::Abs, vec![col("x")]), vec![Some("7"), Some("9")]),
-            (call(Func::Mod, vec![col("x"), lit(4)]), vec![Some("-3"), Some("1")]),
-            (call(Func::Power, vec![col("x"), lit(2)]), vec![Some("49.0"), Some("81.0")]),
-            (call(Func::Round, vec![lit(2.5)]), vec![Some("3.0"), Some("3.0")]),
             (
-                call(Func::DateFormat, vec![col("ts"), lit("yyyy-MM-dd HH:mm:ss.SSS")]),
+                call(Func::Upper, vec![col("s")]),
+                vec![Some("  HELLO "), None],
+            ),
+            (call(Func::Trim, vec![col("s")]), vec![Some("Hello"), None]),
+            (
+                call(Func::CharLength, vec![col("s")]),
+                vec![Some("8"), None],
+            ),
+            (
+                call(Func::Substring, vec![col("s"), lit(3), lit(4)]),
+                vec![Some("Hell"), None],
+            ),
+            (
+                call(Func::Concat, vec![col("s"), lit("!")]),
+                vec![Some("  Hello !"), None],
+            ),
+            (
+                call(Func::Like, vec![col("s"), lit("%ell%")]),
+                vec![Some("true"), None],
+            ),
+            (
+                call(Func::Regexp, vec![col("s"), lit("H.l+o")]),
+                vec![Some("true"), None],
+            ),
+            (call(Func::Abs, vec![col("x")]), vec![Some("7"), Some("9")]),
+            (
+                call(Func::Mod, vec![col("x"), lit(4)]),
+                vec![Some("-3"), Some("1")],
+            ),
+            (
+                call(Func::Power, vec![col("x"), lit(2)]),
+                vec![Some("49.0"), Some("81.0")],
+            ),
+            (
+                call(Func::Round, vec![lit(2.5)]),
+                vec![Some("3.0"), Some("3.0")],
+            ),
+            (
+                call(
+                    Func::DateFormat,
+                    vec![col("ts"), lit("yyyy-MM-dd HH:mm:ss.SSS")],
+                ),
                 vec![Some("2023-11-14 22:15:23.456"), None],
             ),
-            (call(Func::Extract, vec![lit("HOUR"), col("ts")]), vec![Some("22"), None]),
+            (
+                call(Func::Extract, vec![lit("HOUR"), col("ts")]),
+                vec![Some("22"), None],
+            ),
             (
                 call(Func::ToTimestamp, vec![lit("2023-11-14 22:15:23")]),
                 vec![Some("2023-11-14T22:15:23"), Some("2023-11-14T22:15:23")],
             ),
-            (call(Func::Coalesce, vec![col("s"), lit("none")]), vec![Some("  Hello "), Some("none")]),
+            (
+                call(Func::Coalesce, vec![col("s"), lit("none")]),
+                vec![Some("  Hello "), Some("none")],
+            ),
         ];
         for (e, want) in cases {
             let got = strings(run(e.clone()));
@@ -941,7 +1026,10 @@ mod tests {
     #[test]
     fn java_patterns() {
         assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(parse_timestamp("2020-01-02 03:04:05.5", None), Some(1_577_934_245_500));
+        assert_eq!(
+            parse_timestamp("2020-01-02 03:04:05.5", None),
+            Some(1_577_934_245_500)
+        );
         assert_eq!(format_date(parse_date("2024-02-29").unwrap()), "2024-02-29");
     }
 }

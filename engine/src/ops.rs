@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int8Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use arrow_array::{
+    Array, ArrayRef, Int8Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+};
 use arrow_row::{OwnedRow, RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
 use weir_metrics::MetricGroup;
@@ -95,8 +97,13 @@ impl HashJoin {
             key_types.push(t);
         }
         let conv = |s: &Schema| {
-            RowConverter::new(s.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
-                .map_err(arrow(name))
+            RowConverter::new(
+                s.fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )
+            .map_err(arrow(name))
         };
         let right_conv = conv(right)?;
         let nulls: Vec<ArrayRef> = right
@@ -104,13 +111,22 @@ impl HashJoin {
             .iter()
             .map(|f| arrow_array::new_null_array(f.data_type(), 1))
             .collect();
-        let null_right = right_conv.convert_columns(&nulls).map_err(arrow(name))?.row(0).owned();
+        let null_right = right_conv
+            .convert_columns(&nulls)
+            .map_err(arrow(name))?
+            .row(0)
+            .owned();
         Ok(Self {
             name: name.to_string(),
             kind,
             keys: [lk, rk],
-            key_converter: RowConverter::new(key_types.iter().map(|t| SortField::new(t.clone())).collect())
-                .map_err(arrow(name))?,
+            key_converter: RowConverter::new(
+                key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
+            )
+            .map_err(arrow(name))?,
             key_types,
             converters: [conv(left)?, right_conv],
             state: [
@@ -135,7 +151,10 @@ impl Operator for HashJoin {
     }
 
     fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
-        self.state_keys = Some(metric(&self.name, metrics.gauge_with_help("state_keys", "Keys held in the operator's state"))?);
+        self.state_keys = Some(metric(
+            &self.name,
+            metrics.gauge_with_help("state_keys", "Keys held in the operator's state"),
+        )?);
         Ok(())
     }
 
@@ -143,7 +162,12 @@ impl Operator for HashJoin {
         self.process_input(0, batch, out)
     }
 
-    fn process_input(&mut self, side: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+    fn process_input(
+        &mut self,
+        side: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<()> {
         let side = side.min(1);
         let n = batch.num_rows();
         let key_cols = self.keys[side]
@@ -151,8 +175,13 @@ impl Operator for HashJoin {
             .map(|k| k.evaluate(&batch.data)?.into_array(n))
             .collect::<Result<Vec<_>>>()?;
         let _ = &self.key_types;
-        let keys = self.key_converter.convert_columns(&key_cols).map_err(arrow(&self.name))?;
-        let rows = self.converters[side].convert_columns(batch.data.columns()).map_err(arrow(&self.name))?;
+        let keys = self
+            .key_converter
+            .convert_columns(&key_cols)
+            .map_err(arrow(&self.name))?;
+        let rows = self.converters[side]
+            .convert_columns(batch.data.columns())
+            .map_err(arrow(&self.name))?;
         // Output rows as (left bytes, right bytes, kind).
         let mut left_out: Vec<Box<[u8]>> = Vec::new();
         let mut right_out: Vec<Box<[u8]>> = Vec::new();
@@ -185,7 +214,9 @@ impl Operator for HashJoin {
                 let [a, b] = &mut self.state;
                 (b, a)
             };
-            let matched: i64 = theirs.get(&key).map_or(0, |v| v.iter().map(|e| e.count).sum());
+            let matched: i64 = theirs
+                .get(&key)
+                .map_or(0, |v| v.iter().map(|e| e.count).sum());
             if side == 0 {
                 // A left row.
                 match theirs.get(&key) {
@@ -232,7 +263,11 @@ impl Operator for HashJoin {
                         list.remove(p);
                     }
                 }
-                None if add => list.push(Entry { row, count: 1, matches: matched }),
+                None if add => list.push(Entry {
+                    row,
+                    count: 1,
+                    matches: matched,
+                }),
                 None => {}
             }
             if list.is_empty() {
@@ -283,7 +318,10 @@ pub fn filter_batch(b: StreamBatch, cond: &Expr, context: &str) -> Result<Stream
         None => None,
         Some(k) => {
             let f = arrow_select::filter::filter(k.as_ref(), mask).map_err(arrow(context))?;
-            f.as_any().downcast_ref::<Int8Array>().cloned().map(Arc::new)
+            f.as_any()
+                .downcast_ref::<Int8Array>()
+                .cloned()
+                .map(Arc::new)
         }
     };
     Ok(StreamBatch { data, kinds })
@@ -326,7 +364,10 @@ impl Operator for Union {
             })
             .collect::<Result<Vec<_>>>()?;
         let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
-        out.push(StreamBatch { data, kinds: batch.kinds });
+        out.push(StreamBatch {
+            data,
+            kinds: batch.kinds,
+        });
         Ok(())
     }
 }
@@ -381,7 +422,8 @@ impl Operator for Sort {
         Ok(())
     }
     fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let all = arrow_select::concat::concat_batches(&self.schema, &self.batches).map_err(arrow(&self.name))?;
+        let all = arrow_select::concat::concat_batches(&self.schema, &self.batches)
+            .map_err(arrow(&self.name))?;
         self.batches.clear();
         let n = all.num_rows();
         let sorted = if self.keys.is_empty() {
@@ -397,11 +439,15 @@ impl Operator for Sort {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let idx = arrow_ord::sort::lexsort_to_indices(&cols, None).map_err(arrow(&self.name))?;
+            let idx =
+                arrow_ord::sort::lexsort_to_indices(&cols, None).map_err(arrow(&self.name))?;
             arrow_select::take::take_record_batch(&all, &idx).map_err(arrow(&self.name))?
         };
         let start = self.offset.min(sorted.num_rows());
-        let len = self.limit.unwrap_or(usize::MAX).min(sorted.num_rows() - start);
+        let len = self
+            .limit
+            .unwrap_or(usize::MAX)
+            .min(sorted.num_rows() - start);
         let b = sorted.slice(start, len);
         if b.num_rows() > 0 {
             out.push(StreamBatch::inserts(b));
@@ -527,7 +573,8 @@ impl Operator for WindowAssign {
             }
         }
         let idx = UInt32Array::from(idx);
-        let data = arrow_select::take::take_record_batch(&batch.data, &idx).map_err(arrow(&self.name))?;
+        let data =
+            arrow_select::take::take_record_batch(&batch.data, &idx).map_err(arrow(&self.name))?;
         let kinds = match &batch.kinds {
             None => None,
             Some(k) => arrow_select::take::take(k.as_ref(), &idx, None)
@@ -538,9 +585,15 @@ impl Operator for WindowAssign {
                 .map(Arc::new),
         };
         let mut cols = data.columns().to_vec();
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().copied())));
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size))));
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size - 1))));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().copied(),
+        )));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().map(|s| s + size),
+        )));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().map(|s| s + size - 1),
+        )));
         let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
         if data.num_rows() > 0 {
             out.push(StreamBatch { data, kinds });

@@ -131,7 +131,8 @@ impl Plan {
             Plan::WindowAssign { input, .. } => {
                 let s = input.schema()?;
                 let ts = DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
-                let mut fields: Vec<Field> = s.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut fields: Vec<Field> =
+                    s.fields().iter().map(|f| f.as_ref().clone()).collect();
                 for n in ["window_start", "window_end", "window_time"] {
                     fields.push(Field::new(n, ts.clone(), false));
                 }
@@ -145,10 +146,15 @@ impl Plan {
                 ..
             } => {
                 let (l, r) = (left.schema()?, right.schema()?);
-                let mut fields: Vec<Field> = l.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut fields: Vec<Field> =
+                    l.fields().iter().map(|f| f.as_ref().clone()).collect();
                 for (f, n) in r.fields().iter().zip(right_names) {
                     let f = f.as_ref().clone().with_name(n);
-                    fields.push(if *kind == JoinKind::LeftOuter { f.with_nullable(true) } else { f });
+                    fields.push(if *kind == JoinKind::LeftOuter {
+                        f.with_nullable(true)
+                    } else {
+                        f
+                    });
                 }
                 Arc::new(Schema::new(fields))
             }
@@ -157,7 +163,8 @@ impl Plan {
                     .first()
                     .ok_or_else(|| plan_err("UNION ALL", "needs at least one input"))?
                     .schema()?;
-                let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut fields: Vec<Field> =
+                    first.fields().iter().map(|f| f.as_ref().clone()).collect();
                 for other in &inputs[1..] {
                     let s = other.schema()?;
                     if s.fields().len() != fields.len() {
@@ -320,7 +327,10 @@ impl Plan {
                 format!(
                     "TableSourceScan(table=[{}], connector=[{}]{wm})",
                     def.name,
-                    def.options.get("connector").map(String::as_str).unwrap_or("?")
+                    def.options
+                        .get("connector")
+                        .map(String::as_str)
+                        .unwrap_or("?")
                 )
             }
             Plan::Values { name, batches, .. } => format!(
@@ -328,7 +338,9 @@ impl Plan {
                 batches.iter().map(|b| b.num_rows()).sum::<usize>()
             ),
             Plan::Calc {
-                filter, projections, ..
+                filter,
+                projections,
+                ..
             } => {
                 let mut t = format!("Calc(select=[{}]", exprs(projections));
                 if let Some(f) = filter {
@@ -337,7 +349,11 @@ impl Plan {
                 t + ")"
             }
             Plan::Aggregate { keys, aggs: a, .. } => {
-                format!("GroupAggregate(groupBy=[{}], select=[{}])", exprs(keys), aggs(a))
+                format!(
+                    "GroupAggregate(groupBy=[{}], select=[{}])",
+                    exprs(keys),
+                    aggs(a)
+                )
             }
             Plan::WindowAggregate {
                 kind,
@@ -352,7 +368,10 @@ impl Plan {
                 aggs(a)
             ),
             Plan::WindowAssign { kind, time, .. } => {
-                format!("WindowTableFunction(window=[{}], time=[{time}])", kind.describe())
+                format!(
+                    "WindowTableFunction(window=[{}], time=[{time}])",
+                    kind.describe()
+                )
             }
             Plan::Join {
                 kind, on, filter, ..
@@ -373,7 +392,10 @@ impl Plan {
             }
             Plan::Union { .. } => "Union(all=[true])".to_string(),
             Plan::Sort {
-                keys, limit, offset, ..
+                keys,
+                limit,
+                offset,
+                ..
             } => {
                 let k: Vec<String> = keys
                     .iter()
@@ -385,7 +407,9 @@ impl Plan {
                 }
                 t + ")"
             }
-            Plan::Limit { limit, offset, .. } => format!("Limit(offset=[{offset}], fetch=[{limit}])"),
+            Plan::Limit { limit, offset, .. } => {
+                format!("Limit(offset=[{offset}], fetch=[{limit}])")
+            }
         };
         let _ = writeln!(s, "{pad}{line}");
         for c in self.children() {
@@ -410,7 +434,13 @@ impl Plan {
     /// Node text for error messages about updates.
     fn describe_updating_node(&self) -> String {
         match self {
-            Plan::Aggregate { .. } | Plan::Join { .. } => self.explain().lines().next().unwrap_or("").trim().to_string(),
+            Plan::Aggregate { .. } | Plan::Join { .. } => self
+                .explain()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
             _ => self
                 .children()
                 .into_iter()
@@ -422,7 +452,11 @@ impl Plan {
 }
 
 /// A projection: checks every expression against `input`, names unnamed ones `EXPR$i`.
-pub fn name_projections(exprs: Vec<Expr>, input: &Schema, unnamed: &str) -> Result<Vec<(Expr, String)>> {
+pub fn name_projections(
+    exprs: Vec<Expr>,
+    input: &Schema,
+    unnamed: &str,
+) -> Result<Vec<(Expr, String)>> {
     let mut out: Vec<(Expr, String)> = Vec::new();
     for (i, e) in exprs.into_iter().enumerate() {
         if e.contains_agg() {
@@ -487,7 +521,12 @@ pub fn plan_aggregate(
     let mut collect = |e: &Expr| -> Result<()> {
         let mut err = None;
         e.visit(&mut |x| {
-            if let Expr::Agg { func, arg, distinct } = x {
+            if let Expr::Agg {
+                func,
+                arg,
+                distinct,
+            } = x
+            {
                 if aggs.iter().any(|(a, _)| a == x) || err.is_some() {
                     return;
                 }
@@ -555,7 +594,8 @@ pub fn plan_aggregate(
             if let Expr::Column(c) = x {
                 let ok = key_list.iter().any(|(_, n)| n == c)
                     || aggs.iter().any(|(_, s)| s.name == *c)
-                    || (window.is_some() && ["window_start", "window_end", "window_time"].contains(&c.as_str()));
+                    || (window.is_some()
+                        && ["window_start", "window_end", "window_time"].contains(&c.as_str()));
                 if !ok && bad.is_none() {
                     bad = Some(x.clone());
                 }
@@ -579,7 +619,10 @@ pub fn plan_aggregate(
         // A window alias used as a column (`w`) means nothing on its own.
         if let (Some(a), Expr::Column(c)) = (&window_alias, &e) {
             if a == c {
-                return Err(plan_err(&e, "a window alias can only be used with .start, .end or .rowtime"));
+                return Err(plan_err(
+                    &e,
+                    "a window alias can only be used with .start, .end or .rowtime",
+                ));
             }
         }
         projections.push((rewrite(e)?, name));
@@ -605,7 +648,10 @@ pub fn plan_aggregate(
     for (e, n) in &projections {
         e.data_type(&agg_schema)?;
         if seen.contains(&n.as_str()) {
-            return Err(plan_err(e, format!("the result already has a column `{n}`; give one of them another name")));
+            return Err(plan_err(
+                e,
+                format!("the result already has a column `{n}`; give one of them another name"),
+            ));
         }
         seen.push(n);
     }
@@ -631,7 +677,11 @@ pub struct PhysicalOptions {
 }
 
 /// Builds the job graph for `plan` writing into `sink`.
-pub fn to_job_graph(plan: &Plan, sink: Arc<dyn SinkFactory>, opts: &PhysicalOptions) -> Result<JobGraph> {
+pub fn to_job_graph(
+    plan: &Plan,
+    sink: Arc<dyn SinkFactory>,
+    opts: &PhysicalOptions,
+) -> Result<JobGraph> {
     if opts.streaming && plan.is_updating() && !sink.accepts_updates() {
         return Err(EngineError::Plan {
             expr: format!("INSERT INTO {}", sink.name()),
@@ -684,7 +734,14 @@ fn factory<O: crate::operator::Operator + 'static>(
 }
 
 impl Builder {
-    fn push(&mut self, name: String, kind: NodeKind, parallelism: usize, inputs: Vec<(usize, Partitioning)>, schema: SchemaRef) -> usize {
+    fn push(
+        &mut self,
+        name: String,
+        kind: NodeKind,
+        parallelism: usize,
+        inputs: Vec<(usize, Partitioning)>,
+        schema: SchemaRef,
+    ) -> usize {
         self.nodes.push(Node {
             name,
             kind,
@@ -710,15 +767,37 @@ impl Builder {
                 let watermark = def.watermark.as_ref().map(|(_, e)| e.clone());
                 let schema = f.schema();
                 let name = format!("Source: {}", def.name);
-                self.push(name, NodeKind::Source { factory: f, watermark }, p, vec![], schema)
+                self.push(
+                    name,
+                    NodeKind::Source {
+                        factory: f,
+                        watermark,
+                    },
+                    p,
+                    vec![],
+                    schema,
+                )
             }
-            Plan::Values { name, schema, batches } => {
+            Plan::Values {
+                name,
+                schema,
+                batches,
+            } => {
                 let f = Arc::new(ValuesSource {
                     name: name.clone(),
                     batches: batches.clone(),
                     schema: schema.clone(),
                 });
-                self.push(format!("Source: {name}"), NodeKind::Source { factory: f, watermark: None }, 1, vec![], schema.clone())
+                self.push(
+                    format!("Source: {name}"),
+                    NodeKind::Source {
+                        factory: f,
+                        watermark: None,
+                    },
+                    1,
+                    vec![],
+                    schema.clone(),
+                )
             }
             Plan::Calc {
                 input,
@@ -735,13 +814,26 @@ impl Builder {
                 let (p, part) = if keys.is_empty() {
                     (1, Partitioning::Single)
                 } else {
-                    (default_p, Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()))
+                    (
+                        default_p,
+                        Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()),
+                    )
                 };
                 let name = self.name("GroupAggregate");
-                let op = GroupAggregate::new(&name, &in_schema, keys.clone(), aggs.clone(), updating, batch_mode)?;
+                let op = GroupAggregate::new(
+                    &name,
+                    &in_schema,
+                    keys.clone(),
+                    aggs.clone(),
+                    updating,
+                    batch_mode,
+                )?;
                 let schema = crate::operator::Operator::output_schema(&op);
-                let (n2, s2, k2, a2) = (name.clone(), in_schema.clone(), keys.clone(), aggs.clone());
-                let f = factory(move || GroupAggregate::new(&n2, &s2, k2.clone(), a2.clone(), updating, batch_mode));
+                let (n2, s2, k2, a2) =
+                    (name.clone(), in_schema.clone(), keys.clone(), aggs.clone());
+                let f = factory(move || {
+                    GroupAggregate::new(&n2, &s2, k2.clone(), a2.clone(), updating, batch_mode)
+                });
                 self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
             }
             Plan::WindowAggregate {
@@ -768,13 +860,33 @@ impl Builder {
                 let (p, part) = if keys.is_empty() {
                     (1, Partitioning::Single)
                 } else {
-                    (default_p, Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()))
+                    (
+                        default_p,
+                        Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()),
+                    )
                 };
                 let name = self.name("WindowAggregate");
-                let op = WindowAggregate::new(&name, &in_schema, *kind, col(time), proctime, keys.clone(), aggs.clone())?;
+                let op = WindowAggregate::new(
+                    &name,
+                    &in_schema,
+                    *kind,
+                    col(time),
+                    proctime,
+                    keys.clone(),
+                    aggs.clone(),
+                )?;
                 let schema = crate::operator::Operator::output_schema(&op);
-                let (n2, s2, k2, a2, kind, t2) = (name.clone(), in_schema, keys.clone(), aggs.clone(), *kind, time.clone());
-                let f = factory(move || WindowAggregate::new(&n2, &s2, kind, col(&t2), proctime, k2.clone(), a2.clone()));
+                let (n2, s2, k2, a2, kind, t2) = (
+                    name.clone(),
+                    in_schema,
+                    keys.clone(),
+                    aggs.clone(),
+                    *kind,
+                    time.clone(),
+                );
+                let f = factory(move || {
+                    WindowAggregate::new(&n2, &s2, kind, col(&t2), proctime, k2.clone(), a2.clone())
+                });
                 self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
             }
             Plan::WindowAssign { input, kind, time } => {
@@ -786,7 +898,13 @@ impl Builder {
                 let p = self.nodes[i].parallelism;
                 let (n2, kind, t2) = (name.clone(), *kind, time.clone());
                 let f = factory(move || WindowAssign::new(&n2, &in_schema, kind, col(&t2)));
-                self.push(name, NodeKind::Operator(f), p, vec![(i, Partitioning::Forward)], schema)
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    p,
+                    vec![(i, Partitioning::Forward)],
+                    schema,
+                )
             }
             Plan::Join {
                 left,
@@ -801,7 +919,15 @@ impl Builder {
                 let r = self.build(right)?;
                 let (ls, rs) = (self.nodes[l].schema.clone(), self.nodes[r].schema.clone());
                 let name = self.name("Join");
-                HashJoin::new(&name, *kind, &ls, &rs, on.clone(), filter.clone(), schema.clone())?;
+                HashJoin::new(
+                    &name,
+                    *kind,
+                    &ls,
+                    &rs,
+                    on.clone(),
+                    filter.clone(),
+                    schema.clone(),
+                )?;
                 let lk: Vec<Expr> = on.iter().map(|(a, _)| a.clone()).collect();
                 let rk: Vec<Expr> = on.iter().map(|(_, b)| b.clone()).collect();
                 // Keys of both sides hash alike only if they have one type: cast like the join.
@@ -813,13 +939,25 @@ impl Builder {
                         lk2.push(a.clone());
                         rk2.push(b.clone());
                     } else {
-                        let t = if at.is_floating() || bt.is_floating() { DataType::Float64 } else { DataType::Int64 };
+                        let t = if at.is_floating() || bt.is_floating() {
+                            DataType::Float64
+                        } else {
+                            DataType::Int64
+                        };
                         lk2.push(a.clone().cast(t.clone()));
                         rk2.push(b.clone().cast(t));
                     }
                 }
-                let (n2, k, o, fl, s2) = (name.clone(), *kind, on.clone(), filter.clone(), schema.clone());
-                let f = factory(move || HashJoin::new(&n2, k, &ls, &rs, o.clone(), fl.clone(), s2.clone()));
+                let (n2, k, o, fl, s2) = (
+                    name.clone(),
+                    *kind,
+                    on.clone(),
+                    filter.clone(),
+                    schema.clone(),
+                );
+                let f = factory(move || {
+                    HashJoin::new(&n2, k, &ls, &rs, o.clone(), fl.clone(), s2.clone())
+                });
                 self.push(
                     name,
                     NodeKind::Operator(f),
@@ -835,7 +973,11 @@ impl Builder {
                     let i = self.build(p)?;
                     ins.push((i, Partitioning::Rebalance));
                 }
-                let p = ins.iter().map(|(i, _)| self.nodes[*i].parallelism).max().unwrap_or(1);
+                let p = ins
+                    .iter()
+                    .map(|(i, _)| self.nodes[*i].parallelism)
+                    .max()
+                    .unwrap_or(1);
                 for (i, part) in ins.iter_mut() {
                     if self.nodes[*i].parallelism == p {
                         *part = Partitioning::Forward;
@@ -865,26 +1007,49 @@ impl Builder {
                 let schema = self.nodes[i].schema.clone();
                 let name = self.name("Sort");
                 Sort::new(&name, schema.clone(), keys.clone(), *limit, *offset)?;
-                let (n2, s2, k2, l2, o2) = (name.clone(), schema.clone(), keys.clone(), *limit, *offset);
+                let (n2, s2, k2, l2, o2) =
+                    (name.clone(), schema.clone(), keys.clone(), *limit, *offset);
                 let f = factory(move || Sort::new(&n2, s2.clone(), k2.clone(), l2, o2));
-                self.push(name, NodeKind::Operator(f), 1, vec![(i, Partitioning::Single)], schema)
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    1,
+                    vec![(i, Partitioning::Single)],
+                    schema,
+                )
             }
-            Plan::Limit { input, limit, offset } => {
+            Plan::Limit {
+                input,
+                limit,
+                offset,
+            } => {
                 let i = self.build(input)?;
                 let schema = self.nodes[i].schema.clone();
                 let name = self.name("Limit");
                 let (n2, s2, l2, o2) = (name.clone(), schema.clone(), *limit, *offset);
                 let f = factory(move || Ok(Limit::new(&n2, s2.clone(), l2, o2)));
-                self.push(name, NodeKind::Operator(f), 1, vec![(i, Partitioning::Single)], schema)
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    1,
+                    vec![(i, Partitioning::Single)],
+                    schema,
+                )
             }
         })
     }
 
     /// A Calc over node `i`; calls of user-defined functions are moved into UDF nodes first.
-    fn calc(&mut self, mut i: usize, mut filter: Option<Expr>, mut projections: Vec<(Expr, String)>) -> Result<usize> {
+    fn calc(
+        &mut self,
+        mut i: usize,
+        mut filter: Option<Expr>,
+        mut projections: Vec<(Expr, String)>,
+    ) -> Result<usize> {
         let mut round = 0;
         loop {
-            let has_udf = projections.iter().any(|(e, _)| e.contains_udf()) || filter.as_ref().is_some_and(Expr::contains_udf);
+            let has_udf = projections.iter().any(|(e, _)| e.contains_udf())
+                || filter.as_ref().is_some_and(Expr::contains_udf);
             if !has_udf {
                 break;
             }
@@ -908,7 +1073,11 @@ impl Builder {
             }
             let in_schema = self.nodes[i].schema.clone();
             // Pre-calc: every input column, then every distinct argument expression.
-            let mut pre: Vec<(Expr, String)> = in_schema.fields().iter().map(|f| (col(f.name()), f.name().clone())).collect();
+            let mut pre: Vec<(Expr, String)> = in_schema
+                .fields()
+                .iter()
+                .map(|f| (col(f.name()), f.name().clone()))
+                .collect();
             let mut udf_calls = Vec::new();
             let mut arg_columns = Vec::new();
             for c in &calls {
@@ -931,11 +1100,18 @@ impl Builder {
                     };
                     idx.push(col_pos);
                 }
-                udf_calls.push(UdfCall { udf: u.clone(), args: idx });
+                udf_calls.push(UdfCall {
+                    udf: u.clone(),
+                    args: idx,
+                });
             }
             let pre_node = self.calc_node(i, None, pre)?;
             let pre_schema = self.nodes[pre_node].schema.clone();
-            let mut fields: Vec<Field> = pre_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut fields: Vec<Field> = pre_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
             let mut results = Vec::new();
             for (k, c) in udf_calls.iter().enumerate() {
                 let n = format!("$udf{round}_{k}");
@@ -945,7 +1121,11 @@ impl Builder {
             let schema = Arc::new(Schema::new(fields));
             let name = format!(
                 "PythonCalc[{}]",
-                udf_calls.iter().map(|c| c.udf.name.clone()).collect::<Vec<_>>().join(", ")
+                udf_calls
+                    .iter()
+                    .map(|c| c.udf.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let backend = udf_calls[0].udf.backend.clone();
             let p = self.nodes[pre_node].parallelism;
@@ -963,13 +1143,21 @@ impl Builder {
             let replace = |e: Expr| {
                 e.transform(&mut |x| results.iter().find(|(c, _)| c == x).map(|(_, n)| col(n)))
             };
-            projections = projections.into_iter().map(|(e, n)| (replace(e), n)).collect();
+            projections = projections
+                .into_iter()
+                .map(|(e, n)| (replace(e), n))
+                .collect();
             filter = filter.map(replace);
         }
         self.calc_node(i, filter, projections)
     }
 
-    fn calc_node(&mut self, i: usize, filter: Option<Expr>, projections: Vec<(Expr, String)>) -> Result<usize> {
+    fn calc_node(
+        &mut self,
+        i: usize,
+        filter: Option<Expr>,
+        projections: Vec<(Expr, String)>,
+    ) -> Result<usize> {
         let in_schema = self.nodes[i].schema.clone();
         let name = self.name("Calc");
         let op = Calc::new(&name, &in_schema, filter.clone(), projections.clone())?;
@@ -977,7 +1165,13 @@ impl Builder {
         let p = self.nodes[i].parallelism;
         let n2 = name.clone();
         let f = factory(move || Calc::new(&n2, &in_schema, filter.clone(), projections.clone()));
-        Ok(self.push(name, NodeKind::Operator(f), p, vec![(i, Partitioning::Forward)], schema))
+        Ok(self.push(
+            name,
+            NodeKind::Operator(f),
+            p,
+            vec![(i, Partitioning::Forward)],
+            schema,
+        ))
     }
 }
 

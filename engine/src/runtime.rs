@@ -91,7 +91,10 @@ impl Partitioning {
             Partitioning::Forward => "FORWARD".into(),
             Partitioning::Hash(k) => format!(
                 "HASH[{}]",
-                k.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                k.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Partitioning::Rebalance => "REBALANCE".into(),
             Partitioning::Single => "SINGLETON".into(),
@@ -212,17 +215,35 @@ impl TaskMetrics {
         let err = metric_err(operator);
         let st = subtask.to_string();
         let g = registry
-            .system_group("operator", &[("job_name", job), ("operator", operator), ("subtask", &st)])
+            .system_group(
+                "operator",
+                &[("job_name", job), ("operator", operator), ("subtask", &st)],
+            )
             .map_err(&err)?;
         Ok(Self {
-            records_in: g.counter_with_help("records_in", "Rows received by the operator").map_err(&err)?,
-            records_out: g.counter_with_help("records_out", "Rows emitted by the operator").map_err(&err)?,
-            batches_in: g.counter_with_help("batches_in", "Batches received by the operator").map_err(&err)?,
-            batches_out: g.counter_with_help("batches_out", "Batches emitted by the operator").map_err(&err)?,
-            bytes_in: g.counter_with_help("bytes_in", "Bytes of Arrow data received by the operator").map_err(&err)?,
-            bytes_out: g.counter_with_help("bytes_out", "Bytes of Arrow data emitted by the operator").map_err(&err)?,
+            records_in: g
+                .counter_with_help("records_in", "Rows received by the operator")
+                .map_err(&err)?,
+            records_out: g
+                .counter_with_help("records_out", "Rows emitted by the operator")
+                .map_err(&err)?,
+            batches_in: g
+                .counter_with_help("batches_in", "Batches received by the operator")
+                .map_err(&err)?,
+            batches_out: g
+                .counter_with_help("batches_out", "Batches emitted by the operator")
+                .map_err(&err)?,
+            bytes_in: g
+                .counter_with_help("bytes_in", "Bytes of Arrow data received by the operator")
+                .map_err(&err)?,
+            bytes_out: g
+                .counter_with_help("bytes_out", "Bytes of Arrow data emitted by the operator")
+                .map_err(&err)?,
             busy_ratio: g
-                .gauge_with_help("busy_ratio", "Share of the last second the subtask spent working (0 to 1)")
+                .gauge_with_help(
+                    "busy_ratio",
+                    "Share of the last second the subtask spent working (0 to 1)",
+                )
                 .map_err(&err)?,
             backpressured_ratio: g
                 .gauge_with_help(
@@ -231,10 +252,16 @@ impl TaskMetrics {
                 )
                 .map_err(&err)?,
             watermark: g
-                .gauge_with_help("watermark_seconds", "Event-time watermark of the subtask, seconds since the epoch")
+                .gauge_with_help(
+                    "watermark_seconds",
+                    "Event-time watermark of the subtask, seconds since the epoch",
+                )
                 .map_err(&err)?,
             watermark_lag: g
-                .gauge_with_help("watermark_lag_seconds", "Wall clock minus the subtask's watermark")
+                .gauge_with_help(
+                    "watermark_lag_seconds",
+                    "Wall clock minus the subtask's watermark",
+                )
                 .map_err(&err)?,
             group: g,
         })
@@ -283,7 +310,8 @@ impl Clock {
         if elapsed >= Duration::from_secs(1) || (force && elapsed > Duration::from_millis(10)) {
             let e = elapsed.as_secs_f64();
             m.busy_ratio.set_f64((self.busy.as_secs_f64() / e).min(1.0));
-            m.backpressured_ratio.set_f64((self.blocked.as_secs_f64() / e).min(1.0));
+            m.backpressured_ratio
+                .set_f64((self.blocked.as_secs_f64() / e).min(1.0));
             self.busy = Duration::ZERO;
             self.blocked = Duration::ZERO;
             self.window_start = Instant::now();
@@ -330,14 +358,27 @@ impl Outputs {
                         .collect::<Result<Vec<_>>>()?;
                     if e.converter.is_none() {
                         e.converter = Some(
-                            RowConverter::new(cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())
-                                .map_err(|source| EngineError::Arrow { context: "partitioning".into(), source })?,
+                            RowConverter::new(
+                                cols.iter()
+                                    .map(|c| SortField::new(c.data_type().clone()))
+                                    .collect(),
+                            )
+                            .map_err(|source| EngineError::Arrow {
+                                context: "partitioning".into(),
+                                source,
+                            })?,
                         );
                     }
-                    let conv = e.converter.as_ref().ok_or_else(|| EngineError::Execution("no converter".into()))?;
-                    let rows = conv
-                        .convert_columns(&cols)
-                        .map_err(|source| EngineError::Arrow { context: "partitioning".into(), source })?;
+                    let conv = e
+                        .converter
+                        .as_ref()
+                        .ok_or_else(|| EngineError::Execution("no converter".into()))?;
+                    let rows =
+                        conv.convert_columns(&cols)
+                            .map_err(|source| EngineError::Arrow {
+                                context: "partitioning".into(),
+                                source,
+                            })?;
                     let mut idx: Vec<Vec<u32>> = vec![Vec::new(); targets];
                     for i in 0..n {
                         let h = crate::aggregate::hash_bytes(rows.row(i).as_ref());
@@ -353,12 +394,19 @@ impl Outputs {
                             continue;
                         }
                         let ix = UInt32Array::from(ix);
-                        let data = arrow_select::take::take_record_batch(&b.data, &ix)
-                            .map_err(|source| EngineError::Arrow { context: "partitioning".into(), source })?;
+                        let data = arrow_select::take::take_record_batch(&b.data, &ix).map_err(
+                            |source| EngineError::Arrow {
+                                context: "partitioning".into(),
+                                source,
+                            },
+                        )?;
                         let kinds = match &b.kinds {
                             None => None,
                             Some(k) => arrow_select::take::take(k.as_ref(), &ix, None)
-                                .map_err(|source| EngineError::Arrow { context: "partitioning".into(), source })?
+                                .map_err(|source| EngineError::Arrow {
+                                    context: "partitioning".into(),
+                                    source,
+                                })?
                                 .as_any()
                                 .downcast_ref::<Int8Array>()
                                 .cloned()
@@ -433,7 +481,13 @@ impl Watermarks {
         let combined = match min {
             Some(m) => m,
             // Every channel ended: whatever the highest mark was stands.
-            None => self.marks.iter().copied().max().unwrap_or(i64::MIN).max(self.current),
+            None => self
+                .marks
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(i64::MIN)
+                .max(self.current),
         };
         if combined > self.current {
             self.current = combined;
@@ -453,6 +507,8 @@ pub struct JobControl {
     cancelled: AtomicBool,
     pub rows_read: AtomicU64,
     pub rows_written: AtomicU64,
+    /// Highest watermark the sinks have seen (ms; `i64::MIN` before the first).
+    pub watermark: std::sync::atomic::AtomicI64,
 }
 
 impl JobControl {
@@ -472,6 +528,7 @@ impl Default for JobControl {
             cancelled: AtomicBool::new(false),
             rows_read: AtomicU64::new(0),
             rows_written: AtomicU64::new(0),
+            watermark: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 }
@@ -482,11 +539,16 @@ impl JobGraph {
     /// Runs the job to its end (bounded input, cancellation or the first error) on the
     /// current tokio runtime.
     pub async fn run(self, registry: &Registry) -> Result<JobSummary> {
-        self.run_with(registry, Arc::new(JobControl::default())).await
+        self.run_with(registry, Arc::new(JobControl::default()))
+            .await
     }
 
     /// As [`JobGraph::run`], observable and cancellable through `control`.
-    pub async fn run_with(self, registry: &Registry, control: Arc<JobControl>) -> Result<JobSummary> {
+    pub async fn run_with(
+        self,
+        registry: &Registry,
+        control: Arc<JobControl>,
+    ) -> Result<JobSummary> {
         let started = Instant::now();
         let job = self.job_name.clone();
         let nodes = &self.nodes;
@@ -505,7 +567,8 @@ impl JobGraph {
         }
         // Channel layout at each receiving subtask: for each input edge, which channel ids
         // its producers use.
-        let mut channel_count: Vec<Vec<u32>> = nodes.iter().map(|n| vec![0; n.parallelism]).collect();
+        let mut channel_count: Vec<Vec<u32>> =
+            nodes.iter().map(|n| vec![0; n.parallelism]).collect();
         // outputs[node][subtask] = edges
         let mut outputs: Vec<Vec<Vec<EdgeOut>>> = nodes
             .iter()
@@ -514,7 +577,8 @@ impl JobGraph {
         for (ci, consumer) in nodes.iter().enumerate() {
             for (input_idx, (pi, part)) in consumer.inputs.iter().enumerate() {
                 let producer = &nodes[*pi];
-                let forward = matches!(part, Partitioning::Forward) && producer.parallelism == consumer.parallelism;
+                let forward = matches!(part, Partitioning::Forward)
+                    && producer.parallelism == consumer.parallelism;
                 let part = if matches!(part, Partitioning::Forward) && !forward {
                     Partitioning::Rebalance
                 } else {
@@ -573,10 +637,15 @@ impl JobGraph {
                     NodeKind::Operator(f) => {
                         let mut op = f(st)?;
                         op.open(&metrics.group)?;
-                        let inbox = inbox.ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
+                        let inbox = inbox
+                            .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
                         tokio::spawn(run_operator(op, inbox, channels, out))
                     }
-                    NodeKind::Udf { backend, calls, arg_columns } => {
+                    NodeKind::Udf {
+                        backend,
+                        calls,
+                        arg_columns,
+                    } => {
                         let ctx = RunnerContext {
                             job_name: job.clone(),
                             operator: node.name.clone(),
@@ -586,11 +655,16 @@ impl JobGraph {
                             config: self.config.clone(),
                         };
                         let input_schema = nodes[node.inputs[0].0].schema.clone();
-                        let arg_schema = Arc::new(input_schema.project(arg_columns).map_err(|source| {
-                            EngineError::Arrow { context: node.name.clone(), source }
-                        })?);
+                        let arg_schema =
+                            Arc::new(input_schema.project(arg_columns).map_err(|source| {
+                                EngineError::Arrow {
+                                    context: node.name.clone(),
+                                    source,
+                                }
+                            })?);
                         let runner = backend.start(&ctx, calls, arg_schema)?;
-                        let inbox = inbox.ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
+                        let inbox = inbox
+                            .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
                         tokio::spawn(run_udf(
                             node.name.clone(),
                             runner,
@@ -603,7 +677,8 @@ impl JobGraph {
                     }
                     NodeKind::Sink(f) => {
                         let sink = f.create(st, node.parallelism)?;
-                        let inbox = inbox.ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
+                        let inbox = inbox
+                            .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
                         tokio::spawn(run_sink(sink, inbox, channels, metrics, control))
                     }
                 };
@@ -617,7 +692,9 @@ impl JobGraph {
             let err = match r {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
-                Err(e) => Some(EngineError::Execution(format!("{name} of job {job} crashed: {e}"))),
+                Err(e) => Some(EngineError::Execution(format!(
+                    "{name} of job {job} crashed: {e}"
+                ))),
             };
             if let Some(e) = err {
                 control.cancel();
@@ -837,14 +914,22 @@ async fn run_udf(
         context: name.clone(),
         source,
     };
-    let combine = |input: StreamBatch, results: Vec<arrow_array::ArrayRef>| -> Result<StreamBatch> {
+    let combine = |input: StreamBatch,
+                   results: Vec<arrow_array::ArrayRef>|
+     -> Result<StreamBatch> {
         let mut cols = input.data.columns().to_vec();
         cols.extend(results);
-        let data = RecordBatch::try_new(schema.clone(), cols).map_err(|source| EngineError::Arrow {
-            context: format!("{name}: the functions' results do not fit the declared result types"),
-            source,
-        })?;
-        Ok(StreamBatch { data, kinds: input.kinds })
+        let data =
+            RecordBatch::try_new(schema.clone(), cols).map_err(|source| EngineError::Arrow {
+                context: format!(
+                    "{name}: the functions' results do not fit the declared result types"
+                ),
+                source,
+            })?;
+        Ok(StreamBatch {
+            data,
+            kinds: input.kinds,
+        })
     };
     let result: Result<()> = async {
         if channels == 0 {
@@ -930,7 +1015,9 @@ async fn run_sink(
             match env.msg {
                 Msg::Batch(b) => {
                     metrics.saw(&b);
-                    control.rows_written.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    control
+                        .rows_written
+                        .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                     let t0 = Instant::now();
                     sink.write(b)?;
                     clock.busy += t0.elapsed();
@@ -938,6 +1025,9 @@ async fn run_sink(
                 Msg::Watermark(w) => {
                     if let Some(w) = marks.update(env.channel as usize, Some(w)) {
                         metrics.watermark(w);
+                        if w != i64::MAX {
+                            control.watermark.fetch_max(w, Ordering::Relaxed);
+                        }
                     }
                 }
                 Msg::End => {

@@ -114,7 +114,10 @@ pub fn split_statements(script: &str) -> Vec<String> {
 }
 
 fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().take(6).map(|w| w.to_ascii_uppercase()).collect()
+    s.split_whitespace()
+        .take(6)
+        .map(|w| w.to_ascii_uppercase())
+        .collect()
 }
 
 impl TableEnvironment {
@@ -123,7 +126,13 @@ impl TableEnvironment {
         let stmt = stmt.trim().trim_end_matches(';').trim();
         let w = words(stmt);
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
-        let skip_temp = |i: usize| if w.get(i) == Some(&"TEMPORARY") { i + 1 } else { i };
+        let skip_temp = |i: usize| {
+            if w.get(i) == Some(&"TEMPORARY") {
+                i + 1
+            } else {
+                i
+            }
+        };
         if w.first() == Some(&"CREATE") {
             let mut i = skip_temp(1);
             if w.get(i) == Some(&"SYSTEM") {
@@ -154,7 +163,11 @@ impl TableEnvironment {
             return Ok(SqlOutcome::Text(self.list_tables().join("\n")));
         }
         if w.first() == Some(&"DESCRIBE") || w.first() == Some(&"DESC") {
-            let name = stmt.split_whitespace().nth(1).unwrap_or("").trim_matches('`');
+            let name = stmt
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .trim_matches('`');
             return Ok(SqlOutcome::Text(self.from_path(name)?.schema_text()?));
         }
         if w.first() == Some(&"EXPLAIN") {
@@ -168,7 +181,11 @@ impl TableEnvironment {
                 SqlOutcome::Insert { job, sink } => {
                     let q = insert_query(rest)?;
                     let t = self.sql_query(&q)?;
-                    format!("== Logical Plan ==\nSink(table=[{sink}])\n{}\n== Physical Plan ==\n{}", indent(&t.plan().explain()), job.describe())
+                    format!(
+                        "== Logical Plan ==\nSink(table=[{sink}])\n{}\n== Physical Plan ==\n{}",
+                        indent(&t.plan().explain()),
+                        job.describe()
+                    )
                 }
                 _ => return Err(sql_err(stmt, "EXPLAIN takes a query or an INSERT")),
             }));
@@ -188,7 +205,8 @@ impl TableEnvironment {
             return Ok(SqlOutcome::Ok(format!("dropped {name}")));
         }
         let text = rewrite_table_functions(stmt);
-        let parsed = Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| sql_err(stmt, e.to_string()))?;
+        let parsed = Parser::parse_sql(&GenericDialect {}, &text)
+            .map_err(|e| sql_err(stmt, e.to_string()))?;
         let st = match parsed.as_slice() {
             [one] => one,
             _ => return Err(sql_err(stmt, "expected one statement")),
@@ -209,12 +227,17 @@ impl TableEnvironment {
                     sq::TableObject::TableName(n) => object_name(n),
                     other => return Err(sql_err(stmt, format!("cannot insert into {other}"))),
                 };
-                let source = ins.source.as_ref().ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
+                let source = ins
+                    .source
+                    .as_ref()
+                    .ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
                 let plan = Planner::new(self).query(source)?;
                 let mut table = Table::from_plan(self, plan);
                 if !ins.columns.is_empty() {
                     // INSERT INTO t (a, b): reorder to the table's columns.
-                    let def = self.table_def(&sink).ok_or_else(|| sql_err(stmt, format!("no table `{sink}`")))?;
+                    let def = self
+                        .table_def(&sink)
+                        .ok_or_else(|| sql_err(stmt, format!("no table `{sink}`")))?;
                     let target = def.schema()?;
                     let given: Vec<String> = ins.columns.iter().map(|c| c.value.clone()).collect();
                     let src = table.schema()?;
@@ -222,7 +245,11 @@ impl TableEnvironment {
                     for f in target.fields() {
                         match given.iter().position(|g| g == f.name()) {
                             Some(p) => exprs.push(col(src.field(p).name()).alias(f.name())),
-                            None => exprs.push(Expr::Literal(Literal::Null).cast(f.data_type().clone()).alias(f.name())),
+                            None => exprs.push(
+                                Expr::Literal(Literal::Null)
+                                    .cast(f.data_type().clone())
+                                    .alias(f.name()),
+                            ),
                         }
                     }
                     table = table.select(exprs)?;
@@ -230,7 +257,13 @@ impl TableEnvironment {
                 let job = self.plan_insert(&table, &sink)?;
                 Ok(SqlOutcome::Insert { sink, job })
             }
-            other => Err(sql_err(stmt, format!("weir does not run this kind of statement: {}", first_words(&other.to_string())))),
+            other => Err(sql_err(
+                stmt,
+                format!(
+                    "weir does not run this kind of statement: {}",
+                    first_words(&other.to_string())
+                ),
+            )),
         }
     }
 
@@ -238,13 +271,20 @@ impl TableEnvironment {
     pub fn sql_query(&self, query: &str) -> Result<Table> {
         match self.execute_sql(query)? {
             SqlOutcome::Query(t) => Ok(t),
-            _ => Err(sql_err(query, "sql_query takes a SELECT; use execute_sql for other statements")),
+            _ => Err(sql_err(
+                query,
+                "sql_query takes a SELECT; use execute_sql for other statements",
+            )),
         }
     }
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") + "\n"
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 fn first_words(s: &str) -> String {
@@ -309,8 +349,12 @@ fn split_top(text: &str) -> Vec<String> {
             // `<` opens a bracket only after a type name (ARRAY<INT>), not in `a < b`.
             '<' if {
                 let before = cur.trim_end().to_ascii_uppercase();
-                ["ARRAY", "MAP", "ROW", "MULTISET"].iter().any(|t| before.ends_with(t)) || angle > 0
-            } => {
+                ["ARRAY", "MAP", "ROW", "MULTISET"]
+                    .iter()
+                    .any(|t| before.ends_with(t))
+                    || angle > 0
+            } =>
+            {
                 angle += 1;
                 depth += 1;
                 cur.push(c);
@@ -388,25 +432,47 @@ fn parse_expr(text: &str, scope: &Scope, env: &TableEnvironment) -> Result<Expr>
 
 /// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (columns) [COMMENT ...] WITH (options)`.
 pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
-    let open = stmt.find('(').ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
+    let open = stmt
+        .find('(')
+        .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
     let head: Vec<&str> = stmt[..open].split_whitespace().collect();
     let upper: Vec<String> = head.iter().map(|w| w.to_ascii_uppercase()).collect();
     let if_not_exists = upper.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"]);
-    let name = unquote_ident(head.last().ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?);
+    let name = unquote_ident(
+        head.last()
+            .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?,
+    );
     if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("EXISTS") {
         return Err(sql_err(stmt, "CREATE TABLE needs a name"));
     }
-    let (body, after) = paren_block(stmt, open).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in the column list"))?;
+    let (body, after) = paren_block(stmt, open)
+        .ok_or_else(|| sql_err(stmt, "unbalanced parentheses in the column list"))?;
     let rest = stmt[after..].trim();
     let mut options = BTreeMap::new();
     let rest_upper = rest.to_ascii_uppercase();
     if let Some(p) = rest_upper.find("WITH") {
-        let o = rest[p..].find('(').ok_or_else(|| sql_err(stmt, "WITH needs ('key' = 'value', ...)"))? + p;
-        let (opts, _) = paren_block(rest, o).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in WITH"))?;
+        let o = rest[p..]
+            .find('(')
+            .ok_or_else(|| sql_err(stmt, "WITH needs ('key' = 'value', ...)"))?
+            + p;
+        let (opts, _) =
+            paren_block(rest, o).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in WITH"))?;
         for item in split_top(&opts) {
-            let (k, v) = item.split_once('=').ok_or_else(|| sql_err(stmt, format!("option `{item}` is not 'key' = 'value'")))?;
-            let k = unquote_string(k).ok_or_else(|| sql_err(stmt, format!("option key {} must be quoted: 'key'", k.trim())))?;
-            let v = unquote_string(v).ok_or_else(|| sql_err(stmt, format!("the value of option '{k}' must be quoted: '{}'", v.trim())))?;
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| sql_err(stmt, format!("option `{item}` is not 'key' = 'value'")))?;
+            let k = unquote_string(k).ok_or_else(|| {
+                sql_err(
+                    stmt,
+                    format!("option key {} must be quoted: 'key'", k.trim()),
+                )
+            })?;
+            let v = unquote_string(v).ok_or_else(|| {
+                sql_err(
+                    stmt,
+                    format!("the value of option '{k}' must be quoted: '{}'", v.trim()),
+                )
+            })?;
             options.insert(k, v);
         }
     }
@@ -421,10 +487,15 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
             let _ = parts;
             it.next();
             if !it.next().is_some_and(|w| w.eq_ignore_ascii_case("FOR")) {
-                return Err(sql_err(&item, "expected WATERMARK FOR column AS expression"));
+                return Err(sql_err(
+                    &item,
+                    "expected WATERMARK FOR column AS expression",
+                ));
             }
             let c = unquote_ident(it.next().unwrap_or(""));
-            let as_pos = up.find(" AS ").ok_or_else(|| sql_err(&item, "expected WATERMARK FOR column AS expression"))?;
+            let as_pos = up
+                .find(" AS ")
+                .ok_or_else(|| sql_err(&item, "expected WATERMARK FOR column AS expression"))?;
             watermark_text = Some((c, item[as_pos + 4..].trim().to_string()));
             continue;
         }
@@ -456,7 +527,10 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
     let physical = Schema::new(
         columns
             .iter()
-            .filter_map(|(n, t, _)| t.as_ref().map(|t| Field::new(n, t.data_type.clone(), t.nullable)))
+            .filter_map(|(n, t, _)| {
+                t.as_ref()
+                    .map(|t| Field::new(n, t.data_type.clone(), t.nullable))
+            })
             .collect::<Vec<_>>(),
     );
     let env = TableEnvironment::in_streaming_mode();
@@ -488,7 +562,10 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
 
 fn parse_create_function(stmt: &str) -> Result<SqlOutcome> {
     let up = stmt.to_ascii_uppercase();
-    let f = up.find("FUNCTION").ok_or_else(|| sql_err(stmt, "expected CREATE FUNCTION"))? + 8;
+    let f = up
+        .find("FUNCTION")
+        .ok_or_else(|| sql_err(stmt, "expected CREATE FUNCTION"))?
+        + 8;
     let mut rest = stmt[f..].trim();
     if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
         rest = rest[13..].trim();
@@ -497,18 +574,29 @@ fn parse_create_function(stmt: &str) -> Result<SqlOutcome> {
     let name = unquote_ident(it.next().unwrap_or(""));
     let rest = it.next().unwrap_or("").trim();
     if !rest.to_ascii_uppercase().starts_with("AS ") {
-        return Err(sql_err(stmt, "expected CREATE FUNCTION name AS 'module.function' LANGUAGE PYTHON"));
+        return Err(sql_err(
+            stmt,
+            "expected CREATE FUNCTION name AS 'module.function' LANGUAGE PYTHON",
+        ));
     }
     let rest = rest[3..].trim();
     let end = rest[1..].find('\'').map(|p| p + 2).unwrap_or(rest.len());
-    let path = unquote_string(&rest[..end]).ok_or_else(|| sql_err(stmt, "the function's path must be quoted"))?;
-    let tail: Vec<String> = rest[end..].split_whitespace().map(|s| s.to_ascii_uppercase()).collect();
+    let path = unquote_string(&rest[..end])
+        .ok_or_else(|| sql_err(stmt, "the function's path must be quoted"))?;
+    let tail: Vec<String> = rest[end..]
+        .split_whitespace()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
     let language = match tail.as_slice() {
         [] => "JAVA".to_string(),
         [l, lang] if l == "LANGUAGE" => lang.clone(),
         _ => return Err(sql_err(stmt, "expected LANGUAGE PYTHON after the path")),
     };
-    Ok(SqlOutcome::CreateFunction { name, path, language })
+    Ok(SqlOutcome::CreateFunction {
+        name,
+        path,
+        language,
+    })
 }
 
 /// Columns visible in a query: `(qualifier, name in SQL, column in the plan)`.
@@ -523,7 +611,13 @@ impl Scope {
             cols: s
                 .fields()
                 .iter()
-                .map(|f| (qualifier.map(String::from), f.name().clone(), f.name().clone()))
+                .map(|f| {
+                    (
+                        qualifier.map(String::from),
+                        f.name().clone(),
+                        f.name().clone(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -532,7 +626,12 @@ impl Scope {
         let hits: Vec<&(Option<String>, String, String)> = self
             .cols
             .iter()
-            .filter(|(q, n, _)| n.eq_ignore_ascii_case(name) && (qualifier.is_none() || q.as_deref().is_some_and(|q| qualifier.is_some_and(|w| w.eq_ignore_ascii_case(q)))))
+            .filter(|(q, n, _)| {
+                n.eq_ignore_ascii_case(name)
+                    && (qualifier.is_none()
+                        || q.as_deref()
+                            .is_some_and(|q| qualifier.is_some_and(|w| w.eq_ignore_ascii_case(q))))
+            })
             .collect();
         // Exact case wins when several differ only by case.
         let exact: Vec<_> = hits.iter().filter(|(_, n, _)| n == name).collect();
@@ -575,9 +674,19 @@ fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
         sq::Expr::Value(v) => match &v.value {
             sq::Value::SingleQuotedString(s) => s.clone(),
             sq::Value::Number(n, _) => n.to_string(),
-            other => return Err(sql_err(whole, format!("an interval of {other} is not a number"))),
+            other => {
+                return Err(sql_err(
+                    whole,
+                    format!("an interval of {other} is not a number"),
+                ))
+            }
         },
-        other => return Err(sql_err(whole, format!("an interval of {other} is not a number"))),
+        other => {
+            return Err(sql_err(
+                whole,
+                format!("an interval of {other} is not a number"),
+            ))
+        }
     };
     let n: f64 = value
         .trim()
@@ -590,7 +699,12 @@ fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
         Some(sq::DateTimeField::Day) | Some(sq::DateTimeField::Days) => 86_400_000.0,
         Some(sq::DateTimeField::Millisecond) | Some(sq::DateTimeField::Milliseconds) => 1.0,
         None => 1_000.0,
-        Some(other) => return Err(sql_err(whole, format!("weir takes day-time intervals (DAY to MILLISECOND), not {other}"))),
+        Some(other) => {
+            return Err(sql_err(
+                whole,
+                format!("weir takes day-time intervals (DAY to MILLISECOND), not {other}"),
+            ))
+        }
     };
     Ok((n * unit).round() as i64)
 }
@@ -640,7 +754,9 @@ impl<'a> Planner<'a> {
             let num = |e: &sq::Expr| -> Result<usize> {
                 match e {
                     sq::Expr::Value(v) => match &v.value {
-                        sq::Value::Number(n, _) => n.parse().map_err(|_| sql_err(&q.to_string(), "LIMIT takes a whole number")),
+                        sq::Value::Number(n, _) => n
+                            .parse()
+                            .map_err(|_| sql_err(&q.to_string(), "LIMIT takes a whole number")),
                         _ => Err(sql_err(&q.to_string(), "LIMIT takes a whole number")),
                     },
                     _ => Err(sql_err(&q.to_string(), "LIMIT takes a whole number")),
@@ -649,9 +765,15 @@ impl<'a> Planner<'a> {
             let (limit, offset) = match lc {
                 sq::LimitClause::LimitOffset { limit, offset, .. } => (
                     limit.as_ref().map(num).transpose()?,
-                    offset.as_ref().map(|o| num(&o.value)).transpose()?.unwrap_or(0),
+                    offset
+                        .as_ref()
+                        .map(|o| num(&o.value))
+                        .transpose()?
+                        .unwrap_or(0),
                 ),
-                sq::LimitClause::OffsetCommaLimit { offset, limit } => (Some(num(limit)?), num(offset)?),
+                sq::LimitClause::OffsetCommaLimit { offset, limit } => {
+                    (Some(num(limit)?), num(offset)?)
+                }
             };
             if let Some(limit) = limit {
                 plan = match plan {
@@ -710,14 +832,24 @@ impl<'a> Planner<'a> {
                 Ok(Table::from_plan(self.env, p).distinct()?.plan().clone())
             }
             sq::SetExpr::Values(v) => self.values(v),
-            other => Err(sql_err(&other.to_string(), "weir supports SELECT, UNION [ALL] and VALUES here")),
+            other => Err(sql_err(
+                &other.to_string(),
+                "weir supports SELECT, UNION [ALL] and VALUES here",
+            )),
         }
     }
 
     fn values(&mut self, v: &sq::Values) -> Result<Plan> {
         let empty = Arc::new(Schema::empty());
-        let one = RecordBatch::try_new_with_options(empty.clone(), vec![], &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)))
-            .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
+        let one = RecordBatch::try_new_with_options(
+            empty.clone(),
+            vec![],
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .map_err(|source| EngineError::Arrow {
+            context: "VALUES".into(),
+            source,
+        })?;
         let scope = Scope::default();
         let mut batches = Vec::new();
         let mut schema: Option<Arc<Schema>> = None;
@@ -743,12 +875,24 @@ impl<'a> Planner<'a> {
                 .zip(s.fields())
                 .map(|(c, f)| arrow_cast::cast(&c, f.data_type()))
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
-            batches.push(RecordBatch::try_new(s, cols).map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?);
+                .map_err(|source| EngineError::Arrow {
+                    context: "VALUES".into(),
+                    source,
+                })?;
+            batches.push(
+                RecordBatch::try_new(s, cols).map_err(|source| EngineError::Arrow {
+                    context: "VALUES".into(),
+                    source,
+                })?,
+            );
         }
         let schema = schema.unwrap_or(empty);
-        let batch = arrow_select::concat::concat_batches(&schema, &batches)
-            .map_err(|source| EngineError::Arrow { context: "VALUES".into(), source })?;
+        let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|source| {
+            EngineError::Arrow {
+                context: "VALUES".into(),
+                source,
+            }
+        })?;
         Ok(Plan::Values {
             name: "values".into(),
             schema,
@@ -759,7 +903,9 @@ impl<'a> Planner<'a> {
     /// A FROM item: its plan and scope.
     fn relation(&mut self, r: &sq::TableFactor) -> Result<(Plan, Scope)> {
         match r {
-            sq::TableFactor::Table { name, alias, args, .. } => {
+            sq::TableFactor::Table {
+                name, alias, args, ..
+            } => {
                 let n = object_name(name);
                 if let Some(args) = args {
                     // TUMBLE(t, DESCRIPTOR(ts), INTERVAL ...) written without TABLE(...).
@@ -787,38 +933,71 @@ impl<'a> Planner<'a> {
                 let q = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(n);
                 Ok((plan, Scope::of_schema(Some(&q), &schema)))
             }
-            sq::TableFactor::Derived { subquery, alias, .. } => {
+            sq::TableFactor::Derived {
+                subquery, alias, ..
+            } => {
                 let plan = self.query(subquery)?;
                 let schema = plan.schema()?;
                 let q = alias.as_ref().map(|a| a.name.value.clone());
                 Ok((plan, Scope::of_schema(q.as_deref(), &schema)))
             }
-            sq::TableFactor::TableFunction { expr: sq::Expr::Function(f), alias } => self.window_tvf(f, alias.as_ref()),
-            other => Err(sql_err(&other.to_string(), "weir reads tables, views, subqueries and the TUMBLE/HOP table functions")),
+            sq::TableFactor::TableFunction {
+                expr: sq::Expr::Function(f),
+                alias,
+            } => self.window_tvf(f, alias.as_ref()),
+            other => Err(sql_err(
+                &other.to_string(),
+                "weir reads tables, views, subqueries and the TUMBLE/HOP table functions",
+            )),
         }
     }
 
     /// `TUMBLE(t, DESCRIPTOR(ts), size)` or `HOP(t, DESCRIPTOR(ts), slide, size)`.
-    fn window_tvf(&mut self, f: &sq::Function, alias: Option<&sq::TableAlias>) -> Result<(Plan, Scope)> {
+    fn window_tvf(
+        &mut self,
+        f: &sq::Function,
+        alias: Option<&sq::TableAlias>,
+    ) -> Result<(Plan, Scope)> {
         let fname = object_name(&f.name).to_ascii_uppercase();
         let whole = f.to_string();
         let args = function_args(f)?;
         let table = match args.first() {
             Some(sq::Expr::Identifier(i)) => i.value.clone(),
-            Some(sq::Expr::CompoundIdentifier(p)) => p.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join("."),
+            Some(sq::Expr::CompoundIdentifier(p)) => p
+                .iter()
+                .map(|i| i.value.clone())
+                .collect::<Vec<_>>()
+                .join("."),
             _ => return Err(sql_err(&whole, "the first argument must be TABLE name")),
         };
         let time = match args.get(1) {
-            Some(sq::Expr::Function(d)) if object_name(&d.name).eq_ignore_ascii_case("DESCRIPTOR") => match function_args(d)?.first() {
-                Some(sq::Expr::Identifier(i)) => i.value.clone(),
-                _ => return Err(sql_err(&whole, "DESCRIPTOR takes the time attribute column")),
-            },
-            _ => return Err(sql_err(&whole, "the second argument must be DESCRIPTOR(time_column)")),
+            Some(sq::Expr::Function(d))
+                if object_name(&d.name).eq_ignore_ascii_case("DESCRIPTOR") =>
+            {
+                match function_args(d)?.first() {
+                    Some(sq::Expr::Identifier(i)) => i.value.clone(),
+                    _ => {
+                        return Err(sql_err(
+                            &whole,
+                            "DESCRIPTOR takes the time attribute column",
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(sql_err(
+                    &whole,
+                    "the second argument must be DESCRIPTOR(time_column)",
+                ))
+            }
         };
         let iv = |i: usize| -> Result<i64> {
             match args.get(i) {
                 Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
-                _ => Err(sql_err(&whole, format!("argument {} must be an INTERVAL", i + 1))),
+                _ => Err(sql_err(
+                    &whole,
+                    format!("argument {} must be an INTERVAL", i + 1),
+                )),
             }
         };
         let kind = match fname.as_str() {
@@ -833,7 +1012,10 @@ impl<'a> Planner<'a> {
         };
         let in_schema = input.schema()?;
         if in_schema.index_of(&time).is_err() {
-            return Err(sql_err(&whole, format!("table `{table}` has no column `{time}`")));
+            return Err(sql_err(
+                &whole,
+                format!("table `{table}` has no column `{time}`"),
+            ));
         }
         let plan = Plan::WindowAssign {
             input: Box::new(input),
@@ -849,9 +1031,23 @@ impl<'a> Planner<'a> {
         let Some(first) = from.first() else {
             // SELECT without FROM: one empty row.
             let schema = Arc::new(Schema::empty());
-            let b = RecordBatch::try_new_with_options(schema.clone(), vec![], &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)))
-                .map_err(|source| EngineError::Arrow { context: "SELECT".into(), source })?;
-            return Ok((Plan::Values { name: "values".into(), schema, batches: vec![b] }, Scope::default()));
+            let b = RecordBatch::try_new_with_options(
+                schema.clone(),
+                vec![],
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+            )
+            .map_err(|source| EngineError::Arrow {
+                context: "SELECT".into(),
+                source,
+            })?;
+            return Ok((
+                Plan::Values {
+                    name: "values".into(),
+                    schema,
+                    batches: vec![b],
+                },
+                Scope::default(),
+            ));
         };
         if from.len() > 1 {
             return Err(sql_err("FROM a, b", "weir needs an explicit JOIN ... ON with equalities (a streaming cross join would keep everything)"));
@@ -861,13 +1057,21 @@ impl<'a> Planner<'a> {
             let (right, rscope) = self.relation(&j.relation)?;
             let (kind, constraint) = match &j.join_operator {
                 sq::JoinOperator::Join(c) | sq::JoinOperator::Inner(c) => (JoinKind::Inner, c),
-                sq::JoinOperator::Left(c) | sq::JoinOperator::LeftOuter(c) => (JoinKind::LeftOuter, c),
-                other => return Err(sql_err(&format!("{other:?}").chars().take(40).collect::<String>(), "weir has INNER and LEFT [OUTER] joins")),
+                sq::JoinOperator::Left(c) | sq::JoinOperator::LeftOuter(c) => {
+                    (JoinKind::LeftOuter, c)
+                }
+                other => {
+                    return Err(sql_err(
+                        &format!("{other:?}").chars().take(40).collect::<String>(),
+                        "weir has INNER and LEFT [OUTER] joins",
+                    ))
+                }
             };
             let lschema = plan.schema()?;
             // Right columns keep their names unless they clash (then a0, a1 ...).
             let mut right_names = Vec::new();
-            let mut taken: Vec<String> = lschema.fields().iter().map(|f| f.name().clone()).collect();
+            let mut taken: Vec<String> =
+                lschema.fields().iter().map(|f| f.name().clone()).collect();
             let mut joined = scope.clone();
             for (q, n, internal) in &rscope.cols {
                 let mut out = internal.clone();
@@ -887,7 +1091,12 @@ impl<'a> Planner<'a> {
                     for n in cols {
                         let n = object_name(n);
                         let l = scope.resolve(None, &n)?;
-                        let r = right_names[rscope.cols.iter().position(|(_, x, _)| *x == n).ok_or_else(|| sql_err(&n, "not a column of the right side"))?].clone();
+                        let r = right_names[rscope
+                            .cols
+                            .iter()
+                            .position(|(_, x, _)| *x == n)
+                            .ok_or_else(|| sql_err(&n, "not a column of the right side"))?]
+                        .clone();
                         let e = col(&l).equals(col(&r));
                         c = Some(match c {
                             None => e,
@@ -911,9 +1120,19 @@ impl<'a> Planner<'a> {
             let schema = plan.schema()?;
             let t = cond.data_type(&schema)?;
             if t != DataType::Boolean {
-                return Err(sql_err(&w.to_string(), format!("WHERE needs a BOOLEAN condition, not {}", crate::types::type_name(&t))));
+                return Err(sql_err(
+                    &w.to_string(),
+                    format!(
+                        "WHERE needs a BOOLEAN condition, not {}",
+                        crate::types::type_name(&t)
+                    ),
+                ));
             }
-            let projections = schema.fields().iter().map(|f| (col(f.name()), f.name().clone())).collect();
+            let projections = schema
+                .fields()
+                .iter()
+                .map(|f| (col(f.name()), f.name().clone()))
+                .collect();
             plan = Plan::Calc {
                 input: Box::new(plan),
                 filter: Some(cond),
@@ -928,8 +1147,12 @@ impl<'a> Planner<'a> {
                     let x = self.expr(e, &scope)?;
                     // A column keeps its SQL name (without the qualifier).
                     let x = match (e, &x) {
-                        (sq::Expr::Identifier(i), Expr::Column(c)) if *c != i.value => x.alias(&i.value),
-                        (sq::Expr::CompoundIdentifier(p), Expr::Column(c)) if p.last().is_some_and(|l| l.value != *c) => {
+                        (sq::Expr::Identifier(i), Expr::Column(c)) if *c != i.value => {
+                            x.alias(&i.value)
+                        }
+                        (sq::Expr::CompoundIdentifier(p), Expr::Column(c))
+                            if p.last().is_some_and(|l| l.value != *c) =>
+                        {
                             let n = p.last().map(|l| l.value.clone()).unwrap_or_default();
                             x.alias(&n)
                         }
@@ -937,7 +1160,9 @@ impl<'a> Planner<'a> {
                     };
                     exprs.push(x);
                 }
-                sq::SelectItem::ExprWithAlias { expr, alias } => exprs.push(self.expr(expr, &scope)?.alias(&alias.value)),
+                sq::SelectItem::ExprWithAlias { expr, alias } => {
+                    exprs.push(self.expr(expr, &scope)?.alias(&alias.value))
+                }
                 sq::SelectItem::Wildcard(_) => {
                     // Clashing names of a join keep their unique form (uid, uid0), as in Flink.
                     for (_, _, internal) in &scope.cols {
@@ -954,17 +1179,27 @@ impl<'a> Planner<'a> {
                         }
                     }
                     if !any {
-                        return Err(sql_err(&format!("{q}.*"), format!("no table `{q}` in FROM")));
+                        return Err(sql_err(
+                            &format!("{q}.*"),
+                            format!("no table `{q}` in FROM"),
+                        ));
                     }
                 }
             }
         }
         let group_by = match &s.group_by {
             sq::GroupByExpr::Expressions(e, _) => e.clone(),
-            sq::GroupByExpr::All(_) => return Err(sql_err("GROUP BY ALL", "list the grouping columns")),
+            sq::GroupByExpr::All(_) => {
+                return Err(sql_err("GROUP BY ALL", "list the grouping columns"))
+            }
         };
-        let having = s.having.as_ref().map(|h| self.expr(h, &scope)).transpose()?;
-        let aggregating = !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
+        let having = s
+            .having
+            .as_ref()
+            .map(|h| self.expr(h, &scope))
+            .transpose()?;
+        let aggregating =
+            !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
         if aggregating {
             let mut keys = Vec::new();
             let mut window: Option<GroupWindow> = None;
@@ -981,8 +1216,14 @@ impl<'a> Planner<'a> {
             // GROUP BY window_start, window_end over TUMBLE/HOP(...): a window aggregate.
             if let (None, Plan::WindowAssign { input, kind, time }) = (&window, &plan) {
                 let is_win = |k: &Expr, n: &str| matches!(k, Expr::Column(c) if c == n);
-                if keys.iter().any(|k| is_win(k, "window_start")) && keys.iter().any(|k| is_win(k, "window_end")) {
-                    keys.retain(|k| !is_win(k, "window_start") && !is_win(k, "window_end") && !is_win(k, "window_time"));
+                if keys.iter().any(|k| is_win(k, "window_start"))
+                    && keys.iter().any(|k| is_win(k, "window_end"))
+                {
+                    keys.retain(|k| {
+                        !is_win(k, "window_start")
+                            && !is_win(k, "window_end")
+                            && !is_win(k, "window_time")
+                    });
                     let w = GroupWindow {
                         kind: *kind,
                         time: time.clone(),
@@ -1010,7 +1251,9 @@ impl<'a> Planner<'a> {
     fn finish_select(&mut self, p: Plan, s: &sq::Select) -> Result<Plan> {
         match &s.distinct {
             None => Ok(p),
-            Some(sq::Distinct::Distinct) => Ok(Table::from_plan(self.env, p).distinct()?.plan().clone()),
+            Some(sq::Distinct::Distinct) => {
+                Ok(Table::from_plan(self.env, p).distinct()?.plan().clone())
+            }
             Some(sq::Distinct::On(_)) => Err(sql_err("DISTINCT ON", "use GROUP BY")),
         }
     }
@@ -1023,22 +1266,37 @@ impl<'a> Planner<'a> {
         let time = match args.first() {
             Some(e) => match self.expr(e, scope)? {
                 Expr::Column(c) => c,
-                other => return Err(sql_err(&whole, format!("the window's time attribute must be a column, not {other}"))),
+                other => {
+                    return Err(sql_err(
+                        &whole,
+                        format!("the window's time attribute must be a column, not {other}"),
+                    ))
+                }
             },
             None => return Err(sql_err(&whole, "a group window needs a time attribute")),
         };
         let iv = |i: usize| -> Result<i64> {
             match args.get(i) {
                 Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
-                _ => Err(sql_err(&whole, format!("argument {} must be an INTERVAL", i + 1))),
+                _ => Err(sql_err(
+                    &whole,
+                    format!("argument {} must be an INTERVAL", i + 1),
+                )),
             }
         };
         let kind = match n.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: iv(1)? },
-            "HOP" => WindowKind::Hop { slide: iv(1)?, size: iv(2)? },
+            "HOP" => WindowKind::Hop {
+                slide: iv(1)?,
+                size: iv(2)?,
+            },
             _ => WindowKind::Session { gap: iv(1)? },
         };
-        Ok(GroupWindow { kind, time, alias: None })
+        Ok(GroupWindow {
+            kind,
+            time,
+            alias: None,
+        })
     }
 
     fn expr(&mut self, e: &sq::Expr, scope: &Scope) -> Result<Expr> {
@@ -1047,11 +1305,27 @@ impl<'a> Planner<'a> {
         Ok(match e {
             E::Identifier(i) => {
                 let upper = i.value.to_ascii_uppercase();
-                if i.quote_style.is_none() && ["CURRENT_TIMESTAMP", "LOCALTIMESTAMP", "NOW", "CURRENT_ROW_TIMESTAMP"].contains(&upper.as_str()) && scope.resolve(None, &i.value).is_err() {
-                    let f = if upper == "LOCALTIMESTAMP" { Func::LocalTimestamp } else { Func::CurrentTimestamp };
+                if i.quote_style.is_none()
+                    && [
+                        "CURRENT_TIMESTAMP",
+                        "LOCALTIMESTAMP",
+                        "NOW",
+                        "CURRENT_ROW_TIMESTAMP",
+                    ]
+                    .contains(&upper.as_str())
+                    && scope.resolve(None, &i.value).is_err()
+                {
+                    let f = if upper == "LOCALTIMESTAMP" {
+                        Func::LocalTimestamp
+                    } else {
+                        Func::CurrentTimestamp
+                    };
                     return Ok(Expr::Call(f, vec![]));
                 }
-                if i.quote_style.is_none() && (upper == "TRUE" || upper == "FALSE") && scope.resolve(None, &i.value).is_err() {
+                if i.quote_style.is_none()
+                    && (upper == "TRUE" || upper == "FALSE")
+                    && scope.resolve(None, &i.value).is_err()
+                {
                     return Ok(Expr::Literal(Literal::Bool(upper == "TRUE")));
                 }
                 col(&scope.resolve(None, &i.value)?)
@@ -1071,10 +1345,17 @@ impl<'a> Planner<'a> {
                         Literal::Float(n.parse().map_err(|_| sql_err(n, "not a number"))?)
                     }
                 }
-                sq::Value::SingleQuotedString(s) | sq::Value::DoubleQuotedString(s) => Literal::String(s.clone()),
+                sq::Value::SingleQuotedString(s) | sq::Value::DoubleQuotedString(s) => {
+                    Literal::String(s.clone())
+                }
                 sq::Value::Boolean(b) => Literal::Bool(*b),
                 sq::Value::Null => Literal::Null,
-                other => return Err(sql_err(&whole(), format!("weir does not read literals like {other}"))),
+                other => {
+                    return Err(sql_err(
+                        &whole(),
+                        format!("weir does not read literals like {other}"),
+                    ))
+                }
             }),
             E::Nested(x) => self.expr(x, scope)?,
             E::BinaryOp { left, op, right } => {
@@ -1095,7 +1376,9 @@ impl<'a> Planner<'a> {
                     sq::BinaryOperator::And => b(BinaryOp::And),
                     sq::BinaryOperator::Or => b(BinaryOp::Or),
                     sq::BinaryOperator::StringConcat => Expr::Call(Func::Concat, vec![l, r]),
-                    other => return Err(sql_err(&whole(), format!("weir has no operator {other}"))),
+                    other => {
+                        return Err(sql_err(&whole(), format!("weir has no operator {other}")))
+                    }
                 }
             }
             E::UnaryOp { op, expr } => {
@@ -1108,48 +1391,92 @@ impl<'a> Planner<'a> {
                         x => Expr::Literal(Literal::Int(0)) - x,
                     },
                     sq::UnaryOperator::Plus => x,
-                    other => return Err(sql_err(&whole(), format!("weir has no operator {other}"))),
+                    other => {
+                        return Err(sql_err(&whole(), format!("weir has no operator {other}")))
+                    }
                 }
             }
             E::IsNull(x) => self.expr(x, scope)?.is_null(),
             E::IsNotNull(x) => self.expr(x, scope)?.is_not_null(),
             E::IsTrue(x) => self.expr(x, scope)?.equals(true),
             E::IsFalse(x) => self.expr(x, scope)?.equals(false),
-            E::Between { expr, negated, low, high } => Expr::Between {
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => Expr::Between {
                 expr: Box::new(self.expr(expr, scope)?),
                 low: Box::new(self.expr(low, scope)?),
                 high: Box::new(self.expr(high, scope)?),
                 negated: *negated,
             },
-            E::InList { expr, list, negated } => Expr::InList {
+            E::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
                 expr: Box::new(self.expr(expr, scope)?),
-                list: list.iter().map(|x| self.expr(x, scope)).collect::<Result<_>>()?,
+                list: list
+                    .iter()
+                    .map(|x| self.expr(x, scope))
+                    .collect::<Result<_>>()?,
                 negated: *negated,
             },
-            E::Like { negated, expr, pattern, .. } => {
-                let l = Expr::Call(Func::Like, vec![self.expr(expr, scope)?, self.expr(pattern, scope)?]);
+            E::Like {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
+                let l = Expr::Call(
+                    Func::Like,
+                    vec![self.expr(expr, scope)?, self.expr(pattern, scope)?],
+                );
                 if *negated {
                     !l
                 } else {
                     l
                 }
             }
-            E::RLike { negated, expr, pattern, .. } => {
-                let l = Expr::Call(Func::Regexp, vec![self.expr(expr, scope)?, self.expr(pattern, scope)?]);
+            E::RLike {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
+                let l = Expr::Call(
+                    Func::Regexp,
+                    vec![self.expr(expr, scope)?, self.expr(pattern, scope)?],
+                );
                 if *negated {
                     !l
                 } else {
                     l
                 }
             }
-            E::Cast { expr, data_type, .. } => {
-                let t = SqlType::parse(&data_type.to_string()).map_err(|err| sql_err(&whole(), err.to_string()))?;
+            E::Cast {
+                expr, data_type, ..
+            } => {
+                let t = SqlType::parse(&data_type.to_string())
+                    .map_err(|err| sql_err(&whole(), err.to_string()))?;
                 self.expr(expr, scope)?.cast(t.data_type)
             }
-            E::Extract { field, expr, .. } => Expr::Call(Func::Extract, vec![Expr::Literal(Literal::String(field.to_string().to_ascii_uppercase())), self.expr(expr, scope)?]),
+            E::Extract { field, expr, .. } => Expr::Call(
+                Func::Extract,
+                vec![
+                    Expr::Literal(Literal::String(field.to_string().to_ascii_uppercase())),
+                    self.expr(expr, scope)?,
+                ],
+            ),
             E::Ceil { expr, .. } => Expr::Call(Func::Ceil, vec![self.expr(expr, scope)?]),
             E::Floor { expr, .. } => Expr::Call(Func::Floor, vec![self.expr(expr, scope)?]),
-            E::Substring { expr, substring_from, substring_for, .. } => {
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
                 let mut args = vec![self.expr(expr, scope)?];
                 args.push(match substring_from {
                     Some(f) => self.expr(f, scope)?,
@@ -1160,7 +1487,9 @@ impl<'a> Planner<'a> {
                 }
                 Expr::Call(Func::Substring, args)
             }
-            E::Trim { expr, trim_where, .. } => {
+            E::Trim {
+                expr, trim_where, ..
+            } => {
                 let f = match trim_where {
                     Some(sq::TrimWhereField::Leading) => Func::Ltrim,
                     Some(sq::TrimWhereField::Trailing) => Func::Rtrim,
@@ -1168,13 +1497,31 @@ impl<'a> Planner<'a> {
                 };
                 Expr::Call(f, vec![self.expr(expr, scope)?])
             }
-            E::Case { operand, conditions, else_result, .. } => Expr::Case {
-                operand: operand.as_ref().map(|o| self.expr(o, scope)).transpose()?.map(Box::new),
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => Expr::Case {
+                operand: operand
+                    .as_ref()
+                    .map(|o| self.expr(o, scope))
+                    .transpose()?
+                    .map(Box::new),
                 branches: conditions
                     .iter()
-                    .map(|c| Ok((self.expr(&c.condition, scope)?, self.expr(&c.result, scope)?)))
+                    .map(|c| {
+                        Ok((
+                            self.expr(&c.condition, scope)?,
+                            self.expr(&c.result, scope)?,
+                        ))
+                    })
                     .collect::<Result<_>>()?,
-                otherwise: else_result.as_ref().map(|o| self.expr(o, scope)).transpose()?.map(Box::new),
+                otherwise: else_result
+                    .as_ref()
+                    .map(|o| self.expr(o, scope))
+                    .transpose()?
+                    .map(Box::new),
             },
             E::Interval(iv) => Expr::Literal(Literal::Interval(interval_millis(iv, &whole())?)),
             E::TypedString(ts) => {
@@ -1184,17 +1531,28 @@ impl<'a> Planner<'a> {
                 };
                 match &ts.data_type {
                     sq::DataType::Timestamp(..) => Expr::Literal(Literal::Timestamp(
-                        crate::functions::parse_timestamp(&v, None).ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a timestamp")))?,
+                        crate::functions::parse_timestamp(&v, None).ok_or_else(|| {
+                            sql_err(&whole(), format!("'{v}' is not a timestamp"))
+                        })?,
                     )),
-                    sq::DataType::Date => Expr::Literal(Literal::Date(crate::functions::parse_date(&v).ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a date")))?)),
+                    sq::DataType::Date => Expr::Literal(Literal::Date(
+                        crate::functions::parse_date(&v)
+                            .ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a date")))?,
+                    )),
                     other => {
-                        let t = SqlType::parse(&other.to_string()).map_err(|err| sql_err(&whole(), err.to_string()))?;
+                        let t = SqlType::parse(&other.to_string())
+                            .map_err(|err| sql_err(&whole(), err.to_string()))?;
                         Expr::Literal(Literal::String(v)).cast(t.data_type)
                     }
                 }
             }
             E::Function(f) => self.function(f, scope)?,
-            other => return Err(sql_err(&other.to_string(), "weir does not support this expression yet")),
+            other => {
+                return Err(sql_err(
+                    &other.to_string(),
+                    "weir does not support this expression yet",
+                ))
+            }
         })
     }
 
@@ -1205,11 +1563,19 @@ impl<'a> Planner<'a> {
         let distinct = matches!(&f.args, sq::FunctionArguments::List(l) if l.duplicate_treatment == Some(sq::DuplicateTreatment::Distinct));
         // COUNT(*)
         if let sq::FunctionArguments::List(l) = &f.args {
-            if l.args.len() == 1 && matches!(l.args[0], sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Wildcard)) {
+            if l.args.len() == 1
+                && matches!(
+                    l.args[0],
+                    sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Wildcard)
+                )
+            {
                 if upper == "COUNT" {
                     return Ok(crate::plan::count_star());
                 }
-                return Err(sql_err(&whole, format!("{upper}(*) is not a function; only COUNT takes *")));
+                return Err(sql_err(
+                    &whole,
+                    format!("{upper}(*) is not a function; only COUNT takes *"),
+                ));
             }
         }
         let raw = function_args(f)?;
@@ -1266,9 +1632,15 @@ fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
             .iter()
             .map(|a| match a {
                 sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Expr(e)) => Ok(e.clone()),
-                other => Err(sql_err(&f.to_string(), format!("unsupported argument {other}"))),
+                other => Err(sql_err(
+                    &f.to_string(),
+                    format!("unsupported argument {other}"),
+                )),
             })
             .collect(),
-        sq::FunctionArguments::Subquery(_) => Err(sql_err(&f.to_string(), "subquery arguments are not supported")),
+        sq::FunctionArguments::Subquery(_) => Err(sql_err(
+            &f.to_string(),
+            "subquery arguments are not supported",
+        )),
     }
 }

@@ -104,7 +104,10 @@ pub fn format_row(batch: &StreamBatch, i: usize) -> crate::error::Result<String>
 
 /// Each column's value of row `i` as text (`null` for NULL, timestamps as
 /// `2020-01-01 12:00:00.000`).
-pub fn format_values(data: &arrow_array::RecordBatch, i: usize) -> crate::error::Result<Vec<String>> {
+pub fn format_values(
+    data: &arrow_array::RecordBatch,
+    i: usize,
+) -> crate::error::Result<Vec<String>> {
     let opts = arrow_cast::display::FormatOptions::new()
         .with_null("null")
         .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
@@ -112,12 +115,12 @@ pub fn format_values(data: &arrow_array::RecordBatch, i: usize) -> crate::error:
     data.columns()
         .iter()
         .map(|c| {
-            let f = arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &opts).map_err(|source| {
-                crate::error::EngineError::Arrow {
+            let f = arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &opts).map_err(
+                |source| crate::error::EngineError::Arrow {
                     context: "formatting a row".into(),
                     source,
-                }
-            })?;
+                },
+            )?;
             Ok(f.value(i).to_string())
         })
         .collect()

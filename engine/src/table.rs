@@ -32,7 +32,9 @@ use crate::error::{EngineError, Result};
 use crate::expr::{col, Expr, WindowProperty};
 use crate::job::{Collect, JobSummary};
 use crate::ops::JoinKind;
-use crate::plan::{name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan};
+use crate::plan::{
+    name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan,
+};
 use crate::runtime::{JobGraph, SinkFactory};
 use crate::stream::StreamBatch;
 use crate::udf::UdfRef;
@@ -88,7 +90,12 @@ impl TableEnvironment {
     /// Whether this environment runs in streaming mode (`execution.runtime-mode` may switch
     /// it, as in Flink).
     pub fn is_streaming(&self) -> bool {
-        match self.state().config.get(RUNTIME_MODE).map(|m| m.to_ascii_lowercase()) {
+        match self
+            .state()
+            .config
+            .get(RUNTIME_MODE)
+            .map(|m| m.to_ascii_lowercase())
+        {
             Some(m) if m == "batch" => false,
             Some(m) if m == "streaming" => true,
             _ => self.streaming,
@@ -102,7 +109,9 @@ impl TableEnvironment {
 
     /// Sets a configuration key (`parallelism.default`, `pipeline.name`, `python.*`, ...).
     pub fn set_config(&self, key: &str, value: &str) -> Result<()> {
-        if key == RUNTIME_MODE && !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str()) {
+        if key == RUNTIME_MODE
+            && !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str())
+        {
             return Err(EngineError::Plan {
                 expr: format!("{key}={value}"),
                 detail: "the runtime mode is 'streaming' or 'batch'".into(),
@@ -119,7 +128,9 @@ impl TableEnvironment {
                 }
             }
         }
-        self.state().config.insert(key.to_string(), value.to_string());
+        self.state()
+            .config
+            .insert(key.to_string(), value.to_string());
         Ok(())
     }
 
@@ -165,7 +176,10 @@ impl TableEnvironment {
             if !matches!(t, arrow_schema::DataType::Timestamp(..)) {
                 return Err(EngineError::Plan {
                     expr: e.to_string(),
-                    detail: format!("a watermark expression must give a TIMESTAMP, not {}", crate::types::type_name(&t)),
+                    detail: format!(
+                        "a watermark expression must give a TIMESTAMP, not {}",
+                        crate::types::type_name(&t)
+                    ),
                 });
             }
         }
@@ -192,7 +206,10 @@ impl TableEnvironment {
     pub fn from_path(&self, name: &str) -> Result<Table> {
         let st = self.state();
         if let Some(v) = st.views.get(name) {
-            return Ok(Table { env: self.clone(), plan: v.clone() });
+            return Ok(Table {
+                env: self.clone(),
+                plan: v.clone(),
+            });
         }
         if let Some(d) = st.tables.get(name) {
             return Ok(Table {
@@ -208,7 +225,11 @@ impl TableEnvironment {
             } else {
                 format!(
                     "no table or view `{name}`; known: {}",
-                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             },
         })
@@ -226,7 +247,11 @@ impl TableEnvironment {
         let name = format!("values_{}", st.values_counter);
         Table {
             env: self.clone(),
-            plan: Plan::Values { name, schema, batches },
+            plan: Plan::Values {
+                name,
+                schema,
+                batches,
+            },
         }
     }
 
@@ -252,12 +277,17 @@ impl TableEnvironment {
 
     /// Registers a user-defined function under `name`.
     pub fn create_temporary_function(&self, name: &str, udf: Arc<UdfRef>) {
-        self.state().functions.insert(name.to_ascii_lowercase(), udf);
+        self.state()
+            .functions
+            .insert(name.to_ascii_lowercase(), udf);
     }
 
     /// A registered function.
     pub fn function(&self, name: &str) -> Option<Arc<UdfRef>> {
-        self.state().functions.get(&name.to_ascii_lowercase()).cloned()
+        self.state()
+            .functions
+            .get(&name.to_ascii_lowercase())
+            .cloned()
     }
 
     /// Names of registered tables and views.
@@ -269,8 +299,14 @@ impl TableEnvironment {
     fn options(&self) -> PhysicalOptions {
         let config = self.config();
         PhysicalOptions {
-            job_name: config.get(JOB_NAME).cloned().unwrap_or_else(|| "weir-job".into()),
-            parallelism: config.get(PARALLELISM).and_then(|p| p.parse().ok()).unwrap_or(1),
+            job_name: config
+                .get(JOB_NAME)
+                .cloned()
+                .unwrap_or_else(|| "weir-job".into()),
+            parallelism: config
+                .get(PARALLELISM)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1),
             streaming: self.is_streaming(),
             config: Arc::new(config),
         }
@@ -348,7 +384,11 @@ impl TableEnvironment {
 }
 
 fn names(s: &arrow_schema::Schema) -> String {
-    s.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    s.fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A relational expression: what a query or a chain of Table API calls has built so far.
@@ -361,7 +401,10 @@ pub struct Table {
 impl Table {
     /// Wraps a plan.
     pub fn from_plan(env: &TableEnvironment, plan: Plan) -> Table {
-        Table { env: env.clone(), plan }
+        Table {
+            env: env.clone(),
+            plan,
+        }
     }
 
     /// The logical plan.
@@ -380,7 +423,10 @@ impl Table {
     }
 
     fn with(&self, plan: Plan) -> Table {
-        Table { env: self.env.clone(), plan }
+        Table {
+            env: self.env.clone(),
+            plan,
+        }
     }
 
     /// `select(col("a"), (col("b") + 1).alias("c"))`.
@@ -406,10 +452,17 @@ impl Table {
         if t != arrow_schema::DataType::Boolean {
             return Err(EngineError::Plan {
                 expr: cond.to_string(),
-                detail: format!("a filter condition must be BOOLEAN, not {}", crate::types::type_name(&t)),
+                detail: format!(
+                    "a filter condition must be BOOLEAN, not {}",
+                    crate::types::type_name(&t)
+                ),
             });
         }
-        let projections = schema.fields().iter().map(|f| (col(f.name()), f.name().clone())).collect();
+        let projections = schema
+            .fields()
+            .iter()
+            .map(|f| (col(f.name()), f.name().clone()))
+            .collect();
         Ok(self.with(Plan::Calc {
             input: Box::new(self.plan.clone()),
             filter: Some(cond),
@@ -423,7 +476,13 @@ impl Table {
     }
 
     fn all_columns(&self) -> Result<Vec<Expr>> {
-        Ok(self.plan.schema()?.fields().iter().map(|f| col(f.name())).collect())
+        Ok(self
+            .plan
+            .schema()?
+            .fields()
+            .iter()
+            .map(|f| col(f.name()))
+            .collect())
     }
 
     /// Adds computed columns; a name that exists is an error.
@@ -454,7 +513,10 @@ impl Table {
             if schema.index_of(n).is_err() {
                 return Err(EngineError::Plan {
                     expr: n.to_string(),
-                    detail: format!("no column `{n}` to drop; the table has {}", names_of(&schema)),
+                    detail: format!(
+                        "no column `{n}` to drop; the table has {}",
+                        names_of(&schema)
+                    ),
                 });
             }
         }
@@ -474,7 +536,10 @@ impl Table {
             if schema.index_of(from).is_err() {
                 return Err(EngineError::Plan {
                     expr: from.to_string(),
-                    detail: format!("no column `{from}` to rename; the table has {}", names_of(&schema)),
+                    detail: format!(
+                        "no column `{from}` to rename; the table has {}",
+                        names_of(&schema)
+                    ),
                 });
             }
         }
@@ -529,7 +594,13 @@ impl Table {
                 });
             }
         }
-        let plan = join_plan(self.plan.clone(), right.plan.clone(), kind, cond, rs.fields().iter().map(|f| f.name().clone()).collect())?;
+        let plan = join_plan(
+            self.plan.clone(),
+            right.plan.clone(),
+            kind,
+            cond,
+            rs.fields().iter().map(|f| f.name().clone()).collect(),
+        )?;
         Ok(self.with(plan))
     }
 
@@ -587,7 +658,9 @@ impl Table {
 
     /// Logical and physical plan as text.
     pub fn explain(&self) -> Result<String> {
-        let graph = self.env.plan_to(self, Arc::new(CollectSink(Collect::default())))?;
+        let graph = self
+            .env
+            .plan_to(self, Arc::new(CollectSink(Collect::default())))?;
         Ok(format!(
             "== Logical Plan ==\n{}\n== Physical Plan ==\n{}",
             self.plan.explain(),
@@ -612,7 +685,11 @@ impl Table {
             if self.plan.proctime().as_deref() == Some(f.name().as_str()) {
                 t.push_str(" *PROCTIME*");
             }
-            out.push_str(&format!("  `{}` {t}{}\n", f.name(), if i + 1 < n { "," } else { "" }));
+            out.push_str(&format!(
+                "  `{}` {t}{}\n",
+                f.name(),
+                if i + 1 < n { "," } else { "" }
+            ));
         }
         out.push(')');
         Ok(out)
@@ -628,7 +705,9 @@ fn expand_star(exprs: Vec<Expr>, schema: &arrow_schema::Schema) -> Vec<Expr> {
     let mut out = Vec::new();
     for e in exprs {
         match &e {
-            Expr::Column(c) if c == "*" => out.extend(schema.fields().iter().map(|f| col(f.name()))),
+            Expr::Column(c) if c == "*" => {
+                out.extend(schema.fields().iter().map(|f| col(f.name())))
+            }
             _ => out.push(e),
         }
     }
@@ -638,7 +717,11 @@ fn expand_star(exprs: Vec<Expr>, schema: &arrow_schema::Schema) -> Vec<Expr> {
 /// Splits a sort key into its expression and Arrow options.
 pub fn sort_key(k: Expr) -> (Expr, SortOptions) {
     match k {
-        Expr::Sort { expr, desc, nulls_first } => (
+        Expr::Sort {
+            expr,
+            desc,
+            nulls_first,
+        } => (
             *expr,
             SortOptions {
                 descending: desc,
@@ -657,7 +740,13 @@ pub fn sort_key(k: Expr) -> (Expr, SortOptions) {
 
 /// Plans a join: the condition's top-level conjuncts of the form `left = right` become the
 /// keys, the rest a filter on joined rows (inner joins only).
-pub fn join_plan(left: Plan, right: Plan, kind: JoinKind, cond: Expr, right_names: Vec<String>) -> Result<Plan> {
+pub fn join_plan(
+    left: Plan,
+    right: Plan,
+    kind: JoinKind,
+    cond: Expr,
+    right_names: Vec<String>,
+) -> Result<Plan> {
     let (ls, rs) = (left.schema()?, right.schema()?);
     let mut conjuncts = Vec::new();
     split_and(cond.clone(), &mut conjuncts);
@@ -690,7 +779,10 @@ pub fn join_plan(left: Plan, right: Plan, kind: JoinKind, cond: Expr, right_name
     };
     let to_right = |e: Expr| {
         e.transform(&mut |x| match x {
-            Expr::Column(c) => rename.iter().find(|(n, _)| n == c).map(|(_, orig)| col(orig)),
+            Expr::Column(c) => rename
+                .iter()
+                .find(|(n, _)| n == c)
+                .map(|(_, orig)| col(orig)),
             _ => None,
         })
     };
@@ -715,7 +807,8 @@ pub fn join_plan(left: Plan, right: Plan, kind: JoinKind, cond: Expr, right_name
     if on.is_empty() {
         return Err(EngineError::Plan {
             expr: cond.to_string(),
-            detail: "a streaming join needs at least one equality between a column of each side".into(),
+            detail: "a streaming join needs at least one equality between a column of each side"
+                .into(),
         });
     }
     let filter = rest.into_iter().reduce(Expr::and);
@@ -775,8 +868,18 @@ impl GroupedTable {
             keys.retain(|k| !matches!((k, &alias), (Expr::Column(c), Some(a)) if c == a));
             if keys.len() == before && alias.is_some() {
                 return Err(EngineError::Plan {
-                    expr: format!("group_by({})", self.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")),
-                    detail: format!("a windowed table must be grouped by its window alias `{}`", alias.unwrap_or_default()),
+                    expr: format!(
+                        "group_by({})",
+                        self.keys
+                            .iter()
+                            .map(|k| k.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    detail: format!(
+                        "a windowed table must be grouped by its window alias `{}`",
+                        alias.unwrap_or_default()
+                    ),
                 });
             }
         }
@@ -834,7 +937,10 @@ impl Slide {
     /// Windows of `size_ms`; call `.every(slide_ms)`.
     pub fn over(size_ms: i64) -> WindowBuilder {
         WindowBuilder {
-            kind: WindowKind::Hop { size: size_ms, slide: size_ms },
+            kind: WindowKind::Hop {
+                size: size_ms,
+                slide: size_ms,
+            },
             time: None,
             alias: None,
         }
@@ -856,7 +962,10 @@ impl WindowBuilder {
     /// The slide of a sliding window.
     pub fn every(mut self, slide_ms: i64) -> Self {
         if let WindowKind::Hop { size, .. } = self.kind {
-            self.kind = WindowKind::Hop { size, slide: slide_ms };
+            self.kind = WindowKind::Hop {
+                size,
+                slide: slide_ms,
+            };
         }
         self
     }

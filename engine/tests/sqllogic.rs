@@ -45,7 +45,11 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
     let text = text.replace("${TMP}", tmp.to_str().expect("utf-8 temp path"));
     let env = TableEnvironment::in_streaming_mode();
     let mut failures = Vec::new();
-    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+    let file = path
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("?")
+        .to_string();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -82,18 +86,33 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
         if let Some(want) = header.strip_prefix("statement error") {
             match outcome {
                 Ok(SqlOutcome::Insert { job, .. }) => match rt.block_on(job.run(env.registry())) {
-                    Ok(_) => fail(format!("expected an error containing {want:?}, the job succeeded")),
+                    Ok(_) => fail(format!(
+                        "expected an error containing {want:?}, the job succeeded"
+                    )),
                     Err(e) if e.to_string().contains(want.trim()) => {}
-                    Err(e) => fail(format!("expected an error containing {:?}, got: {e}", want.trim())),
+                    Err(e) => fail(format!(
+                        "expected an error containing {:?}, got: {e}",
+                        want.trim()
+                    )),
                 },
                 Ok(SqlOutcome::Query(t)) => match rt.block_on(env.collect(&t)) {
-                    Ok(_) => fail(format!("expected an error containing {want:?}, the query succeeded")),
+                    Ok(_) => fail(format!(
+                        "expected an error containing {want:?}, the query succeeded"
+                    )),
                     Err(e) if e.to_string().contains(want.trim()) => {}
-                    Err(e) => fail(format!("expected an error containing {:?}, got: {e}", want.trim())),
+                    Err(e) => fail(format!(
+                        "expected an error containing {:?}, got: {e}",
+                        want.trim()
+                    )),
                 },
-                Ok(_) => fail(format!("expected an error containing {want:?}, it succeeded")),
+                Ok(_) => fail(format!(
+                    "expected an error containing {want:?}, it succeeded"
+                )),
                 Err(e) if e.to_string().contains(want.trim()) => {}
-                Err(e) => fail(format!("expected an error containing {:?}, got: {e}", want.trim())),
+                Err(e) => fail(format!(
+                    "expected an error containing {:?}, got: {e}",
+                    want.trim()
+                )),
             }
             continue;
         }
@@ -127,7 +146,11 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
                         continue;
                     }
                 },
-                Ok(SqlOutcome::Text(t)) => t.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+                Ok(SqlOutcome::Text(t)) => t
+                    .lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect(),
                 Ok(_) => {
                     fail("not a query".into());
                     continue;
@@ -143,7 +166,11 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
                 want.sort();
             }
             if got != want {
-                fail(format!("rows differ\n  expected:\n    {}\n  got:\n    {}", want.join("\n    "), got.join("\n    ")));
+                fail(format!(
+                    "rows differ\n  expected:\n    {}\n  got:\n    {}",
+                    want.join("\n    "),
+                    got.join("\n    ")
+                ));
             }
             continue;
         }
@@ -172,7 +199,10 @@ fn sql_files() {
     let mut failures = Vec::new();
     let mut ran = 0;
     for f in &files {
-        if only.as_ref().is_some_and(|o| !f.to_string_lossy().contains(o.as_str())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !f.to_string_lossy().contains(o.as_str()))
+        {
             continue;
         }
         ran += 1;

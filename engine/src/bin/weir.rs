@@ -1,0 +1,271 @@
+//! `weir sql FILE.sql`: runs a SQL script (DDL, SET, queries, INSERT INTO) with its metrics
+//! served for Prometheus while it runs.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir_engine::connectors::{PrintSink, PrintTarget};
+use weir_engine::runtime::{JobControl, JobGraph};
+use weir_engine::sql::{split_statements, SqlOutcome};
+use weir_engine::table::TableEnvironment;
+use weir_metrics::config::MetricsConfig;
+use weir_metrics::export::Reporters;
+use weir_metrics::Registry;
+
+const USAGE: &str =
+    "usage: weir sql FILE.sql [--parallelism N] [--metrics-port PORT] [--set key=value]...
+
+Runs the statements of FILE.sql in order: CREATE TABLE/VIEW, SET, SELECT (rows printed),
+EXPLAIN, and INSERT INTO (run as jobs, all at once, after the script has been read).
+
+  --parallelism N       subtasks per operator (parallelism.default), default 1
+  --metrics-port PORT   port of the Prometheus endpoint /metrics (0 = any free port),
+                        default 9249 (metrics.reporter.prom.port)
+  --set key=value       any configuration key, e.g. --set execution.runtime-mode=batch
+                        or --set metrics.reporters=prom,otel
+";
+
+struct Args {
+    file: String,
+    pairs: Vec<(String, String)>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    match it.next().as_deref() {
+        Some("sql") => {}
+        Some("-h") | Some("--help") | None => return Err(String::new()),
+        Some(other) => return Err(format!("unknown command `{other}`")),
+    }
+    let mut file = None;
+    let mut pairs = Vec::new();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--parallelism" | "-p" => pairs.push(("parallelism.default".to_string(), value(&a)?)),
+            "--metrics-port" => pairs.push(("metrics.reporter.prom.port".to_string(), value(&a)?)),
+            "--set" | "-D" => {
+                let kv = value(&a)?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--set takes key=value, not `{kv}`"))?;
+                pairs.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            f if !f.starts_with('-') && file.is_none() => file = Some(f.to_string()),
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    Ok(Args {
+        file: file.ok_or("missing the SQL file")?,
+        pairs,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("weir: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weir: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weir: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode, String> {
+    let script = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file))?;
+    let config =
+        MetricsConfig::from_pairs(args.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| e.to_string())?;
+    let registry = Registry::new(config.registry_options());
+    let env = TableEnvironment::new(true, registry.clone());
+    for (k, v) in &args.pairs {
+        env.set_config(k, v).map_err(|e| e.to_string())?;
+    }
+    let job_name = std::path::Path::new(&args.file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("weir-sql")
+        .to_string();
+    if env.config().get("pipeline.name").is_none() {
+        env.set_config("pipeline.name", &job_name)
+            .map_err(|e| e.to_string())?;
+    }
+    let job_name = env
+        .config()
+        .get("pipeline.name")
+        .cloned()
+        .unwrap_or(job_name);
+    let reporters = Reporters::start(&registry, &config, &job_name).map_err(|e| e.to_string())?;
+    if let Some(addr) = reporters.prometheus_addr() {
+        eprintln!("weir: metrics at http://{addr}/metrics");
+    }
+    let job_metrics = registry
+        .system_group("job", &[("job_name", job_name.as_str())])
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let _uptime = job_metrics
+        .gauge_fn("uptime_seconds", move || {
+            Ok(weir_metrics::GaugeValue::Float(
+                started.elapsed().as_secs_f64(),
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let running = job_metrics
+        .gauge_with_help(
+            "running",
+            "1 while the job runs, 0 once it has finished or failed",
+        )
+        .map_err(|e| e.to_string())?;
+    let _restarts = job_metrics
+        .counter_with_help("restarts", "Times the job restarted after a failure")
+        .map_err(|e| e.to_string())?;
+
+    let mut jobs: Vec<(String, JobGraph)> = Vec::new();
+    for stmt in split_statements(&script) {
+        match env.execute_sql(&stmt) {
+            Ok(SqlOutcome::Ok(_)) => {}
+            Ok(SqlOutcome::Text(t)) => println!("{t}"),
+            Ok(SqlOutcome::Insert { sink, job }) => jobs.push((format!("INSERT INTO {sink}"), job)),
+            Ok(SqlOutcome::Query(t)) => {
+                // A SELECT prints its changelog, as Flink's `print` does.
+                let sink = Arc::new(PrintSink {
+                    name: "select".into(),
+                    identifier: None,
+                    target: PrintTarget::Stdout,
+                });
+                let job = env.plan_to(&t, sink).map_err(|e| e.to_string())?;
+                jobs.push(("SELECT".into(), job));
+            }
+            Ok(SqlOutcome::CreateFunction { name, language, .. }) => {
+                return Err(format!(
+                    "CREATE FUNCTION {name} ... LANGUAGE {language}: user-defined functions run through the Python SDK (`import weir`); the `weir` command runs pure SQL"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if jobs.is_empty() {
+        reporters.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    running.set_i64(1);
+    let control = Arc::new(JobControl::default());
+    let mut handles = Vec::new();
+    for (what, job) in jobs {
+        eprintln!("weir: running {what} ({} operators)", job.nodes.len());
+        let c = control.clone();
+        let r = registry.clone();
+        handles.push((what, tokio::spawn(async move { job.run_with(&r, c).await })));
+    }
+    let interactive = std::io::stderr().is_terminal();
+    let progress = {
+        let c = control.clone();
+        tokio::spawn(async move {
+            let mut last = (Instant::now(), 0u64, 0u64);
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (r, w) = (
+                    c.rows_read.load(Ordering::Relaxed),
+                    c.rows_written.load(Ordering::Relaxed),
+                );
+                let dt = last.0.elapsed().as_secs_f64().max(1e-9);
+                let wm = c.watermark.load(Ordering::Relaxed);
+                let wm = if wm == i64::MIN {
+                    "-".to_string()
+                } else {
+                    weir_engine::functions::format_millis(wm)
+                };
+                if interactive {
+                    eprint!(
+                        "\r\x1b[2K{:.0} rows/s in, {:.0} rows/s out, {} read, {} written, watermark {}",
+                        (r - last.1) as f64 / dt,
+                        (w - last.2) as f64 / dt,
+                        r,
+                        w,
+                        wm
+                    );
+                }
+                last = (Instant::now(), r, w);
+            }
+        })
+    };
+    let cancel = {
+        let c = control.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nweir: stopping (Ctrl-C)");
+                c.cancel();
+            }
+        })
+    };
+    let mut failed = None;
+    let mut cancelled = false;
+    for (what, h) in handles {
+        match h.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                failed.get_or_insert(format!("{what} failed: {e}"));
+            }
+            Err(e) => {
+                failed.get_or_insert(format!("{what} crashed: {e}"));
+            }
+        }
+    }
+    if control.rows_read.load(Ordering::Relaxed) > 0 && cancel.is_finished() {
+        cancelled = true;
+    }
+    progress.abort();
+    cancel.abort();
+    running.set_i64(0);
+    let elapsed = started.elapsed().as_secs_f64();
+    let (r, w) = (
+        control.rows_read.load(Ordering::Relaxed),
+        control.rows_written.load(Ordering::Relaxed),
+    );
+    if interactive {
+        eprint!("\r\x1b[2K");
+    }
+    eprintln!(
+        "weir: {} {r} rows read, {w} rows written in {elapsed:.2} s ({:.0} rows/s)",
+        if failed.is_some() {
+            "failed after"
+        } else if cancelled {
+            "cancelled after"
+        } else {
+            "finished:"
+        },
+        r as f64 / elapsed.max(1e-9)
+    );
+    reporters.shutdown().await;
+    match failed {
+        Some(e) => Err(e),
+        None if cancelled => Ok(ExitCode::from(130)),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
