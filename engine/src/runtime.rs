@@ -584,6 +584,7 @@ impl JobGraph {
                 } else {
                     part.clone()
                 };
+                #[allow(clippy::needless_range_loop)]
                 for ps in 0..producer.parallelism {
                     let mut edge = EdgeOut {
                         senders: Vec::new(),

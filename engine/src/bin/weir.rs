@@ -112,7 +112,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         .and_then(|s| s.to_str())
         .unwrap_or("weir-sql")
         .to_string();
-    if env.config().get("pipeline.name").is_none() {
+    if !env.config().contains_key("pipeline.name") {
         env.set_config("pipeline.name", &job_name)
             .map_err(|e| e.to_string())?;
     }
