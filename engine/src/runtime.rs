@@ -960,6 +960,9 @@ async fn run_udf(
                         }
                         msg => {
                             // Results stay in order with watermarks and the end: drain first.
+                            if !in_flight.is_empty() {
+                                runner.flush()?;
+                            }
                             while let Some((input, p)) = in_flight.pop_front() {
                                 let cols = p.await.map_err(|_| EngineError::Execution(format!("{name}: the function runner went away")))??;
                                 let b = combine(input, cols)?;
@@ -983,6 +986,9 @@ async fn run_udf(
                     clock.maybe_report(&out.metrics, false);
                 }
             }
+        }
+        if !in_flight.is_empty() {
+            runner.flush()?;
         }
         while let Some((input, p)) = in_flight.pop_front() {
             let cols = p

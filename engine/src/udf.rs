@@ -93,6 +93,12 @@ pub trait FunctionRunner: Send {
     fn tick_interval(&self) -> Option<std::time::Duration> {
         None
     }
+    /// Finish what is buffered: the operator is about to wait for every pending result (a
+    /// watermark or the end of input must not overtake rows). A runner that collects rows
+    /// into bundles ends the current bundle here.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// End of input (every pending result has been received): release the workers.
     fn close(&mut self) -> Result<()> {
         Ok(())
