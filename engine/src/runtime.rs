@@ -267,6 +267,12 @@ impl TaskMetrics {
         })
     }
 
+    fn init(self) -> Self {
+        self.busy_ratio.set_f64(0.0);
+        self.backpressured_ratio.set_f64(0.0);
+        self
+    }
+
     fn saw(&self, b: &StreamBatch) {
         self.records_in.inc(b.num_rows() as i64);
         self.batches_in.inc(1);
@@ -618,7 +624,7 @@ impl JobGraph {
         let mut tasks: Vec<(String, Task)> = Vec::new();
         for (ni, node) in nodes.iter().enumerate() {
             for st in 0..node.parallelism {
-                let metrics = TaskMetrics::new(registry, &job, &node.name, st)?;
+                let metrics = TaskMetrics::new(registry, &job, &node.name, st)?.init();
                 let out = Outputs {
                     edges: std::mem::take(&mut outputs[ni][st]),
                     subtask: st,

@@ -65,6 +65,20 @@ pub fn build_example(package: &str, example: &str) -> PathBuf {
     target.join("debug").join("examples").join(example)
 }
 
+/// Builds a binary of the workspace (debug profile) and returns its path.
+pub fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {bin} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug").join(bin)
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     pub child: Child,
