@@ -32,12 +32,13 @@ pub enum JoinKind {
 }
 
 struct Entry {
-    row: Box<[u8]>,
     /// Identical rows held.
     count: i64,
     /// For left rows of an outer join: right rows they match.
     matches: i64,
 }
+
+type Rows = HashMap<Box<[u8]>, Entry, foldhash::fast::FixedState>;
 
 /// A regular streaming equi-join: each side's rows are kept per key; a row joins with what
 /// the other side holds for its key. Retractions remove rows and retract their results. A
@@ -50,7 +51,8 @@ pub struct HashJoin {
     key_converter: RowConverter,
     key_types: Vec<DataType>,
     converters: [RowConverter; 2],
-    state: [HashMap<Box<[u8]>, Vec<Entry>, foldhash::fast::FixedState>; 2],
+    /// Per side: join key -> rows (encoded) with that key.
+    state: [HashMap<Box<[u8]>, Rows, foldhash::fast::FixedState>; 2],
     null_right: OwnedRow,
     filter: Option<Expr>,
     schema: SchemaRef,
@@ -216,14 +218,14 @@ impl Operator for HashJoin {
             };
             let matched: i64 = theirs
                 .get(&key)
-                .map_or(0, |v| v.iter().map(|e| e.count).sum());
+                .map_or(0, |v| v.values().map(|e| e.count).sum());
             if side == 0 {
                 // A left row.
                 match theirs.get(&key) {
                     Some(list) if matched > 0 => {
-                        for e in list {
+                        for (r, e) in list {
                             for _ in 0..e.count {
-                                push(&row, &e.row, kind);
+                                push(&row, r, kind);
                             }
                         }
                     }
@@ -233,41 +235,45 @@ impl Operator for HashJoin {
                         }
                     }
                 }
-            } else {
+            } else if let Some(list) = theirs.get_mut(&key) {
                 // A right row: joins every left row with the key.
-                if let Some(list) = theirs.get_mut(&key) {
-                    for e in list.iter_mut() {
-                        for _ in 0..e.count {
-                            if add {
-                                if outer && e.matches == 0 {
-                                    push(&e.row, &null_right, RowKind::Delete);
-                                }
-                                push(&e.row, &row, kind);
-                            } else {
-                                push(&e.row, &row, kind);
-                                if outer && e.matches == 1 {
-                                    push(&e.row, &null_right, RowKind::Insert);
-                                }
+                for (l, e) in list.iter_mut() {
+                    for _ in 0..e.count {
+                        if add {
+                            if outer && e.matches == 0 {
+                                push(l, &null_right, RowKind::Delete);
+                            }
+                            push(l, &row, kind);
+                        } else {
+                            push(l, &row, kind);
+                            if outer && e.matches == 1 {
+                                push(l, &null_right, RowKind::Insert);
                             }
                         }
-                        e.matches += if add { 1 } else { -1 };
                     }
+                    e.matches += if add { 1 } else { -1 };
                 }
             }
             // Keep (or forget) the row on its own side.
-            let list = mine.entry(key.clone()).or_default();
-            match list.iter_mut().position(|e| e.row == row) {
-                Some(p) => {
-                    list[p].count += if add { 1 } else { -1 };
-                    if list[p].count <= 0 {
-                        list.remove(p);
+            let list = mine
+                .entry(key.clone())
+                .or_insert_with(|| HashMap::with_hasher(crate::aggregate::fixed_hasher()));
+            match list.get_mut(&row) {
+                Some(e) => {
+                    e.count += if add { 1 } else { -1 };
+                    if e.count <= 0 {
+                        list.remove(&row);
                     }
                 }
-                None if add => list.push(Entry {
-                    row,
-                    count: 1,
-                    matches: matched,
-                }),
+                None if add => {
+                    list.insert(
+                        row,
+                        Entry {
+                            count: 1,
+                            matches: matched,
+                        },
+                    );
+                }
                 None => {}
             }
             if list.is_empty() {

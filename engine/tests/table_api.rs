@@ -1,0 +1,262 @@
+//! The Rust Table API (which the Python SDK mirrors), EXPLAIN, operator metrics and failure
+//! propagation.
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use weir_engine::expr::{col, lit};
+use weir_engine::stream::format_row;
+use weir_engine::table::{Session, Slide, Table, TableEnvironment, Tumble};
+
+fn rows(env: &TableEnvironment, t: &Table, rt: &tokio::runtime::Runtime) -> Vec<String> {
+    let mut out: Vec<String> = rt
+        .block_on(env.collect(t))
+        .unwrap()
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |i| format_row(b, i).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn people(env: &TableEnvironment) -> Table {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("age", DataType::Int64, true),
+        Field::new("ms", DataType::Int64, true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["ann", "bob", "cy", "dee"])),
+            Arc::new(Int64Array::from(vec![31, 25, 31, 47])),
+            Arc::new(Int64Array::from(vec![1_000, 2_000, 12_000, 13_000])),
+        ],
+    )
+    .unwrap();
+    env.from_batches(schema, vec![b])
+}
+
+#[test]
+fn relational_operations() {
+    let rt = runtime();
+    let env = TableEnvironment::in_streaming_mode();
+    let t = people(&env);
+    let adults = t
+        .filter(col("age").gt(30))
+        .unwrap()
+        .add_columns(vec![(col("age") + 1).alias("next")])
+        .unwrap()
+        .rename_columns(&[("name", "who")])
+        .unwrap()
+        .drop_columns(&["ms"])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &adults, &rt),
+        ["+I[ann, 31, 32]", "+I[cy, 31, 32]", "+I[dee, 47, 48]"]
+    );
+    let replaced = t
+        .add_or_replace_columns(vec![(col("age") * 2).alias("age")])
+        .unwrap()
+        .select(vec![col("age")])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &replaced, &rt),
+        ["+I[50]", "+I[62]", "+I[62]", "+I[94]"]
+    );
+    let by_age = t
+        .group_by(vec![col("age")])
+        .select(vec![col("age"), col("name").count().alias("n")])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &by_age, &rt),
+        ["+I[25, 1]", "+I[31, 2]", "+I[47, 1]"]
+    );
+    let d = t.select(vec![col("age")]).unwrap().distinct().unwrap();
+    assert_eq!(rows(&env, &d, &rt).len(), 3);
+    let u = t
+        .select(vec![col("name")])
+        .unwrap()
+        .union_all(&t.select(vec![col("name")]).unwrap())
+        .unwrap();
+    assert_eq!(rows(&env, &u, &rt).len(), 8);
+    let sorted = t
+        .order_by(vec![col("age").desc(), col("name").asc()])
+        .unwrap()
+        .limit(2, 1);
+    let got: Vec<String> = rt
+        .block_on(env.collect(&sorted))
+        .unwrap()
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(move |i| format_row(b, i).unwrap()))
+        .collect();
+    assert_eq!(got, ["+I[ann, 31, 1000]", "+I[cy, 31, 12000]"]);
+    let other = t
+        .select(vec![col("name").alias("n2"), col("age").alias("a2")])
+        .unwrap();
+    let j = t
+        .join(
+            &other,
+            col("age")
+                .equals(col("a2"))
+                .and(col("name").not_equals(col("n2"))),
+        )
+        .unwrap()
+        .select(vec![col("name"), col("n2")])
+        .unwrap();
+    assert_eq!(rows(&env, &j, &rt), ["+I[ann, cy]", "+I[cy, ann]"]);
+    let e = t
+        .join(&t, col("age").equals(col("age")))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("both sides have a column `name`"), "{e}");
+    let e = t.select(vec![col("nope")]).err().unwrap().to_string();
+    assert_eq!(
+        e,
+        "expression `nope`: no column `nope`; the input has name, age, ms"
+    );
+    let e = t
+        .group_by(vec![col("age")])
+        .select(vec![col("name")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`name` is neither grouped nor aggregated"),
+        "{e}"
+    );
+}
+
+#[test]
+fn group_windows_through_the_table_api() {
+    let rt = runtime();
+    let env = TableEnvironment::in_batch_mode();
+    let t = people(&env)
+        .add_columns(vec![Expr::Call(
+            Func::ToTimestampLtz,
+            vec![col("ms"), lit(3)],
+        )
+        .alias("ts")])
+        .unwrap();
+    let tumble = t
+        .window(Tumble::over(10_000).on("ts").alias("w"))
+        .group_by(vec![col("w"), col("age")])
+        .select(vec![
+            col("age"),
+            col("w").window_start().alias("ws"),
+            col("age").count().alias("n"),
+        ])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &tumble, &rt),
+        [
+            "+I[25, 1970-01-01 00:00:00.000, 1]",
+            "+I[31, 1970-01-01 00:00:00.000, 1]",
+            "+I[31, 1970-01-01 00:00:10.000, 1]",
+            "+I[47, 1970-01-01 00:00:10.000, 1]"
+        ]
+    );
+    let slide = t
+        .window(Slide::over(20_000).every(10_000).on("ts").alias("w"))
+        .group_by(vec![col("w")])
+        .select(vec![
+            col("w").window_end().alias("we"),
+            col("age").sum().alias("s"),
+        ])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &slide, &rt),
+        [
+            "+I[1970-01-01 00:00:10.000, 56]",
+            "+I[1970-01-01 00:00:20.000, 134]",
+            "+I[1970-01-01 00:00:30.000, 78]"
+        ]
+    );
+    let session = t
+        .window(Session::with_gap(5_000).on("ts").alias("w"))
+        .group_by(vec![col("w")])
+        .select(vec![
+            col("w").window_start().alias("s"),
+            col("age").max().alias("oldest"),
+        ])
+        .unwrap();
+    assert_eq!(
+        rows(&env, &session, &rt),
+        [
+            "+I[1970-01-01 00:00:01.000, 31]",
+            "+I[1970-01-01 00:00:12.000, 47]"
+        ]
+    );
+    let text = session.explain().unwrap();
+    assert!(
+        text.contains("WindowAggregate(window=[SESSION(gap=[5 s])], time=[ts]"),
+        "{text}"
+    );
+    assert!(text.contains("== Physical Plan =="), "{text}");
+    assert_eq!(
+        t.schema_text().unwrap(),
+        "(\n  `name` STRING,\n  `age` BIGINT,\n  `ms` BIGINT,\n  `ts` TIMESTAMP_LTZ(3)\n)"
+    );
+}
+
+use weir_engine::expr::{Expr, Func};
+
+#[test]
+fn operator_metrics_count_every_row_across_subtasks() {
+    let rt = runtime();
+    let env = TableEnvironment::in_streaming_mode();
+    env.set_config("parallelism.default", "2").unwrap();
+    env.set_config("pipeline.name", "counted").unwrap();
+    env.execute_sql("CREATE TABLE n (x BIGINT) WITH ('connector' = 'datagen', 'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '100000', 'rows-per-second' = '0')").unwrap();
+    env.execute_sql("CREATE TABLE out (x BIGINT) WITH ('connector' = 'blackhole')")
+        .unwrap();
+    let weir_engine::sql::SqlOutcome::Insert { job, .. } = env
+        .execute_sql("INSERT INTO out SELECT x FROM n WHERE x % 4 = 0")
+        .unwrap()
+    else {
+        panic!("not an insert")
+    };
+    let summary = rt.block_on(job.run(env.registry())).unwrap();
+    assert_eq!((summary.rows_read, summary.rows_written), (100_000, 25_000));
+    let text = weir_metrics::prometheus::encode_text(&env.registry().snapshot());
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        sum("weir_operator_records_out_total{job_name=\"counted\",operator=\"Source: n\""),
+        100_000.0
+    );
+    assert_eq!(
+        sum("weir_operator_records_in_total{job_name=\"counted\",operator=\"Sink: blackhole\""),
+        25_000.0
+    );
+    assert!(text.contains("subtask=\"1\""), "{text}");
+}
+
+#[test]
+fn a_failing_sink_stops_the_job_with_its_error() {
+    let rt = runtime();
+    let env = TableEnvironment::in_streaming_mode();
+    let dir = std::env::temp_dir().join(format!("weir-fail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.csv"), "1\n2\nnot-a-number\n").unwrap();
+    env.execute_sql(&format!("CREATE TABLE f (x BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv')", dir.join("in.csv").display())).unwrap();
+    let t = env.sql_query("SELECT x FROM f").unwrap();
+    let e = rt.block_on(env.collect(&t)).unwrap_err().to_string();
+    assert!(e.starts_with("table `f`: reading "), "{e}");
+    assert!(e.contains("in.csv"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
