@@ -236,6 +236,51 @@ fn sign_at(signs: Option<&[i8]>, i: usize) -> i64 {
     }
 }
 
+/// Adds `sign` to the count of `key`, forgetting keys whose count drops to zero.
+fn add_count<M: CountMap>(m: &mut M, key: &[u8], sign: i64) {
+    match m.count_mut(key) {
+        Some(c) => {
+            *c += sign;
+            if *c <= 0 {
+                m.forget(key);
+            }
+        }
+        None if sign > 0 => m.put(key, sign),
+        None => {}
+    }
+}
+
+/// The maps of value counts MIN/MAX and COUNT DISTINCT keep.
+trait CountMap {
+    fn count_mut(&mut self, key: &[u8]) -> Option<&mut i64>;
+    fn forget(&mut self, key: &[u8]);
+    fn put(&mut self, key: &[u8], count: i64);
+}
+
+impl CountMap for BTreeMap<Box<[u8]>, i64> {
+    fn count_mut(&mut self, key: &[u8]) -> Option<&mut i64> {
+        self.get_mut(key)
+    }
+    fn forget(&mut self, key: &[u8]) {
+        self.remove(key);
+    }
+    fn put(&mut self, key: &[u8], count: i64) {
+        self.insert(key.into(), count);
+    }
+}
+
+impl CountMap for HashMap<Box<[u8]>, i64, foldhash::fast::FixedState> {
+    fn count_mut(&mut self, key: &[u8]) -> Option<&mut i64> {
+        self.get_mut(key)
+    }
+    fn forget(&mut self, key: &[u8]) {
+        self.remove(key);
+    }
+    fn put(&mut self, key: &[u8], count: i64) {
+        self.insert(key.into(), count);
+    }
+}
+
 /// `COUNT(*)` and `COUNT(x)` (non-NULL values).
 #[derive(Default)]
 struct Count {
@@ -500,18 +545,7 @@ impl Accumulator for MinMax {
                 }
                 continue;
             }
-            match m.get_mut(bytes) {
-                Some(c) => {
-                    *c += s;
-                    if *c <= 0 {
-                        m.remove(bytes);
-                    }
-                }
-                None if s > 0 => {
-                    m.insert(bytes.into(), s);
-                }
-                None => {}
-            }
+            add_count(m, bytes, s);
         }
         Ok(())
     }
@@ -608,18 +642,7 @@ impl Accumulator for CountDistinct {
             let m = &mut self.seen[*g as usize];
             let key = rows.row(i);
             let key: &[u8] = key.as_ref();
-            match m.get_mut(key) {
-                Some(c) => {
-                    *c += s;
-                    if *c <= 0 {
-                        m.remove(key);
-                    }
-                }
-                None if s > 0 => {
-                    m.insert(key.into(), s);
-                }
-                None => {}
-            }
+            add_count(m, key, s);
         }
         Ok(())
     }

@@ -385,6 +385,17 @@ const FS_KEYS: &[&str] = &[
     "source.monitor-interval",
 ];
 
+/// A filesystem table's format and path, after checking its keys.
+fn filesystem_format_and_path(def: &TableDef) -> Result<(Format, &String)> {
+    def.check_keys(FS_KEYS)?;
+    let format = format_of(def)?;
+    let path = def
+        .options
+        .get("path")
+        .ok_or_else(|| option_err(&def.name, "path", "the filesystem connector needs a 'path'"))?;
+    Ok((format, path))
+}
+
 /// Checks a filesystem table's keys, format and delimiter.
 pub fn check_filesystem_options(def: &TableDef) -> Result<()> {
     def.check_keys(FS_KEYS)?;
@@ -412,11 +423,7 @@ struct FileSource {
 
 impl FileSource {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
-        def.check_keys(FS_KEYS)?;
-        let format = format_of(def)?;
-        let path = def.options.get("path").ok_or_else(|| {
-            option_err(&def.name, "path", "the filesystem connector needs a 'path'")
-        })?;
+        let (format, path) = filesystem_format_and_path(def)?;
         let p = Path::new(path);
         let files = if p.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
@@ -564,11 +571,7 @@ struct FileSink {
 
 impl FileSink {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
-        def.check_keys(FS_KEYS)?;
-        let format = format_of(def)?;
-        let path = def.options.get("path").ok_or_else(|| {
-            option_err(&def.name, "path", "the filesystem connector needs a 'path'")
-        })?;
+        let (format, path) = filesystem_format_and_path(def)?;
         let dir = PathBuf::from(path);
         if dir.is_file() {
             return Err(option_err(

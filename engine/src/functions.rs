@@ -546,13 +546,7 @@ impl Func {
                         b.append_value(a.value(i).replace(p.value(i), r.value(i)));
                         continue;
                     }
-                    let pat = p.value(i);
-                    if cache.as_ref().is_none_or(|(c, _)| c != pat) {
-                        let re = regex::Regex::new(pat)
-                            .map_err(|e| format!("'{pat}' is not a regular expression: {e}"))?;
-                        cache = Some((pat.to_string(), re));
-                    }
-                    let re = &cache.as_ref().ok_or("no pattern")?.1;
+                    let re = cached_regex(&mut cache, p.value(i))?;
                     b.append_value(re.replace_all(a.value(i), r.value(i)));
                 }
                 Arc::new(b.finish())
@@ -567,13 +561,7 @@ impl Func {
                         b.append_null();
                         continue;
                     }
-                    let pat = p.value(i);
-                    if cache.as_ref().is_none_or(|(c, _)| c != pat) {
-                        let re = regex::Regex::new(pat)
-                            .map_err(|e| format!("'{pat}' is not a regular expression: {e}"))?;
-                        cache = Some((pat.to_string(), re));
-                    }
-                    let re = &cache.as_ref().ok_or("no pattern")?.1;
+                    let re = cached_regex(&mut cache, p.value(i))?;
                     let g = idx.as_ref().map(|x| x.value(i) as usize).unwrap_or(1);
                     match re.captures(a.value(i)).and_then(|c| c.get(g)) {
                         Some(m) => b.append_value(m.as_str()),
@@ -786,6 +774,19 @@ impl Func {
             }
         })
     }
+}
+
+/// The compiled pattern, compiled again only when the pattern changes from row to row.
+fn cached_regex<'a>(
+    cache: &'a mut Option<(String, regex::Regex)>,
+    pat: &str,
+) -> Result<&'a regex::Regex, String> {
+    if cache.as_ref().is_none_or(|(c, _)| c != pat) {
+        let re = regex::Regex::new(pat)
+            .map_err(|e| format!("'{pat}' is not a regular expression: {e}"))?;
+        *cache = Some((pat.to_string(), re));
+    }
+    Ok(&cache.as_ref().ok_or("no pattern")?.1)
 }
 
 fn round_half_up(x: f64) -> f64 {

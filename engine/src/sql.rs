@@ -1428,27 +1428,19 @@ impl<'a> Planner<'a> {
                 expr,
                 pattern,
                 ..
-            } => {
-                let l = Expr::Call(
-                    Func::Like,
-                    vec![self.expr(expr, scope)?, self.expr(pattern, scope)?],
-                );
-                if *negated {
-                    !l
-                } else {
-                    l
-                }
             }
-            E::RLike {
+            | E::RLike {
                 negated,
                 expr,
                 pattern,
                 ..
             } => {
-                let l = Expr::Call(
-                    Func::Regexp,
-                    vec![self.expr(expr, scope)?, self.expr(pattern, scope)?],
-                );
+                let f = if matches!(e, E::Like { .. }) {
+                    Func::Like
+                } else {
+                    Func::Regexp
+                };
+                let l = Expr::Call(f, vec![self.expr(expr, scope)?, self.expr(pattern, scope)?]);
                 if *negated {
                     !l
                 } else {
