@@ -87,6 +87,22 @@ impl TableDef {
         })
     }
 
+    /// A parallelism set on the table (`scan.parallelism` / `sink.parallelism`, as Flink's
+    /// connectors take them).
+    pub fn parallelism_option(&self, key: &str) -> Result<Option<usize>> {
+        match self.options.get(key) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(option_err(
+                    &self.name,
+                    key,
+                    format!("expected a whole number of at least 1, found '{v}'"),
+                )),
+            },
+        }
+    }
+
     fn connector(&self) -> Result<&str> {
         self.options
             .get("connector")
@@ -162,6 +178,17 @@ impl TableDef {
 
     /// The sink for writing this table.
     pub fn sink(&self) -> Result<Arc<dyn SinkFactory>> {
+        let inner = self.sink_inner()?;
+        Ok(match self.parallelism_option("sink.parallelism")? {
+            None => inner,
+            Some(p) => Arc::new(FixedParallelism {
+                inner,
+                parallelism: p,
+            }),
+        })
+    }
+
+    fn sink_inner(&self) -> Result<Arc<dyn SinkFactory>> {
         let schema = self.schema()?;
         Ok(match self.connector()? {
             "print" => {
@@ -188,7 +215,7 @@ impl TableDef {
                 })
             }
             "blackhole" => {
-                self.check_keys(&[])?;
+                self.check_keys(&["sink.parallelism"])?;
                 Arc::new(BlackholeSink)
             }
             "filesystem" => Arc::new(FileSink::new(self, schema)?),
@@ -210,6 +237,30 @@ fn unknown_connector(table: &str, c: &str) -> EngineError {
         "connector",
         format!("unknown connector '{c}'; weir has datagen, filesystem, print and blackhole"),
     )
+}
+
+/// A sink with the parallelism its table asks for.
+struct FixedParallelism {
+    inner: Arc<dyn SinkFactory>,
+    parallelism: usize,
+}
+
+impl SinkFactory for FixedParallelism {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn accepts_updates(&self) -> bool {
+        self.inner.accepts_updates()
+    }
+    fn max_parallelism(&self) -> usize {
+        self.inner.max_parallelism()
+    }
+    fn parallelism(&self) -> Option<usize> {
+        Some(self.parallelism)
+    }
+    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Sink>> {
+        self.inner.create(subtask, parallelism)
+    }
 }
 
 struct DatagenSource(Datagen);
@@ -382,6 +433,7 @@ const FS_KEYS: &[&str] = &[
     "csv.ignore-parse-errors",
     "json.ignore-parse-errors",
     "sink.parallelism",
+    "scan.parallelism",
     "source.monitor-interval",
 ];
 

@@ -70,6 +70,7 @@ impl Datagen {
             "connector".to_string(),
             "rows-per-second".into(),
             "number-of-rows".into(),
+            "scan.parallelism".into(),
         ];
         let mut fields = Vec::new();
         for f in schema.fields() {

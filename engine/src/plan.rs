@@ -700,7 +700,11 @@ pub fn to_job_graph(
     };
     let top = b.build(plan)?;
     let schema = b.nodes[top].schema.clone();
-    let p = b.nodes[top].parallelism.min(sink.max_parallelism()).max(1);
+    let p = sink
+        .parallelism()
+        .unwrap_or(b.nodes[top].parallelism)
+        .min(sink.max_parallelism())
+        .max(1);
     let part = if p == b.nodes[top].parallelism {
         Partitioning::Forward
     } else {
@@ -763,7 +767,10 @@ impl Builder {
         Ok(match plan {
             Plan::Scan { def } => {
                 let f = def.source()?;
-                let p = default_p.min(f.max_parallelism());
+                let p = def
+                    .parallelism_option("scan.parallelism")?
+                    .unwrap_or(default_p)
+                    .min(f.max_parallelism());
                 let watermark = def.watermark.as_ref().map(|(_, e)| e.clone());
                 let schema = f.schema();
                 let name = format!("Source: {}", def.name);

@@ -65,6 +65,10 @@ pub trait SinkFactory: Send + Sync {
     fn max_parallelism(&self) -> usize {
         usize::MAX
     }
+    /// The parallelism its table asks for (`sink.parallelism`), if any.
+    fn parallelism(&self) -> Option<usize> {
+        None
+    }
     /// Subtask `subtask` of `parallelism`.
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Sink>>;
 }

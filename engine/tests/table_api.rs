@@ -260,3 +260,89 @@ fn a_failing_sink_stops_the_job_with_its_error() {
     assert!(e.contains("in.csv"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn print_shows_kinds_and_subtasks_and_tables_set_their_parallelism() {
+    use weir_engine::connectors::{PrintSink, PrintTarget};
+    let rt = runtime();
+    let env = TableEnvironment::in_streaming_mode();
+    env.set_config("parallelism.default", "2").unwrap();
+    env.execute_sql("CREATE TABLE n (x BIGINT) WITH ('connector' = 'datagen', 'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '4', 'rows-per-second' = '0')").unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::new(PrintSink {
+        name: "print".into(),
+        identifier: Some("out".into()),
+        target: PrintTarget::Buffer(lines.clone()),
+    });
+    let t = env
+        .sql_query("SELECT x % 2 AS k, COUNT(*) AS n FROM n GROUP BY x % 2")
+        .unwrap();
+    let job = env.plan_to(&t, sink).unwrap();
+    rt.block_on(job.run(env.registry())).unwrap();
+    let mut got = lines.lock().unwrap().clone();
+    got.sort();
+    // Two source subtasks each send one row per key: each key is inserted, then updated;
+    // each key lives on one subtask (fixed by the hash), shown as the `out:<n>> ` prefix.
+    assert!(
+        got.iter()
+            .all(|l| l.starts_with("out:1> ") || l.starts_with("out:2> ")),
+        "{got:?}"
+    );
+    let mut rows: Vec<&str> = got.iter().map(|l| &l[7..]).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        ["+I[0, 1]", "+I[1, 1]", "+U[0, 2]", "+U[1, 2]", "-U[0, 1]", "-U[1, 1]"]
+    );
+
+    // scan.parallelism and sink.parallelism override parallelism.default.
+    env.execute_sql("CREATE TABLE one_reader (x BIGINT) WITH ('connector' = 'datagen', 'scan.parallelism' = '1', 'number-of-rows' = '10')").unwrap();
+    env.execute_sql(
+        "CREATE TABLE three (x BIGINT) WITH ('connector' = 'blackhole', 'sink.parallelism' = '3')",
+    )
+    .unwrap();
+    let weir_engine::sql::SqlOutcome::Text(plan) = env
+        .execute_sql("EXPLAIN INSERT INTO three SELECT x FROM one_reader")
+        .unwrap()
+    else {
+        panic!("not text")
+    };
+    assert!(
+        plan.contains("Source: one_reader (parallelism 1)"),
+        "{plan}"
+    );
+    assert!(plan.contains("Sink: blackhole (parallelism 3)"), "{plan}");
+    let e = env.execute_sql("CREATE TABLE bad (x BIGINT) WITH ('connector' = 'blackhole', 'sink.parallelism' = 'two')").err().unwrap().to_string();
+    assert_eq!(e, "table `bad`, option 'sink.parallelism': expected a whole number of at least 1, found 'two'");
+}
+
+#[test]
+fn cancelling_an_unbounded_job_ends_it_cleanly() {
+    use weir_engine::runtime::JobControl;
+    let rt = runtime();
+    let env = TableEnvironment::in_streaming_mode();
+    env.set_config("parallelism.default", "2").unwrap();
+    env.execute_sql("CREATE TABLE forever (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '1000')").unwrap();
+    env.execute_sql("CREATE TABLE out (k BIGINT, n BIGINT) WITH ('connector' = 'blackhole')")
+        .unwrap();
+    let weir_engine::sql::SqlOutcome::Insert { job, .. } = env
+        .execute_sql("INSERT INTO out SELECT x % 7, COUNT(*) FROM forever GROUP BY x % 7")
+        .unwrap()
+    else {
+        panic!("not an insert")
+    };
+    let control = Arc::new(JobControl::default());
+    let c = control.clone();
+    let registry = env.registry().clone();
+    let summary = rt.block_on(async move {
+        let run = tokio::spawn(async move { job.run_with(&registry, c).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        control.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(10), run)
+            .await
+            .expect("cancel hangs")
+            .unwrap()
+    });
+    let s = summary.unwrap();
+    assert!(s.rows_read > 0 && s.rows_read < 10_000, "{}", s.rows_read);
+}
