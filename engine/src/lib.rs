@@ -8,6 +8,7 @@
 
 pub mod agg_ops;
 pub mod aggregate;
+pub mod channel;
 pub mod connectors;
 pub mod datagen;
 pub mod error;
