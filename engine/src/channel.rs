@@ -479,6 +479,55 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads the next frame; `Ok(None)` when the peer closed the channel between frames.
+pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    max_body: usize,
+) -> Result<Option<Frame>> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = r
+            .read(&mut header[got..])
+            .await
+            .map_err(|e| EngineError::Execution(format!("reading the worker channel: {e}")))?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(frame_err(
+                "header",
+                got,
+                "the peer closed the channel in the middle of a frame header",
+            ));
+        }
+        got += n;
+    }
+    let (tag, len) = Frame::decode_header(&header, max_body)?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(|e| {
+        frame_err(
+            tag_name(tag),
+            HEADER_LEN,
+            format!("the peer closed the channel in the middle of a {len}-byte body ({e})"),
+        )
+    })?;
+    Frame::decode_body(tag, &body).map(Some)
+}
+
+/// Writes one frame.
+pub async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let bytes = frame.encode()?;
+    w.write_all(&bytes).await.map_err(|e| {
+        EngineError::Execution(format!(
+            "writing a {} frame to the worker channel: {e}",
+            frame.kind()
+        ))
+    })
+}
+
 /// A record batch as an Arrow IPC stream.
 pub fn batch_to_ipc(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -734,6 +783,61 @@ mod tests {
             e.starts_with("malformed input frame on the worker channel at byte 8: "),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn frames_cross_a_unix_socket_and_a_cut_frame_is_an_error() {
+        let (mut a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        let sent = frames();
+        let n = sent.len();
+        let writer = tokio::spawn(async move {
+            for f in &sent {
+                write_frame(&mut a, f).await.unwrap();
+            }
+            // Half a frame, then the peer goes away (a worker killed mid-write).
+            let bytes = Frame::Heartbeat { millis: 1 }.encode().unwrap();
+            use tokio::io::AsyncWriteExt;
+            a.write_all(&bytes[..HEADER_LEN + 3]).await.unwrap();
+        });
+        let mut kinds = Vec::new();
+        for _ in 0..n {
+            kinds.push(
+                read_frame(&mut b, DEFAULT_MAX_FRAME)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .kind(),
+            );
+        }
+        writer.await.unwrap();
+        assert_eq!(
+            kinds,
+            [
+                "hello",
+                "handshake",
+                "ready",
+                "input",
+                "result",
+                "metrics",
+                "log",
+                "error",
+                "heartbeat",
+                "flush",
+                "close"
+            ]
+        );
+        let e = read_frame(&mut b, DEFAULT_MAX_FRAME)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("malformed heartbeat frame on the worker channel at byte 8: the peer closed the channel in the middle of a 8-byte body"), "{e}");
+        // A clean close between frames is the end, not an error.
+        let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        drop(a);
+        assert!(read_frame(&mut b, DEFAULT_MAX_FRAME)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[test]
