@@ -428,7 +428,31 @@ pub enum WindowKind {
     Session { gap: i64 },
 }
 
+/// Event times are clamped to about ±73 million years so window arithmetic cannot overflow,
+/// whatever a time attribute holds.
+pub fn clamp_time(t: i64) -> i64 {
+    t.clamp(-(1 << 61), 1 << 61)
+}
+
 impl WindowKind {
+    /// Sizes, slides and gaps must be positive (and below 2^60 ms).
+    pub fn validate(&self) -> Result<()> {
+        let parts: &[(&str, i64)] = match self {
+            WindowKind::Tumble { size } => &[("size", *size)],
+            WindowKind::Hop { size, slide } => &[("size", *size), ("slide", *slide)],
+            WindowKind::Session { gap } => &[("gap", *gap)],
+        };
+        for (what, v) in parts {
+            if *v <= 0 || *v >= 1 << 60 {
+                return Err(EngineError::Plan {
+                    expr: self.describe(),
+                    detail: format!("the window's {what} must be a positive interval, not {v} ms"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// How Flink's EXPLAIN names it.
     pub fn describe(&self) -> String {
         match self {
@@ -510,7 +534,6 @@ pub struct WindowAggregate {
     free_slots: Vec<u32>,
     watermark: i64,
     late: Option<Counter>,
-    late_count: u64,
     state_keys: Option<weir_metrics::Gauge>,
 }
 
@@ -527,6 +550,7 @@ impl WindowAggregate {
         keys: Vec<(Expr, String)>,
         specs: Vec<AggSpec>,
     ) -> Result<Self> {
+        kind.validate()?;
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let tt = time.data_type(input)?;
         if !matches!(tt, DataType::Timestamp(..)) {
@@ -563,14 +587,8 @@ impl WindowAggregate {
             free_slots: Vec::new(),
             watermark: i64::MIN,
             late: None,
-            late_count: 0,
             state_keys: None,
         })
-    }
-
-    /// Rows dropped because their windows had fired.
-    pub fn late_rows(&self) -> u64 {
-        self.late_count
     }
 
     fn new_slot(&mut self, key: &[u8]) -> u32 {
@@ -684,7 +702,7 @@ impl WindowAggregate {
             if ts.is_null(i) {
                 continue;
             }
-            let t = ts.value(i);
+            let t = clamp_time(ts.value(i));
             if t + gap - 1 <= self.watermark {
                 self.count_late(1);
                 continue;
@@ -772,7 +790,6 @@ impl WindowAggregate {
     }
 
     fn count_late(&mut self, n: u64) {
-        self.late_count += n;
         if let Some(c) = &self.late {
             c.inc(n as i64);
         }
@@ -849,7 +866,7 @@ impl Operator for WindowAggregate {
             if ts.is_null(i) {
                 continue;
             }
-            let t = ts.value(i);
+            let t = clamp_time(ts.value(i));
             let last_start = t - t.rem_euclid(slide);
             let mut start = last_start;
             let mut any = false;

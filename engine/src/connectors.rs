@@ -450,17 +450,9 @@ fn filesystem_format_and_path(def: &TableDef) -> Result<(Format, &String)> {
 
 /// Checks a filesystem table's keys, format and delimiter.
 pub fn check_filesystem_options(def: &TableDef) -> Result<()> {
-    def.check_keys(FS_KEYS)?;
-    format_of(def)?;
+    let (format, _) = filesystem_format_and_path(def)?;
     delimiter_of(def)?;
-    if !def.options.contains_key("path") {
-        return Err(option_err(
-            &def.name,
-            "path",
-            "the filesystem connector needs a 'path'",
-        ));
-    }
-    Ok(())
+    check_csv_types(def, format, &*def.schema()?)
 }
 
 /// Reads CSV or JSON-lines files: one file, or every file of a directory (hidden files and
@@ -476,6 +468,7 @@ struct FileSource {
 impl FileSource {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
         let (format, path) = filesystem_format_and_path(def)?;
+        check_csv_types(def, format, &schema)?;
         let p = Path::new(path);
         let files = if p.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
@@ -618,12 +611,12 @@ struct FileSink {
     dir: PathBuf,
     format: Format,
     delimiter: u8,
-    schema: SchemaRef,
 }
 
 impl FileSink {
     fn new(def: &TableDef, schema: SchemaRef) -> Result<Self> {
         let (format, path) = filesystem_format_and_path(def)?;
+        check_csv_types(def, format, &schema)?;
         let dir = PathBuf::from(path);
         if dir.is_file() {
             return Err(option_err(
@@ -639,9 +632,32 @@ impl FileSink {
             dir,
             format,
             delimiter: delimiter_of(def)?,
-            schema,
         })
     }
+}
+
+/// CSV has no form for nested values: say so before the job starts, not at the first row.
+fn check_csv_types(def: &TableDef, format: Format, schema: &Schema) -> Result<()> {
+    if format != Format::Csv {
+        return Ok(());
+    }
+    for f in schema.fields() {
+        if matches!(
+            f.data_type(),
+            DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+        ) {
+            return Err(option_err(
+                &def.name,
+                "format",
+                format!(
+                    "column `{}` is {}, which CSV cannot hold; use 'format' = 'json'",
+                    f.name(),
+                    crate::types::type_name(f.data_type())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct FileWriter {
@@ -672,7 +688,6 @@ impl SinkFactory for FileSink {
             ))
         })?;
         let w = BufWriter::new(file);
-        let _ = &self.schema;
         let (csv, json) = match self.format {
             Format::Csv => (
                 Some(
@@ -832,12 +847,4 @@ impl SinkFactory for CollectSink {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Sink>> {
         Ok(Box::new(self.0.clone()))
     }
-}
-
-/// Whether a type can be read or written by the CSV format.
-pub fn csv_supports(t: &DataType) -> bool {
-    !matches!(
-        t,
-        DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
-    )
 }

@@ -133,6 +133,13 @@ impl Datagen {
                             "'end' must not be below 'start'",
                         ));
                     }
+                    if end as i128 - start as i128 >= 1 << 62 {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}end"),
+                            "a sequence of more than 2^62 values never ends; use 'random'",
+                        ));
+                    }
                     FieldGen::Sequence { next: start, end }
                 }
                 "random" if matches!(f.data_type(), DataType::Timestamp(..) | DataType::Date32) => {
@@ -183,7 +190,7 @@ impl Datagen {
         // A sequence ends the source when it is exhausted, as in Flink.
         for f in &fields {
             if let FieldGen::Sequence { next, end } = f {
-                let len = (end - next + 1) as u64;
+                let len = (*end as i128 - *next as i128 + 1).min(u64::MAX as i128) as u64;
                 remaining = Some(remaining.map_or(len, |r| r.min(len)));
             }
         }
@@ -214,11 +221,11 @@ impl Datagen {
             .iter()
             .map(|f| match f {
                 FieldGen::Sequence { next, end } => {
-                    let total = (end - next + 1) as u64;
+                    let total = (*end as i128 - *next as i128 + 1).min(u64::MAX as i128) as u64;
                     let start = next + offset(total) as i64;
                     FieldGen::Sequence {
                         next: start,
-                        end: start + share(total) as i64 - 1,
+                        end: start.saturating_add(share(total) as i64 - 1),
                     }
                 }
                 FieldGen::Random { min, max, length } => FieldGen::Random {
@@ -277,13 +284,13 @@ impl Datagen {
             let col: ArrayRef = match &mut self.fields[i] {
                 FieldGen::Sequence { next, .. } => {
                     let start = *next;
-                    *next += n as i64;
+                    *next = next.saturating_add(n as i64);
                     match dt {
-                        DataType::Int64 => {
-                            Arc::new(Int64Array::from_iter_values(start..start + n as i64))
-                        }
+                        DataType::Int64 => Arc::new(Int64Array::from_iter_values(
+                            (0..n as i64).map(|k| start + k),
+                        )),
                         t => {
-                            let a = Int64Array::from_iter_values(start..start + n as i64);
+                            let a = Int64Array::from_iter_values((0..n as i64).map(|k| start + k));
                             arrow_cast::cast(&a, &t).map_err(|source| EngineError::Arrow {
                                 context: format!("datagen table {}", self.table),
                                 source,

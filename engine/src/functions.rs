@@ -481,7 +481,7 @@ impl Func {
                     let st = start.value(i);
                     let (from, take) = match &len {
                         Some(l) => {
-                            let end = st + l.value(i).max(0);
+                            let end = st.saturating_add(l.value(i).max(0));
                             let from = st.max(1);
                             (from, (end - from).max(0) as usize)
                         }
@@ -579,7 +579,7 @@ impl Func {
                         _ => v,
                     };
                     arrow_cast::cast(&out, &t).map_err(|e| e.to_string())?
-                } else if let DataType::Decimal128(_, scale) = t {
+                } else if let DataType::Decimal128(..) = t {
                     // Through f64 for the value, then back to the column's scale.
                     let v = f(0)?;
                     let digits = if args.len() > 1 { i64s(1)?.value(0) } else { 0 };
@@ -595,7 +595,6 @@ impl Func {
                             })
                         })
                         .collect();
-                    let _ = scale;
                     arrow_cast::cast(&out, &t).map_err(|e| e.to_string())?
                 } else {
                     let v = f(0)?;

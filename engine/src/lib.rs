@@ -2,9 +2,9 @@
 //! Table API or SQL. This crate knows nothing of Prometheus or OTLP: its own metrics go
 //! through `weir-metrics`.
 //!
-//! Built so far: the type system ([`types`]), expressions ([`expr`]), the `datagen` source,
-//! the `Calc` operator and a linear [`job::Pipeline`] with backpressure and operator metrics.
-//! Parallel subtasks, windows, joins, the Table API and SQL come next.
+//! SQL ([`sql`]) and the Table API ([`table`]) build a logical plan ([`plan`]) that runs as a
+//! parallel job graph ([`runtime`]) of operators on record batches. Functions outside the
+//! engine (Python UDFs) plug in through [`udf`]; their workers speak [`channel`].
 
 pub mod agg_ops;
 pub mod aggregate;

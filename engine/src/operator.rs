@@ -1,6 +1,6 @@
 //! Operators: what transforms batches between a source and a sink.
 
-use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -123,37 +123,12 @@ impl Operator for Calc {
             let context = format!("{}: {context}", self.name);
             move |source| EngineError::Arrow { context, source }
         };
-        let (data, kinds) = match &self.condition {
-            None => (batch.data, batch.kinds),
-            Some(c) => {
-                let mask = c.evaluate(&batch.data)?.into_array(batch.num_rows())?;
-                let mask = mask
-                    .as_any()
-                    .downcast_ref::<BooleanArray>()
-                    .ok_or_else(|| {
-                        EngineError::Execution(format!("{}: condition is not BOOLEAN", self.name))
-                    })?;
-                // NULL counts as false, as in SQL's WHERE.
-                let data = arrow_select::filter::filter_record_batch(&batch.data, mask)
-                    .map_err(arrow("filter"))?;
-                let kinds = match batch.kinds {
-                    None => None,
-                    Some(k) => {
-                        let f = arrow_select::filter::filter(k.as_ref(), mask)
-                            .map_err(arrow("filter"))?;
-                        Some(Arc::new(
-                            f.as_any()
-                                .downcast_ref::<arrow_array::Int8Array>()
-                                .cloned()
-                                .ok_or_else(|| {
-                                    EngineError::Execution("row kinds lost their type".into())
-                                })?,
-                        ))
-                    }
-                };
-                (data, kinds)
-            }
+        // NULL counts as false, as in SQL's WHERE.
+        let batch = match &self.condition {
+            None => batch,
+            Some(c) => crate::ops::filter_batch(batch, c, &self.name)?,
         };
+        let StreamBatch { data, kinds } = batch;
         if data.num_rows() == 0 {
             return Ok(());
         }

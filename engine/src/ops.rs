@@ -49,7 +49,6 @@ pub struct HashJoin {
     kind: JoinKind,
     keys: [Vec<Expr>; 2],
     key_converter: RowConverter,
-    key_types: Vec<DataType>,
     converters: [RowConverter; 2],
     /// Per side: join key -> rows (encoded) with that key.
     state: [HashMap<Box<[u8]>, Rows, foldhash::fast::FixedState>; 2],
@@ -129,7 +128,6 @@ impl HashJoin {
                     .collect(),
             )
             .map_err(arrow(name))?,
-            key_types,
             converters: [conv(left)?, right_conv],
             state: [
                 HashMap::with_hasher(crate::aggregate::fixed_hasher()),
@@ -176,7 +174,6 @@ impl Operator for HashJoin {
             .iter()
             .map(|k| k.evaluate(&batch.data)?.into_array(n))
             .collect::<Result<Vec<_>>>()?;
-        let _ = &self.key_types;
         let keys = self
             .key_converter
             .convert_columns(&key_cols)
@@ -312,25 +309,14 @@ impl Operator for HashJoin {
     }
 }
 
-/// Keeps the rows where `cond` is true (with their kinds).
+/// Keeps the rows where `cond` is true (with their kinds); NULL counts as false.
 pub fn filter_batch(b: StreamBatch, cond: &Expr, context: &str) -> Result<StreamBatch> {
     let mask = cond.evaluate(&b.data)?.into_array(b.num_rows())?;
     let mask = mask
         .as_any()
         .downcast_ref::<arrow_array::BooleanArray>()
         .ok_or_else(|| EngineError::Execution(format!("{context}: condition is not BOOLEAN")))?;
-    let data = arrow_select::filter::filter_record_batch(&b.data, mask).map_err(arrow(context))?;
-    let kinds = match b.kinds {
-        None => None,
-        Some(k) => {
-            let f = arrow_select::filter::filter(k.as_ref(), mask).map_err(arrow(context))?;
-            f.as_any()
-                .downcast_ref::<Int8Array>()
-                .cloned()
-                .map(Arc::new)
-        }
-    };
-    Ok(StreamBatch { data, kinds })
+    b.filter(mask)
 }
 
 /// `UNION ALL`: every input's rows, brought to the output's types.
@@ -531,6 +517,7 @@ impl WindowAssign {
                 detail: "session windows need an aggregate (GROUP BY SESSION(...) or the Table API's Session window)".into(),
             });
         }
+        kind.validate()?;
         time.data_type(input)?;
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -566,7 +553,7 @@ impl Operator for WindowAssign {
             if ts.is_null(i) {
                 continue;
             }
-            let t = ts.value(i);
+            let t = crate::agg_ops::clamp_time(ts.value(i));
             let mut start = t - t.rem_euclid(slide);
             let mut list = Vec::new();
             while start > t - size {
@@ -578,18 +565,7 @@ impl Operator for WindowAssign {
                 starts.push(s);
             }
         }
-        let idx = UInt32Array::from(idx);
-        let data =
-            arrow_select::take::take_record_batch(&batch.data, &idx).map_err(arrow(&self.name))?;
-        let kinds = match &batch.kinds {
-            None => None,
-            Some(k) => arrow_select::take::take(k.as_ref(), &idx, None)
-                .map_err(arrow(&self.name))?
-                .as_any()
-                .downcast_ref::<Int8Array>()
-                .cloned()
-                .map(Arc::new),
-        };
+        let StreamBatch { data, kinds } = batch.take(&UInt32Array::from(idx))?;
         let mut cols = data.columns().to_vec();
         cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
             starts.iter().copied(),

@@ -451,6 +451,31 @@ impl Plan {
     }
 }
 
+/// `input WHERE cond`: every column kept.
+pub fn filter(input: Plan, cond: Expr) -> Result<Plan> {
+    let schema = input.schema()?;
+    let t = cond.data_type(&schema)?;
+    if t != DataType::Boolean {
+        return Err(plan_err(
+            &cond,
+            format!(
+                "a filter condition must be BOOLEAN, not {}",
+                crate::types::type_name(&t)
+            ),
+        ));
+    }
+    let projections = schema
+        .fields()
+        .iter()
+        .map(|f| (col(f.name()), f.name().clone()))
+        .collect();
+    Ok(Plan::Calc {
+        input: Box::new(input),
+        filter: Some(cond),
+        projections,
+    })
+}
+
 /// A projection: checks every expression against `input`, names unnamed ones `EXPR$i`.
 pub fn name_projections(
     exprs: Vec<Expr>,

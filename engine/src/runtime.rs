@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, Int8Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use tokio::sync::mpsc;
 use weir_metrics::{Counter, Gauge, MetricGroup, Registry};
 
@@ -332,7 +332,6 @@ impl Clock {
 /// The sending half of a subtask.
 struct Outputs {
     edges: Vec<EdgeOut>,
-    subtask: usize,
     metrics: TaskMetrics,
 }
 
@@ -350,16 +349,13 @@ impl Outputs {
             let e = &mut self.edges[ei];
             let targets = e.senders.len();
             let parts: Vec<(usize, StreamBatch)> = match &e.partitioning {
-                Partitioning::Forward => vec![(self.subtask % targets, b.clone())],
-                Partitioning::Single => vec![(0, b.clone())],
+                // Forward edges were turned into Single (one receiver) or Rebalance when built.
+                Partitioning::Forward | Partitioning::Single => vec![(0, b.clone())],
                 Partitioning::Rebalance => {
                     e.next = (e.next + 1) % targets;
                     vec![(e.next, b.clone())]
                 }
-                Partitioning::Hash(keys) if targets == 1 => {
-                    let _ = keys;
-                    vec![(0, b.clone())]
-                }
+                Partitioning::Hash(_) if targets == 1 => vec![(0, b.clone())],
                 Partitioning::Hash(keys) => {
                     let n = b.num_rows();
                     let cols = keys
@@ -403,26 +399,7 @@ impl Outputs {
                             parts.push((t, b.clone()));
                             continue;
                         }
-                        let ix = UInt32Array::from(ix);
-                        let data = arrow_select::take::take_record_batch(&b.data, &ix).map_err(
-                            |source| EngineError::Arrow {
-                                context: "partitioning".into(),
-                                source,
-                            },
-                        )?;
-                        let kinds = match &b.kinds {
-                            None => None,
-                            Some(k) => arrow_select::take::take(k.as_ref(), &ix, None)
-                                .map_err(|source| EngineError::Arrow {
-                                    context: "partitioning".into(),
-                                    source,
-                                })?
-                                .as_any()
-                                .downcast_ref::<Int8Array>()
-                                .cloned()
-                                .map(Arc::new),
-                        };
-                        parts.push((t, StreamBatch { data, kinds }));
+                        parts.push((t, b.take(&UInt32Array::from(ix))?));
                     }
                     parts
                 }
@@ -631,7 +608,6 @@ impl JobGraph {
                 let metrics = TaskMetrics::new(registry, &job, &node.name, st)?.init();
                 let out = Outputs {
                     edges: std::mem::take(&mut outputs[ni][st]),
-                    subtask: st,
                     metrics: metrics.clone(),
                 };
                 let inbox = inboxes[ni][st].take();
@@ -885,7 +861,6 @@ async fn run_operator(
                     out.batch(b, &mut clock).await?;
                 }
                 out.broadcast(Some(i64::MAX)).await;
-                out.broadcast(None).await;
                 return Ok(());
             }
         }
@@ -1060,15 +1035,4 @@ async fn run_sink(
     sink.finish()?;
     clock.maybe_report(&metrics, true);
     Ok(())
-}
-
-/// A schema with every field nullable (outer join sides, aggregates).
-pub fn nullable(schema: &Schema) -> Schema {
-    Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    )
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{Field, Schema};
 use sqlparser::ast as sq;
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -482,9 +482,7 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
         let up = item.to_ascii_uppercase();
         if up.starts_with("WATERMARK") {
             // WATERMARK FOR col AS expr
-            let parts: Vec<&str> = item.splitn(4, char::is_whitespace).collect();
             let mut it = item.split_whitespace();
-            let _ = parts;
             it.next();
             if !it.next().is_some_and(|w| w.eq_ignore_ascii_case("FOR")) {
                 return Err(sql_err(
@@ -580,6 +578,12 @@ fn parse_create_function(stmt: &str) -> Result<SqlOutcome> {
         ));
     }
     let rest = rest[3..].trim();
+    if !rest.starts_with('\'') {
+        return Err(sql_err(
+            stmt,
+            "the function's path must be quoted: AS 'module.function'",
+        ));
+    }
     let end = rest[1..].find('\'').map(|p| p + 2).unwrap_or(rest.len());
     let path = unquote_string(&rest[..end])
         .ok_or_else(|| sql_err(stmt, "the function's path must be quoted"))?;
@@ -991,15 +995,7 @@ impl<'a> Planner<'a> {
                 ))
             }
         };
-        let iv = |i: usize| -> Result<i64> {
-            match args.get(i) {
-                Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
-                _ => Err(sql_err(
-                    &whole,
-                    format!("argument {} must be an INTERVAL", i + 1),
-                )),
-            }
-        };
+        let iv = |i: usize| interval_arg(&args, i, &whole);
         let kind = match fname.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: iv(2)? },
             "HOP" => WindowKind::Hop { slide: iv(2)?, size: iv(3)? },
@@ -1117,27 +1113,7 @@ impl<'a> Planner<'a> {
         let (mut plan, scope) = self.from(&s.from)?;
         if let Some(w) = &s.selection {
             let cond = self.expr(w, &scope)?;
-            let schema = plan.schema()?;
-            let t = cond.data_type(&schema)?;
-            if t != DataType::Boolean {
-                return Err(sql_err(
-                    &w.to_string(),
-                    format!(
-                        "WHERE needs a BOOLEAN condition, not {}",
-                        crate::types::type_name(&t)
-                    ),
-                ));
-            }
-            let projections = schema
-                .fields()
-                .iter()
-                .map(|f| (col(f.name()), f.name().clone()))
-                .collect();
-            plan = Plan::Calc {
-                input: Box::new(plan),
-                filter: Some(cond),
-                projections,
-            };
+            plan = crate::plan::filter(plan, cond)?;
         }
         // The select list.
         let mut exprs = Vec::new();
@@ -1275,15 +1251,7 @@ impl<'a> Planner<'a> {
             },
             None => return Err(sql_err(&whole, "a group window needs a time attribute")),
         };
-        let iv = |i: usize| -> Result<i64> {
-            match args.get(i) {
-                Some(sq::Expr::Interval(iv)) => interval_millis(iv, &whole),
-                _ => Err(sql_err(
-                    &whole,
-                    format!("argument {} must be an INTERVAL", i + 1),
-                )),
-            }
-        };
+        let iv = |i: usize| interval_arg(&args, i, &whole);
         let kind = match n.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: iv(1)? },
             "HOP" => WindowKind::Hop {
@@ -1614,6 +1582,26 @@ impl<'a> Planner<'a> {
             ),
         ))
     }
+}
+
+/// Argument `i` of a window function: a positive INTERVAL, in ms.
+fn interval_arg(args: &[sq::Expr], i: usize, whole: &str) -> Result<i64> {
+    let ms = match args.get(i) {
+        Some(sq::Expr::Interval(iv)) => interval_millis(iv, whole)?,
+        _ => {
+            return Err(sql_err(
+                whole,
+                format!("argument {} must be an INTERVAL", i + 1),
+            ))
+        }
+    };
+    if ms <= 0 {
+        return Err(sql_err(
+            whole,
+            format!("argument {} must be a positive interval", i + 1),
+        ));
+    }
+    Ok(ms)
 }
 
 fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {

@@ -77,6 +77,52 @@ impl StreamBatch {
         }
     }
 
+    /// The rows where `mask` is true, with their kinds.
+    pub fn filter(&self, mask: &arrow_array::BooleanArray) -> crate::error::Result<StreamBatch> {
+        let err = |source| crate::error::EngineError::Arrow {
+            context: "filtering rows".into(),
+            source,
+        };
+        let data = arrow_select::filter::filter_record_batch(&self.data, mask).map_err(err)?;
+        let kinds = match &self.kinds {
+            None => None,
+            Some(k) => Some(Arc::new(
+                arrow_select::filter::filter(k.as_ref(), mask)
+                    .map_err(err)?
+                    .as_any()
+                    .downcast_ref::<Int8Array>()
+                    .cloned()
+                    .ok_or_else(|| {
+                        crate::error::EngineError::Execution("row kinds lost their type".into())
+                    })?,
+            )),
+        };
+        Ok(StreamBatch { data, kinds })
+    }
+
+    /// The rows at `indices` (in that order, repeats allowed), with their kinds.
+    pub fn take(&self, indices: &arrow_array::UInt32Array) -> crate::error::Result<StreamBatch> {
+        let err = |source| crate::error::EngineError::Arrow {
+            context: "selecting rows".into(),
+            source,
+        };
+        let data = arrow_select::take::take_record_batch(&self.data, indices).map_err(err)?;
+        let kinds = match &self.kinds {
+            None => None,
+            Some(k) => Some(Arc::new(
+                arrow_select::take::take(k.as_ref(), indices, None)
+                    .map_err(err)?
+                    .as_any()
+                    .downcast_ref::<Int8Array>()
+                    .cloned()
+                    .ok_or_else(|| {
+                        crate::error::EngineError::Execution("row kinds lost their type".into())
+                    })?,
+            )),
+        };
+        Ok(StreamBatch { data, kinds })
+    }
+
     /// Whether every row is an insert.
     pub fn is_insert_only(&self) -> bool {
         match &self.kinds {

@@ -447,27 +447,7 @@ impl Table {
 
     /// Rows where `cond` is true.
     pub fn filter(&self, cond: Expr) -> Result<Table> {
-        let schema = self.plan.schema()?;
-        let t = cond.data_type(&schema)?;
-        if t != arrow_schema::DataType::Boolean {
-            return Err(EngineError::Plan {
-                expr: cond.to_string(),
-                detail: format!(
-                    "a filter condition must be BOOLEAN, not {}",
-                    crate::types::type_name(&t)
-                ),
-            });
-        }
-        let projections = schema
-            .fields()
-            .iter()
-            .map(|f| (col(f.name()), f.name().clone()))
-            .collect();
-        Ok(self.with(Plan::Calc {
-            input: Box::new(self.plan.clone()),
-            filter: Some(cond),
-            projections,
-        }))
+        Ok(self.with(crate::plan::filter(self.plan.clone(), cond)?))
     }
 
     /// Same as [`Table::filter`] (`where` is a Rust keyword).

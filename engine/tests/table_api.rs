@@ -197,6 +197,16 @@ fn group_windows_through_the_table_api() {
             "+I[1970-01-01 00:00:12.000, 47]"
         ]
     );
+    let zero = t
+        .window(Tumble::over(0).on("ts").alias("w"))
+        .group_by(vec![col("w")])
+        .select(vec![col("age").count()])
+        .unwrap();
+    let e = rt.block_on(env.collect(&zero)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "expression `TUMBLE(size=[0 s])`: the window's size must be a positive interval, not 0 ms"
+    );
     let text = session.explain().unwrap();
     assert!(
         text.contains("WindowAggregate(window=[SESSION(gap=[5 s])], time=[ts]"),

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use weir_e2e::{build_bin, free_port, http_get, promtool_check, temp_dir, Proc};
+use weir_e2e::{build_bin, free_port, promtool_check, temp_dir, Proc};
 
 fn lines_of_dir(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -193,5 +193,4 @@ fn metrics_are_served_while_the_job_runs() {
     assert_eq!(code, 0, "promtool: {said}");
     let status = proc.wait_exit(Duration::from_secs(60));
     assert!(status.success());
-    let _ = http_get;
 }
