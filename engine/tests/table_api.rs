@@ -20,6 +20,32 @@ fn rows(env: &TableEnvironment, t: &Table, rt: &tokio::runtime::Runtime) -> Vec<
     out
 }
 
+/// Sum of the BIGINT column `c` over batches.
+fn column_sum(batches: &[weir_engine::stream::StreamBatch], c: usize) -> i64 {
+    batches
+        .iter()
+        .map(|b| {
+            b.data
+                .column(c)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .iter()
+                .sum::<i64>()
+        })
+        .sum()
+}
+
+/// Sum of every series in the registry's exposition whose line starts with `prefix`.
+fn metric_sum(env: &TableEnvironment, prefix: &str) -> f64 {
+    weir_metrics::prometheus::encode_text(&env.registry().snapshot())
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -239,12 +265,7 @@ fn operator_metrics_count_every_row_across_subtasks() {
     let summary = rt.block_on(job.run(env.registry())).unwrap();
     assert_eq!((summary.rows_read, summary.rows_written), (100_000, 25_000));
     let text = weir_metrics::prometheus::encode_text(&env.registry().snapshot());
-    let sum = |prefix: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-            .sum()
-    };
+    let sum = |prefix: &str| metric_sum(&env, prefix);
     assert_eq!(
         sum("weir_operator_records_out_total{job_name=\"counted\",operator=\"Source: n\""),
         100_000.0
@@ -257,7 +278,7 @@ fn operator_metrics_count_every_row_across_subtasks() {
 }
 
 #[test]
-fn a_failing_sink_stops_the_job_with_its_error() {
+fn a_bad_input_file_fails_the_job_naming_the_table_and_file() {
     let rt = runtime();
     let env = TableEnvironment::in_streaming_mode();
     let dir = std::env::temp_dir().join(format!("weir-fail-{}", std::process::id()));
@@ -367,29 +388,13 @@ fn late_rows_are_counted_and_processing_time_windows_fire_on_the_clock() {
     let t = env
         .sql_query("SELECT window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE jumpy, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end")
         .unwrap();
-    let n: i64 = rt
-        .block_on(env.collect(&t))
-        .unwrap()
-        .iter()
-        .map(|b| {
-            b.data
-                .column(1)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .iter()
-                .sum::<i64>()
-        })
-        .sum();
+    let n = column_sum(&rt.block_on(env.collect(&t)).unwrap(), 1);
     assert_eq!(n, 3);
-    let text = weir_metrics::prometheus::encode_text(&env.registry().snapshot());
-    let late: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("weir_operator_late_records_dropped_total{job_name=\"late\""))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum();
-    assert_eq!(late, 3.0, "{text}");
+    let late = metric_sum(
+        &env,
+        "weir_operator_late_records_dropped_total{job_name=\"late\"",
+    );
+    assert_eq!(late, 3.0);
 
     // Processing time: 10 rows over half a second into 100 ms windows on the clock.
     env.execute_sql("CREATE TABLE ticks (id BIGINT, p AS PROCTIME()) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '10', 'rows-per-second' = '20')").unwrap();
@@ -398,19 +403,7 @@ fn late_rows_are_counted_and_processing_time_windows_fire_on_the_clock() {
         .unwrap();
     let batches = rt.block_on(env.collect(&t)).unwrap();
     let windows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let n: i64 = batches
-        .iter()
-        .map(|b| {
-            b.data
-                .column(1)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .iter()
-                .sum::<i64>()
-        })
-        .sum();
+    let n = column_sum(&batches, 1);
     assert_eq!(n, 10);
     assert!(
         windows >= 3,
