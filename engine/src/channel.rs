@@ -70,11 +70,15 @@ pub enum Frame {
     Input { bundle: u64, batch: RecordBatch },
     /// Worker -> engine: one result column per function, and the metric updates made while
     /// computing them (already encoded), plus rows skipped by `python.udf.on-error=skip`.
+    /// When `skipped > 0` the batch has one more column, a boolean per input row that is
+    /// true for the rows kept (the result columns hold NULL in the rows skipped).
     Result {
         bundle: u64,
         batch: RecordBatch,
         metrics: Vec<u8>,
         skipped: u32,
+        /// Time the worker spent on the bundle (ns).
+        worker_nanos: u64,
     },
     /// Worker -> engine: metric updates outside a bundle (idle flushes, gauges re-read).
     Metrics { metrics: Vec<u8> },
@@ -164,11 +168,13 @@ impl Frame {
                 batch,
                 metrics,
                 skipped,
+                worker_nanos,
             } => {
                 w.u64(*bundle);
                 w.bytes(&batch_to_ipc(batch)?);
                 w.bytes(metrics);
                 w.u32(*skipped);
+                w.u64(*worker_nanos);
             }
             Frame::Metrics { metrics } => w.bytes(metrics),
             Frame::Log {
@@ -321,6 +327,7 @@ impl Frame {
                     batch,
                     metrics,
                     skipped: r.u32()?,
+                    worker_nanos: r.u64()?,
                 }
             }
             6 => Frame::Metrics {
@@ -479,11 +486,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads the next frame; `Ok(None)` when the peer closed the channel between frames.
+/// Reads the next frame and how many bytes it took; `Ok(None)` when the peer closed the
+/// channel between frames.
 pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     max_body: usize,
-) -> Result<Option<Frame>> {
+) -> Result<Option<(Frame, usize)>> {
     use tokio::io::AsyncReadExt;
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
@@ -513,11 +521,14 @@ pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
             format!("the peer closed the channel in the middle of a {len}-byte body ({e})"),
         )
     })?;
-    Frame::decode_body(tag, &body).map(Some)
+    Frame::decode_body(tag, &body).map(|f| Some((f, HEADER_LEN + len)))
 }
 
-/// Writes one frame.
-pub async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> Result<()> {
+/// Writes one frame; returns its size in bytes.
+pub async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    frame: &Frame,
+) -> Result<usize> {
     use tokio::io::AsyncWriteExt;
     let bytes = frame.encode()?;
     w.write_all(&bytes).await.map_err(|e| {
@@ -525,7 +536,8 @@ pub async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, frame: &Fr
             "writing a {} frame to the worker channel: {e}",
             frame.kind()
         ))
-    })
+    })?;
+    Ok(bytes.len())
 }
 
 /// A record batch as an Arrow IPC stream.
@@ -705,6 +717,7 @@ mod tests {
                 batch: batch(),
                 metrics: vec![1, 2, 3],
                 skipped: 1,
+                worker_nanos: 12_345,
             },
             Frame::Metrics {
                 metrics: vec![9; 10],
@@ -806,6 +819,7 @@ mod tests {
                     .await
                     .unwrap()
                     .unwrap()
+                    .0
                     .kind(),
             );
         }

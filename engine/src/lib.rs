@@ -18,6 +18,7 @@ pub mod job;
 pub mod operator;
 pub mod ops;
 pub mod plan;
+pub mod process;
 pub mod runtime;
 pub mod sql;
 pub mod stream;

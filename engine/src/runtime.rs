@@ -900,11 +900,13 @@ async fn run_udf(
         context: name.clone(),
         source,
     };
-    let combine = |input: StreamBatch,
-                   results: Vec<arrow_array::ArrayRef>|
-     -> Result<StreamBatch> {
+    let combine = |input: StreamBatch, results: crate::udf::Evaluated| -> Result<StreamBatch> {
+        let input = match &results.keep {
+            Some(keep) => input.filter(keep)?,
+            None => input,
+        };
         let mut cols = input.data.columns().to_vec();
-        cols.extend(results);
+        cols.extend(results.columns);
         let data =
             RecordBatch::try_new(schema.clone(), cols).map_err(|source| EngineError::Arrow {
                 context: format!(

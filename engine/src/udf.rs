@@ -10,7 +10,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use tokio::sync::oneshot;
 use weir_metrics::Registry;
@@ -73,8 +73,28 @@ pub trait UdfBackend: Send + Sync {
     ) -> Result<Box<dyn FunctionRunner>>;
 }
 
-/// The answer to one submitted batch: one result column per call.
-pub type Pending = oneshot::Receiver<Result<Vec<ArrayRef>>>;
+/// What a runner made of one submitted batch.
+#[derive(Clone, Debug)]
+pub struct Evaluated {
+    /// One result column per call, one value per kept row.
+    pub columns: Vec<ArrayRef>,
+    /// Which input rows were kept (`python.udf.on-error=skip` drops the rows a function raised
+    /// on); `None` keeps all.
+    pub keep: Option<BooleanArray>,
+}
+
+impl Evaluated {
+    /// Results for every input row.
+    pub fn all(columns: Vec<ArrayRef>) -> Self {
+        Self {
+            columns,
+            keep: None,
+        }
+    }
+}
+
+/// The answer to one submitted batch.
+pub type Pending = oneshot::Receiver<Result<Evaluated>>;
 
 /// Evaluates batches of arguments out of the engine's tasks.
 pub trait FunctionRunner: Send {

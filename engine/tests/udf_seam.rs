@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use weir_engine::error::{EngineError, Result};
 use weir_engine::expr::{col, Expr};
 use weir_engine::table::TableEnvironment;
-use weir_engine::udf::{FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall, UdfRef};
+use weir_engine::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall, UdfRef};
 
 /// Multiplies its argument by 10 on a worker thread; answers every other batch late, so
 /// results complete out of order. Fails on a negative input.
@@ -21,7 +21,7 @@ struct TimesTen {
     max_seen_in_flight: Arc<AtomicUsize>,
 }
 
-type Reply = oneshot::Sender<Result<Vec<ArrayRef>>>;
+type Reply = oneshot::Sender<Result<Evaluated>>;
 
 enum Work {
     Batch(RecordBatch, Reply),
@@ -56,7 +56,7 @@ impl UdfBackend for TimesTen {
                     Work::Batch(b, r) => (b, r),
                     Work::Flush => {
                         if let Some((cols, reply)) = held.take() {
-                            let _ = reply.send(Ok(cols));
+                            let _ = reply.send(Ok(Evaluated::all(cols)));
                             done.fetch_sub(1, Ordering::SeqCst);
                         }
                         continue;
@@ -76,17 +76,17 @@ impl UdfBackend for TimesTen {
                 match (i % 2, result) {
                     (0, Ok(cols)) => held = Some((cols, reply)),
                     (_, r) => {
-                        let _ = reply.send(r);
+                        let _ = reply.send(r.map(Evaluated::all));
                         done.fetch_sub(1, Ordering::SeqCst);
                         if let Some((cols, reply)) = held.take() {
-                            let _ = reply.send(Ok(cols));
+                            let _ = reply.send(Ok(Evaluated::all(cols)));
                             done.fetch_sub(1, Ordering::SeqCst);
                         }
                     }
                 }
             }
             if let Some((cols, reply)) = held.take() {
-                let _ = reply.send(Ok(cols));
+                let _ = reply.send(Ok(Evaluated::all(cols)));
             }
         });
         Ok(Box::new(Runner {

@@ -1,0 +1,1064 @@
+//! Python UDFs in worker processes: the engine side of the worker channel.
+//!
+//! [`ProcessBackend`] starts one worker (`python -m weir.worker --socket PATH`) per subtask of
+//! a UDF operator, connected by a Unix socket in a private (0700) directory of the job. Each
+//! batch the operator submits is cut into bundles of at most `python.fn-execution.bundle.size`
+//! rows and sent at once; results come back in [`Frame::Result`]s that carry the metric
+//! updates made while computing them, merged into the registry when the result is accepted.
+//!
+//! A worker that dies is noticed when its socket closes. A new one is started and every bundle
+//! that had no result yet is sent again. A result and its metric updates are accepted together
+//! and at most once, so output rows and metric totals stay exact across restarts. After
+//! `python.worker.restart.max-attempts` deaths within `python.worker.restart.window` the
+//! job fails.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::UnixListener;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use weir_metrics::remote::{AggregationLevel, RemoteMetrics};
+use weir_metrics::{Counter, Distribution};
+
+use crate::channel::{self, Frame, FunctionSpec, Handshake};
+use crate::error::{EngineError, Result};
+use crate::types::type_name;
+use crate::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
+
+/// What the Python SDK stores in a [`crate::udf::UdfRef`]'s payload.
+#[derive(Debug)]
+pub struct PythonFunction {
+    /// The function (or `ScalarFunction` instance), pickled with cloudpickle.
+    pub pickled: Vec<u8>,
+}
+
+/// Configuration keys read by the process backend (besides the ones workers read).
+pub mod keys {
+    pub const EXECUTABLE: &str = "python.executable";
+    pub const BUNDLE_SIZE: &str = "python.fn-execution.bundle.size";
+    pub const BUNDLE_TIME: &str = "python.fn-execution.bundle.time";
+    pub const MAX_IN_FLIGHT: &str = "python.fn-execution.max-in-flight";
+    pub const MAX_RESTARTS: &str = "python.worker.restart.max-attempts";
+    pub const RESTART_WINDOW: &str = "python.worker.restart.window";
+    pub const START_TIMEOUT: &str = "python.worker.start-timeout";
+    pub const ON_ERROR: &str = "python.udf.on-error";
+    pub const AGGREGATION: &str = "metrics.weir.aggregation-level";
+}
+
+#[derive(Clone, Debug)]
+struct Options {
+    python: String,
+    bundle_size: usize,
+    max_in_flight: usize,
+    max_restarts: usize,
+    restart_window: Duration,
+    start_timeout: Duration,
+    level: AggregationLevel,
+}
+
+fn bad_option(key: &str, value: &str, expected: &str) -> EngineError {
+    EngineError::Execution(format!(
+        "configuration '{key}' = '{value}' is not valid: expected {expected}"
+    ))
+}
+
+fn parse_number(config: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64> {
+    match config.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| bad_option(key, v, "a whole number")),
+    }
+}
+
+/// A duration in ms; `10 s`, `500 ms`, `1 min` are accepted too.
+fn parse_millis(config: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration> {
+    let Some(v) = config.get(key) else {
+        return Ok(Duration::from_millis(default));
+    };
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| bad_option(key, v, "a duration such as 1000, 500 ms or 10 s"))?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "min" => n.saturating_mul(60_000),
+        _ => return Err(bad_option(key, v, "a duration such as 1000, 500 ms or 10 s")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+impl Options {
+    fn from_config(config: &BTreeMap<String, String>) -> Result<Self> {
+        let bundle_size = parse_number(config, keys::BUNDLE_SIZE, 1000)?;
+        if bundle_size == 0 {
+            return Err(bad_option(keys::BUNDLE_SIZE, "0", "at least 1"));
+        }
+        parse_millis(config, keys::BUNDLE_TIME, 1000)?;
+        if let Some(v) = config.get(keys::ON_ERROR) {
+            if v != "fail" && v != "skip" {
+                return Err(bad_option(keys::ON_ERROR, v, "`fail` or `skip`"));
+            }
+        }
+        let level = match config.get(keys::AGGREGATION) {
+            None => AggregationLevel::default(),
+            Some(v) => AggregationLevel::parse(v)
+                .ok_or_else(|| bad_option(keys::AGGREGATION, v, "`subtask` or `operator`"))?,
+        };
+        Ok(Self {
+            python: config
+                .get(keys::EXECUTABLE)
+                .cloned()
+                .unwrap_or_else(|| "python3".into()),
+            bundle_size: bundle_size as usize,
+            max_in_flight: parse_number(config, keys::MAX_IN_FLIGHT, 4)?.max(1) as usize,
+            max_restarts: parse_number(config, keys::MAX_RESTARTS, 5)? as usize,
+            restart_window: parse_millis(config, keys::RESTART_WINDOW, 60_000)?,
+            start_timeout: parse_millis(config, keys::START_TIMEOUT, 60_000)?,
+            level,
+        })
+    }
+}
+
+/// A private directory for a job's sockets, removed when its last worker is gone.
+struct JobDir {
+    path: PathBuf,
+}
+
+impl Drop for JobDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+static DIR_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn private_dir(job: &str) -> std::io::Result<PathBuf> {
+    let safe: String = job
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let path = std::env::temp_dir().join(format!(
+        "weir-{}-{}-{safe}",
+        std::process::id(),
+        DIR_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+    Ok(path)
+}
+
+/// Runs Python functions in worker processes (the default `python.execution-mode=process`).
+#[derive(Default)]
+pub struct ProcessBackend {
+    dirs: Mutex<HashMap<String, Weak<JobDir>>>,
+}
+
+impl ProcessBackend {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn job_dir(&self, job: &str) -> Result<Arc<JobDir>> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        dirs.retain(|_, d| d.strong_count() > 0);
+        if let Some(d) = dirs.get(job).and_then(Weak::upgrade) {
+            return Ok(d);
+        }
+        let path = private_dir(job).map_err(|e| {
+            EngineError::Execution(format!(
+                "cannot create a directory for the Python workers' sockets in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+        let d = Arc::new(JobDir { path });
+        dirs.insert(job.to_string(), Arc::downgrade(&d));
+        Ok(d)
+    }
+}
+
+impl UdfBackend for ProcessBackend {
+    fn start(
+        &self,
+        ctx: &RunnerContext,
+        calls: &[UdfCall],
+        _args_schema: SchemaRef,
+    ) -> Result<Box<dyn FunctionRunner>> {
+        let opts = Options::from_config(&ctx.config)?;
+        let mut functions = Vec::new();
+        let mut result_types = Vec::new();
+        for c in calls {
+            let f = c.udf.payload.downcast_ref::<PythonFunction>().ok_or_else(|| {
+                EngineError::Execution(format!(
+                    "function `{}` is not a Python function but was given to the Python runner",
+                    c.udf.name
+                ))
+            })?;
+            functions.push(FunctionSpec {
+                name: c.udf.name.clone(),
+                payload: f.pickled.clone(),
+                args: c.args.iter().map(|&a| a as u32).collect(),
+                result_type: type_name(&c.udf.result_type),
+            });
+            result_types.push(c.udf.result_type.clone());
+        }
+        let who = format!(
+            "Python worker of `{}` subtask {} in job `{}`",
+            ctx.operator, ctx.subtask, ctx.job_name
+        );
+        let st = ctx.subtask.to_string();
+        let labels = [
+            ("job_name", ctx.job_name.as_str()),
+            ("operator", ctx.operator.as_str()),
+            ("subtask", st.as_str()),
+        ];
+        let remote = RemoteMetrics::new(&ctx.registry, &labels, opts.level)
+            .map_err(|e| EngineError::Execution(format!("{who}: {e}")))?;
+        let sys = SysMetrics::new(&ctx.registry, &labels)
+            .map_err(|e| EngineError::Execution(format!("{who}: registering metrics: {e}")))?;
+        let dir = self.job_dir(&ctx.job_name)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            who,
+            opts: opts.clone(),
+            handshake: Handshake {
+                job: ctx.job_name.clone(),
+                operator: ctx.operator.clone(),
+                subtask: ctx.subtask as u32,
+                parallelism: ctx.parallelism as u32,
+                attempt: 0,
+                config: (*ctx.config).clone(),
+                functions,
+            },
+            result_types,
+            dir,
+            remote,
+            sys,
+            pending: BTreeMap::new(),
+            parents: HashMap::new(),
+            next_bundle: 0,
+            next_parent: 0,
+            deaths: VecDeque::new(),
+            fatal: None,
+            socket_seq: 0,
+        };
+        tokio::spawn(driver.run(rx));
+        Ok(Box::new(ProcessRunner {
+            tx,
+            max_in_flight: opts.max_in_flight,
+        }))
+    }
+}
+
+enum Cmd {
+    Submit(RecordBatch, oneshot::Sender<Result<Evaluated>>),
+    Close,
+}
+
+struct ProcessRunner {
+    tx: mpsc::UnboundedSender<Cmd>,
+    max_in_flight: usize,
+}
+
+impl FunctionRunner for ProcessRunner {
+    fn submit(&mut self, args: RecordBatch) -> Result<Pending> {
+        let (reply, pending) = oneshot::channel();
+        self.tx
+            .send(Cmd::Submit(args, reply))
+            .map_err(|_| EngineError::Execution("the Python worker driver has stopped".into()))?;
+        Ok(pending)
+    }
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+    fn close(&mut self) -> Result<()> {
+        let _ = self.tx.send(Cmd::Close);
+        Ok(())
+    }
+}
+
+/// System metrics of one UDF operator subtask (`weir_python_udf_*`).
+struct SysMetrics {
+    rows: Counter,
+    skipped: Counter,
+    bundles: Counter,
+    bundle_rows: Distribution,
+    bundle_seconds: Distribution,
+    wait_seconds: Distribution,
+    restarts: Counter,
+    bytes_sent: Counter,
+    bytes_received: Counter,
+}
+
+impl SysMetrics {
+    fn new(
+        registry: &weir_metrics::Registry,
+        labels: &[(&str, &str)],
+    ) -> weir_metrics::Result<Self> {
+        let g = registry.system_group("python_udf", labels)?;
+        Ok(Self {
+            rows: g.counter_with_help("rows_total", "Rows evaluated by the Python functions")?,
+            skipped: g.counter_with_help(
+                "errors_total",
+                "Rows on which a Python function raised (skipped with python.udf.on-error=skip)",
+            )?,
+            bundles: g.counter_with_help("bundles_total", "Bundles evaluated by the worker")?,
+            bundle_rows: g.distribution("bundle_rows")?,
+            bundle_seconds: g.distribution("bundle_seconds")?,
+            wait_seconds: g.distribution("wait_seconds")?,
+            restarts: g.counter_with_help(
+                "worker_restarts_total",
+                "Python workers started again after one died",
+            )?,
+            bytes_sent: g.counter_with_help(
+                "sent_bytes_total",
+                "Bytes sent to the Python worker",
+            )?,
+            bytes_received: g.counter_with_help(
+                "received_bytes_total",
+                "Bytes received from the Python worker",
+            )?,
+        })
+    }
+}
+
+struct Parent {
+    parts: Vec<Option<RecordBatch>>,
+    remaining: usize,
+    reply: oneshot::Sender<Result<Evaluated>>,
+}
+
+struct Bundle {
+    parent: u64,
+    part: usize,
+    batch: RecordBatch,
+    sent: Instant,
+}
+
+/// One running worker process.
+struct Worker {
+    child: Child,
+    pid: Option<u32>,
+    out: mpsc::UnboundedSender<Frame>,
+    frames: mpsc::UnboundedReceiver<std::result::Result<Frame, String>>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    socket: PathBuf,
+}
+
+impl Worker {
+    fn tail(&self) -> String {
+        let t = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!("; its last output:\n{}", t.iter().cloned().collect::<Vec<_>>().join("\n"))
+        }
+    }
+
+    /// Why it went away: its exit status (waits briefly for it).
+    async fn exit_reason(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(Ok(st)) => describe_exit(st),
+            Ok(Err(e)) => format!("could not be waited for: {e}"),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                "closed its channel but did not exit (killed)".into()
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn describe_exit(st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => {
+            let name = match s {
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            format!("was killed by signal {s}{name}")
+        }
+        _ => "ended".into(),
+    }
+}
+
+/// A reason a worker could not be used.
+enum Failure {
+    /// It died or could not start: try another.
+    Died(String),
+    /// The function failed or the channel broke: the job fails.
+    Fatal(EngineError),
+}
+
+struct Driver {
+    who: String,
+    opts: Options,
+    handshake: Handshake,
+    result_types: Vec<DataType>,
+    dir: Arc<JobDir>,
+    remote: RemoteMetrics,
+    sys: SysMetrics,
+    pending: BTreeMap<u64, Bundle>,
+    parents: HashMap<u64, Parent>,
+    next_bundle: u64,
+    next_parent: u64,
+    deaths: VecDeque<Instant>,
+    fatal: Option<String>,
+    socket_seq: u32,
+}
+
+pub(crate) fn log_line(level: &str, who: &str, message: &str) {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    eprintln!("{now} {level:<5} [{who}] {message}");
+}
+
+fn level_name(level: u8) -> &'static str {
+    match level {
+        0..=10 => "DEBUG",
+        11..=20 => "INFO",
+        21..=30 => "WARN",
+        31..=40 => "ERROR",
+        _ => "CRIT",
+    }
+}
+
+async fn forward_lines(
+    stream: impl AsyncRead + Unpin,
+    who: String,
+    level: &'static str,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log_line(level, &who, &line);
+        if let Some(t) = &tail {
+            let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() == 20 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        let mut worker: Option<Worker> = None;
+        let mut closing = false;
+        loop {
+            if worker.is_none() && self.fatal.is_none() && (!self.pending.is_empty() || !closing) {
+                match self.start_worker().await {
+                    Ok(w) => worker = Some(w),
+                    Err(Failure::Fatal(e)) => self.fail(e.to_string()),
+                    Err(Failure::Died(why)) => {
+                        if let Err(e) = self.count_death(&why) {
+                            self.fail(e);
+                        }
+                        continue;
+                    }
+                }
+            }
+            if closing && (self.pending.is_empty() || self.fatal.is_some()) {
+                break;
+            }
+            let event = match worker.as_mut() {
+                Some(w) => tokio::select! {
+                    cmd = cmds.recv() => Event::Cmd(cmd),
+                    f = w.frames.recv() => Event::Frame(f),
+                },
+                None => Event::Cmd(cmds.recv().await),
+            };
+            match event {
+                Event::Cmd(None) | Event::Cmd(Some(Cmd::Close)) => closing = true,
+                Event::Cmd(Some(Cmd::Submit(batch, reply))) => {
+                    if let Some(f) = &self.fatal {
+                        let _ = reply.send(Err(EngineError::Execution(f.clone())));
+                        continue;
+                    }
+                    let ids = self.add(batch, reply);
+                    if let Some(w) = &worker {
+                        for id in ids {
+                            self.send(w, id);
+                        }
+                    }
+                }
+                Event::Frame(Some(Ok(frame))) => {
+                    if let Err(e) = self.on_frame(frame) {
+                        self.fail(e.to_string());
+                        if let Some(w) = worker.take() {
+                            stop(w).await;
+                        }
+                    }
+                }
+                Event::Frame(Some(Err(e))) => {
+                    let mut w = worker.take().expect("frames come from a worker");
+                    self.fail(format!(
+                        "{}: the channel broke: {e}{}",
+                        self.who,
+                        w.tail()
+                    ));
+                    let _ = w.child.start_kill();
+                }
+                Event::Frame(None) => {
+                    let mut w = worker.take().expect("frames come from a worker");
+                    let why = w.exit_reason().await;
+                    let why = format!("{} (pid {}) {why}{}", self.who, w.pid.unwrap_or(0), w.tail());
+                    if !(closing && self.pending.is_empty()) {
+                        if let Err(e) = self.count_death(&why) {
+                            self.fail(e);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(w) = worker.take() {
+            stop(w).await;
+        }
+    }
+
+    /// Counts a death; an error when there were too many.
+    fn count_death(&mut self, why: &str) -> std::result::Result<(), String> {
+        let now = Instant::now();
+        self.deaths.push_back(now);
+        while let Some(&t) = self.deaths.front() {
+            if now.duration_since(t) > self.opts.restart_window {
+                self.deaths.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.deaths.len() > self.opts.max_restarts {
+            return Err(format!(
+                "{why}\nthe Python worker died {} times within {:?} \
+                 (python.worker.restart.max-attempts = {}); the job fails",
+                self.deaths.len(),
+                self.opts.restart_window,
+                self.opts.max_restarts
+            ));
+        }
+        log_line(
+            "WARN",
+            &self.who,
+            &format!("{why}; starting a new worker and sending again the {} bundles without a result", self.pending.len()),
+        );
+        self.sys.restarts.inc(1);
+        self.handshake.attempt += 1;
+        Ok(())
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.fatal.is_none() {
+            self.fatal = Some(message.clone());
+        }
+        self.pending.clear();
+        for (_, p) in self.parents.drain() {
+            let _ = p.reply.send(Err(EngineError::Execution(message.clone())));
+        }
+    }
+
+    /// Cuts a batch into bundles; returns their ids.
+    fn add(&mut self, batch: RecordBatch, reply: oneshot::Sender<Result<Evaluated>>) -> Vec<u64> {
+        let parent = self.next_parent;
+        self.next_parent += 1;
+        let rows = batch.num_rows();
+        let size = self.opts.bundle_size;
+        let n = rows.div_ceil(size).max(1);
+        let mut ids = Vec::with_capacity(n);
+        for part in 0..n {
+            let off = part * size;
+            let len = size.min(rows - off.min(rows));
+            let id = self.next_bundle;
+            self.next_bundle += 1;
+            self.pending.insert(
+                id,
+                Bundle {
+                    parent,
+                    part,
+                    batch: batch.slice(off.min(rows), len),
+                    sent: Instant::now(),
+                },
+            );
+            ids.push(id);
+        }
+        self.parents.insert(
+            parent,
+            Parent {
+                parts: vec![None; n],
+                remaining: n,
+                reply,
+            },
+        );
+        ids
+    }
+
+    fn send(&mut self, w: &Worker, id: u64) {
+        if let Some(b) = self.pending.get_mut(&id) {
+            b.sent = Instant::now();
+            let _ = w.out.send(Frame::Input {
+                bundle: id,
+                batch: b.batch.clone(),
+            });
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<()> {
+        match frame {
+            Frame::Result {
+                bundle,
+                batch,
+                metrics,
+                skipped,
+                worker_nanos,
+            } => self.on_result(bundle, batch, &metrics, skipped, worker_nanos),
+            Frame::Metrics { metrics } => self.apply_metrics(&metrics),
+            Frame::Log {
+                level,
+                logger,
+                message,
+            } => {
+                let text = if logger.is_empty() {
+                    message
+                } else {
+                    format!("{logger}: {message}")
+                };
+                for line in text.lines() {
+                    log_line(level_name(level), &self.who, line);
+                }
+                Ok(())
+            }
+            Frame::Error {
+                bundle: _,
+                function,
+                exception,
+                message,
+                traceback,
+                row,
+            } => {
+                let row = if row.is_empty() {
+                    String::new()
+                } else {
+                    format!("\ninput row: {row}")
+                };
+                Err(EngineError::Execution(format!(
+                    "Python function `{function}` raised {exception}: {message}{row}\n{traceback}",
+                )))
+            }
+            Frame::Heartbeat { .. } => Ok(()),
+            other => Err(EngineError::Execution(format!(
+                "{}: unexpected {} frame from the worker",
+                self.who,
+                other.kind()
+            ))),
+        }
+    }
+
+    fn apply_metrics(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.remote.apply_bytes(bytes).map_err(|e| {
+            EngineError::Execution(format!("{}: metric updates refused: {e}", self.who))
+        })
+    }
+
+    fn on_result(
+        &mut self,
+        bundle: u64,
+        batch: RecordBatch,
+        metrics: &[u8],
+        skipped: u32,
+        worker_nanos: u64,
+    ) -> Result<()> {
+        let Some(b) = self.pending.get(&bundle) else {
+            return Err(EngineError::Execution(format!(
+                "{}: a result for bundle {bundle}, which is not waiting for one",
+                self.who
+            )));
+        };
+        let rows = b.batch.num_rows();
+        let calls = self.result_types.len();
+        let who = self.who.clone();
+        let bad = move |detail: String| {
+            EngineError::Execution(format!("{who}: result of bundle {bundle}: {detail}"))
+        };
+        let want_cols = calls + usize::from(skipped > 0);
+        if batch.num_columns() != want_cols || batch.num_rows() != rows {
+            return Err(bad(format!(
+                "{} columns of {} rows, expected {want_cols} of {rows}",
+                batch.num_columns(),
+                batch.num_rows()
+            )));
+        }
+        if skipped > 0 {
+            let keep = batch
+                .column(calls)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .filter(|k| k.null_count() == 0)
+                .ok_or_else(|| bad("the kept-rows column is not a boolean per input row".into()))?;
+            let kept = keep.true_count();
+            if kept + skipped as usize != rows {
+                return Err(bad(format!(
+                    "{kept} rows kept and {skipped} skipped out of {rows}"
+                )));
+            }
+        }
+        for (i, t) in self.result_types.iter().enumerate() {
+            if batch.column(i).data_type() != t {
+                return Err(bad(format!(
+                    "column {i} is {} but the function returns {}",
+                    type_name(batch.column(i).data_type()),
+                    type_name(t)
+                )));
+            }
+        }
+        // Accepted: the metrics made while computing it count now, once.
+        self.apply_metrics(metrics)?;
+        let b = self.pending.remove(&bundle).expect("checked above");
+        self.sys.rows.inc(rows as i64);
+        self.sys.skipped.inc(i64::from(skipped));
+        self.sys.bundles.inc(1);
+        self.sys.bundle_rows.update_i64(rows as i64);
+        let worker = worker_nanos as f64 / 1e9;
+        self.sys.bundle_seconds.update_f64(worker);
+        let round_trip = b.sent.elapsed().as_secs_f64();
+        self.sys.wait_seconds.update_f64((round_trip - worker).max(0.0));
+        let parent = self.parents.get_mut(&b.parent).expect("a bundle has a parent");
+        parent.parts[b.part] = Some(batch);
+        parent.remaining -= 1;
+        if parent.remaining == 0 {
+            let p = self.parents.remove(&b.parent).expect("present");
+            let out = assemble(p.parts.into_iter().flatten().collect(), calls);
+            let _ = p.reply.send(out.map_err(|e| bad(e.to_string())));
+        }
+        Ok(())
+    }
+
+    async fn start_worker(&mut self) -> std::result::Result<Worker, Failure> {
+        self.socket_seq += 1;
+        let socket = self.dir.path.join(format!(
+            "{}-{}-{}.sock",
+            self.handshake.subtask,
+            self.socket_seq,
+            DIR_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let fatal = |m: String| Failure::Fatal(EngineError::Execution(m));
+        let listener = UnixListener::bind(&socket)
+            .map_err(|e| fatal(format!("{}: cannot listen on {}: {e}", self.who, socket.display())))?;
+        let mut child = Command::new(&self.opts.python)
+            .arg("-m")
+            .arg("weir.worker")
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                fatal(format!(
+                    "{}: cannot start `{} -m weir.worker` (python.executable): {e}",
+                    self.who, self.opts.python
+                ))
+            })?;
+        let pid = child.id();
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let who = format!("{} pid {}", self.who, pid.unwrap_or(0));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_lines(out, who.clone(), "INFO", None));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_lines(err, who.clone(), "WARN", Some(tail.clone())));
+        }
+        let mut w = Worker {
+            child,
+            pid,
+            out: mpsc::unbounded_channel().0,
+            frames: mpsc::unbounded_channel().1,
+            stderr_tail: tail,
+            socket,
+        };
+        let deadline = self.opts.start_timeout;
+        let accepted = tokio::select! {
+            a = tokio::time::timeout(deadline, listener.accept()) => a,
+            st = w.child.wait() => {
+                let why = st.map(describe_exit).unwrap_or_else(|e| e.to_string());
+                // Give the output forwarders a moment to catch the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Err(Failure::Died(format!("{} {why} before connecting{}", self.who, w.tail())));
+            }
+        };
+        let stream = match accepted {
+            Ok(Ok((s, _))) => s,
+            Ok(Err(e)) => return Err(fatal(format!("{}: accepting its connection: {e}", self.who))),
+            Err(_) => {
+                let _ = w.child.start_kill();
+                return Err(Failure::Died(format!(
+                    "{} did not connect within {deadline:?} (python.worker.start-timeout){}",
+                    self.who,
+                    w.tail()
+                )));
+            }
+        };
+        drop(listener);
+        let (mut rd, mut wr) = stream.into_split();
+        let (ftx, frx) = mpsc::unbounded_channel();
+        let received = self.sys.bytes_received.clone();
+        tokio::spawn(async move {
+            loop {
+                match channel::read_frame(&mut rd, channel::DEFAULT_MAX_FRAME).await {
+                    Ok(Some((f, n))) => {
+                        received.inc(n as i64);
+                        if ftx.send(Ok(f)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = ftx.send(Err(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        });
+        let (otx, mut orx) = mpsc::unbounded_channel::<Frame>();
+        let sent = self.sys.bytes_sent.clone();
+        tokio::spawn(async move {
+            while let Some(f) = orx.recv().await {
+                match channel::write_frame(&mut wr, &f).await {
+                    Ok(n) => sent.inc(n as i64),
+                    Err(_) => break,
+                }
+            }
+        });
+        w.out = otx;
+        w.frames = frx;
+
+        // Hello, handshake, ready.
+        let first = tokio::time::timeout(deadline, w.frames.recv()).await;
+        match first {
+            Ok(Some(Ok(Frame::Hello { version, .. }))) if version == channel::VERSION => {}
+            Ok(Some(Ok(Frame::Hello { version, .. }))) => {
+                return Err(fatal(format!(
+                    "{} speaks protocol version {version}, the engine {}: install the same \
+                     weir in python.executable's environment",
+                    self.who,
+                    channel::VERSION
+                )))
+            }
+            Ok(Some(Ok(other))) => {
+                return Err(fatal(format!("{}: expected hello, got {}", self.who, other.kind())))
+            }
+            Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
+            Ok(None) => {
+                let why = w.exit_reason().await;
+                return Err(Failure::Died(format!("{} {why} before saying hello{}", self.who, w.tail())));
+            }
+            Err(_) => {
+                return Err(Failure::Died(format!(
+                    "{} did not say hello within {deadline:?}",
+                    self.who
+                )))
+            }
+        }
+        let _ = w.out.send(Frame::Handshake(self.handshake.clone()));
+        loop {
+            let f = tokio::time::timeout(deadline, w.frames.recv()).await;
+            match f {
+                Ok(Some(Ok(Frame::Ready))) => break,
+                Ok(Some(Ok(frame @ (Frame::Log { .. } | Frame::Metrics { .. } | Frame::Error { .. } | Frame::Heartbeat { .. })))) => {
+                    self.on_frame(frame).map_err(Failure::Fatal)?;
+                }
+                Ok(Some(Ok(other))) => {
+                    return Err(fatal(format!("{}: expected ready, got {}", self.who, other.kind())))
+                }
+                Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
+                Ok(None) => {
+                    let why = w.exit_reason().await;
+                    return Err(Failure::Died(format!(
+                        "{} {why} while opening the functions{}",
+                        self.who,
+                        w.tail()
+                    )));
+                }
+                Err(_) => {
+                    return Err(Failure::Died(format!(
+                        "{} did not open its functions within {deadline:?}",
+                        self.who
+                    )))
+                }
+            }
+        }
+        // Replay what has no result yet, in order.
+        let ids: Vec<u64> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.send(&w, id);
+        }
+        Ok(w)
+    }
+}
+
+enum Event {
+    Cmd(Option<Cmd>),
+    Frame(Option<std::result::Result<Frame, String>>),
+}
+
+/// Asks a worker to close its functions and exit; kills it if it does not.
+async fn stop(mut w: Worker) {
+    let _ = w.out.send(Frame::Close);
+    let drain = async {
+        while let Some(f) = w.frames.recv().await {
+            if let Ok(Frame::Log {
+                level,
+                logger,
+                message,
+            }) = f
+            {
+                log_line(level_name(level), &logger, &message);
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    if tokio::time::timeout(Duration::from_secs(1), w.child.wait())
+        .await
+        .is_err()
+    {
+        let _ = w.child.start_kill();
+    }
+}
+
+/// One result column per call over all parts, and the kept rows if any part skipped some
+/// (then the columns hold only the kept rows).
+fn assemble(parts: Vec<RecordBatch>, calls: usize) -> std::result::Result<Evaluated, String> {
+    let concat = |c: usize| -> std::result::Result<ArrayRef, String> {
+        if parts.len() == 1 {
+            return Ok(parts[0].column(c).clone());
+        }
+        let cols: Vec<&dyn Array> = parts.iter().map(|p| p.column(c).as_ref()).collect();
+        arrow_select::concat::concat(&cols).map_err(|e| e.to_string())
+    };
+    let mut columns = (0..calls).map(concat).collect::<std::result::Result<Vec<_>, _>>()?;
+    if !parts.iter().any(|p| p.num_columns() > calls) {
+        return Ok(Evaluated::all(columns));
+    }
+    let mut mask = Vec::new();
+    for p in &parts {
+        match p.columns().get(calls) {
+            Some(k) => {
+                let k = k
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or("kept-rows column is not boolean")?;
+                mask.extend(k.iter().map(|v| v.unwrap_or(false)));
+            }
+            None => mask.extend(std::iter::repeat_n(true, p.num_rows())),
+        }
+    }
+    let keep = BooleanArray::from(mask);
+    for c in columns.iter_mut() {
+        *c = arrow_select::filter::filter(c.as_ref(), &keep).map_err(|e| e.to_string())?;
+    }
+    Ok(Evaluated {
+        columns,
+        keep: Some(keep),
+    })
+}
+
+#[cfg(test)]
+fn is_private(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o777 == 0o700)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_with_clear_errors() {
+        let mut c = BTreeMap::new();
+        let o = Options::from_config(&c).unwrap();
+        assert_eq!(o.bundle_size, 1000);
+        assert_eq!(o.python, "python3");
+        c.insert(keys::BUNDLE_SIZE.to_string(), "abc".to_string());
+        let e = Options::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("python.fn-execution.bundle.size") && e.contains("abc"), "{e}");
+        c.insert(keys::BUNDLE_SIZE.to_string(), "10".to_string());
+        c.insert(keys::RESTART_WINDOW.to_string(), "2 min".to_string());
+        assert_eq!(
+            Options::from_config(&c).unwrap().restart_window,
+            Duration::from_secs(120)
+        );
+        c.insert(keys::ON_ERROR.to_string(), "ignore".to_string());
+        let e = Options::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("python.udf.on-error"), "{e}");
+    }
+
+    #[test]
+    fn private_dirs_are_0700() {
+        let b = ProcessBackend::default();
+        let d = b.job_dir("my job/1").unwrap();
+        assert!(is_private(&d.path));
+        assert!(d.path.starts_with(std::env::temp_dir()));
+        let again = b.job_dir("my job/1").unwrap();
+        assert_eq!(d.path, again.path, "one directory per job");
+        let p = d.path.clone();
+        drop(d);
+        drop(again);
+        assert!(!p.exists(), "removed with its last worker");
+    }
+
+    #[test]
+    fn assemble_keeps_order_and_masks() {
+        use arrow_array::{cast::AsArray, types::Int64Type, Int64Array};
+        use arrow_schema::{Field, Schema};
+        let s1 = Arc::new(Schema::new(vec![Field::new("r", DataType::Int64, true)]));
+        let s2 = Arc::new(Schema::new(vec![
+            Field::new("r", DataType::Int64, true),
+            Field::new("keep", DataType::Boolean, false),
+        ]));
+        let a = RecordBatch::try_new(s1, vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+        // Second part: 3 input rows, the middle one skipped (NULL in the result).
+        let b = RecordBatch::try_new(
+            s2,
+            vec![
+                Arc::new(Int64Array::from(vec![Some(3), None, Some(5)])),
+                Arc::new(BooleanArray::from(vec![true, false, true])),
+            ],
+        )
+        .unwrap();
+        let e = assemble(vec![a.clone(), b], 1).unwrap();
+        let keep: Vec<bool> = e.keep.unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(keep, [true, true, true, false, true]);
+        let r: Vec<i64> = e.columns[0].as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(r, [1, 2, 3, 5]);
+        let all = assemble(vec![a.clone(), a], 1).unwrap();
+        assert!(all.keep.is_none());
+        assert_eq!(all.columns[0].len(), 4);
+    }
+}
