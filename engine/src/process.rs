@@ -96,7 +96,13 @@ fn parse_millis(config: &BTreeMap<String, String>, key: &str, default: u64) -> R
         "" | "ms" => n,
         "s" => n.saturating_mul(1000),
         "min" => n.saturating_mul(60_000),
-        _ => return Err(bad_option(key, v, "a duration such as 1000, 500 ms or 10 s")),
+        _ => {
+            return Err(bad_option(
+                key,
+                v,
+                "a duration such as 1000, 500 ms or 10 s",
+            ))
+        }
     };
     Ok(Duration::from_millis(ms))
 }
@@ -201,12 +207,16 @@ impl UdfBackend for ProcessBackend {
         let mut functions = Vec::new();
         let mut result_types = Vec::new();
         for c in calls {
-            let f = c.udf.payload.downcast_ref::<PythonFunction>().ok_or_else(|| {
-                EngineError::Execution(format!(
-                    "function `{}` is not a Python function but was given to the Python runner",
-                    c.udf.name
-                ))
-            })?;
+            let f = c
+                .udf
+                .payload
+                .downcast_ref::<PythonFunction>()
+                .ok_or_else(|| {
+                    EngineError::Execution(format!(
+                        "function `{}` is not a Python function but was given to the Python runner",
+                        c.udf.name
+                    ))
+                })?;
             functions.push(FunctionSpec {
                 name: c.udf.name.clone(),
                 payload: f.pickled.clone(),
@@ -310,27 +320,22 @@ impl SysMetrics {
     ) -> weir_metrics::Result<Self> {
         let g = registry.system_group("python_udf", labels)?;
         Ok(Self {
-            rows: g.counter_with_help("rows_total", "Rows evaluated by the Python functions")?,
+            rows: g.counter_with_help("rows", "Rows evaluated by the Python functions")?,
             skipped: g.counter_with_help(
-                "errors_total",
+                "errors",
                 "Rows on which a Python function raised (skipped with python.udf.on-error=skip)",
             )?,
-            bundles: g.counter_with_help("bundles_total", "Bundles evaluated by the worker")?,
+            bundles: g.counter_with_help("bundles", "Bundles evaluated by the worker")?,
             bundle_rows: g.distribution("bundle_rows")?,
             bundle_seconds: g.distribution("bundle_seconds")?,
             wait_seconds: g.distribution("wait_seconds")?,
             restarts: g.counter_with_help(
-                "worker_restarts_total",
+                "worker_restarts",
                 "Python workers started again after one died",
             )?,
-            bytes_sent: g.counter_with_help(
-                "sent_bytes_total",
-                "Bytes sent to the Python worker",
-            )?,
-            bytes_received: g.counter_with_help(
-                "received_bytes_total",
-                "Bytes received from the Python worker",
-            )?,
+            bytes_sent: g.counter_with_help("sent_bytes", "Bytes sent to the Python worker")?,
+            bytes_received: g
+                .counter_with_help("received_bytes", "Bytes received from the Python worker")?,
         })
     }
 }
@@ -364,7 +369,10 @@ impl Worker {
         if t.is_empty() {
             String::new()
         } else {
-            format!("; its last output:\n{}", t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            format!(
+                "; its last output:\n{}",
+                t.iter().cloned().collect::<Vec<_>>().join("\n")
+            )
         }
     }
 
@@ -515,17 +523,18 @@ impl Driver {
                 }
                 Event::Frame(Some(Err(e))) => {
                     let mut w = worker.take().expect("frames come from a worker");
-                    self.fail(format!(
-                        "{}: the channel broke: {e}{}",
-                        self.who,
-                        w.tail()
-                    ));
+                    self.fail(format!("{}: the channel broke: {e}{}", self.who, w.tail()));
                     let _ = w.child.start_kill();
                 }
                 Event::Frame(None) => {
                     let mut w = worker.take().expect("frames come from a worker");
                     let why = w.exit_reason().await;
-                    let why = format!("{} (pid {}) {why}{}", self.who, w.pid.unwrap_or(0), w.tail());
+                    let why = format!(
+                        "{} (pid {}) {why}{}",
+                        self.who,
+                        w.pid.unwrap_or(0),
+                        w.tail()
+                    );
                     if !(closing && self.pending.is_empty()) {
                         if let Err(e) = self.count_death(&why) {
                             self.fail(e);
@@ -562,7 +571,10 @@ impl Driver {
         log_line(
             "WARN",
             &self.who,
-            &format!("{why}; starting a new worker and sending again the {} bundles without a result", self.pending.len()),
+            &format!(
+                "{why}; starting a new worker and sending again the {} bundles without a result",
+                self.pending.len()
+            ),
         );
         self.sys.restarts.inc(1);
         self.handshake.attempt += 1;
@@ -745,8 +757,13 @@ impl Driver {
         let worker = worker_nanos as f64 / 1e9;
         self.sys.bundle_seconds.update_f64(worker);
         let round_trip = b.sent.elapsed().as_secs_f64();
-        self.sys.wait_seconds.update_f64((round_trip - worker).max(0.0));
-        let parent = self.parents.get_mut(&b.parent).expect("a bundle has a parent");
+        self.sys
+            .wait_seconds
+            .update_f64((round_trip - worker).max(0.0));
+        let parent = self
+            .parents
+            .get_mut(&b.parent)
+            .expect("a bundle has a parent");
         parent.parts[b.part] = Some(batch);
         parent.remaining -= 1;
         if parent.remaining == 0 {
@@ -766,8 +783,13 @@ impl Driver {
             DIR_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let fatal = |m: String| Failure::Fatal(EngineError::Execution(m));
-        let listener = UnixListener::bind(&socket)
-            .map_err(|e| fatal(format!("{}: cannot listen on {}: {e}", self.who, socket.display())))?;
+        let listener = UnixListener::bind(&socket).map_err(|e| {
+            fatal(format!(
+                "{}: cannot listen on {}: {e}",
+                self.who,
+                socket.display()
+            ))
+        })?;
         let mut child = Command::new(&self.opts.python)
             .arg("-m")
             .arg("weir.worker")
@@ -813,7 +835,12 @@ impl Driver {
         };
         let stream = match accepted {
             Ok(Ok((s, _))) => s,
-            Ok(Err(e)) => return Err(fatal(format!("{}: accepting its connection: {e}", self.who))),
+            Ok(Err(e)) => {
+                return Err(fatal(format!(
+                    "{}: accepting its connection: {e}",
+                    self.who
+                )))
+            }
             Err(_) => {
                 let _ = w.child.start_kill();
                 return Err(Failure::Died(format!(
@@ -870,12 +897,20 @@ impl Driver {
                 )))
             }
             Ok(Some(Ok(other))) => {
-                return Err(fatal(format!("{}: expected hello, got {}", self.who, other.kind())))
+                return Err(fatal(format!(
+                    "{}: expected hello, got {}",
+                    self.who,
+                    other.kind()
+                )))
             }
             Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
             Ok(None) => {
                 let why = w.exit_reason().await;
-                return Err(Failure::Died(format!("{} {why} before saying hello{}", self.who, w.tail())));
+                return Err(Failure::Died(format!(
+                    "{} {why} before saying hello{}",
+                    self.who,
+                    w.tail()
+                )));
             }
             Err(_) => {
                 return Err(Failure::Died(format!(
@@ -889,11 +924,20 @@ impl Driver {
             let f = tokio::time::timeout(deadline, w.frames.recv()).await;
             match f {
                 Ok(Some(Ok(Frame::Ready))) => break,
-                Ok(Some(Ok(frame @ (Frame::Log { .. } | Frame::Metrics { .. } | Frame::Error { .. } | Frame::Heartbeat { .. })))) => {
+                Ok(Some(Ok(
+                    frame @ (Frame::Log { .. }
+                    | Frame::Metrics { .. }
+                    | Frame::Error { .. }
+                    | Frame::Heartbeat { .. }),
+                ))) => {
                     self.on_frame(frame).map_err(Failure::Fatal)?;
                 }
                 Ok(Some(Ok(other))) => {
-                    return Err(fatal(format!("{}: expected ready, got {}", self.who, other.kind())))
+                    return Err(fatal(format!(
+                        "{}: expected ready, got {}",
+                        self.who,
+                        other.kind()
+                    )))
                 }
                 Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
                 Ok(None) => {
@@ -960,7 +1004,9 @@ fn assemble(parts: Vec<RecordBatch>, calls: usize) -> std::result::Result<Evalua
         let cols: Vec<&dyn Array> = parts.iter().map(|p| p.column(c).as_ref()).collect();
         arrow_select::concat::concat(&cols).map_err(|e| e.to_string())
     };
-    let mut columns = (0..calls).map(concat).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut columns = (0..calls)
+        .map(concat)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     if !parts.iter().any(|p| p.num_columns() > calls) {
         return Ok(Evaluated::all(columns));
     }
@@ -1007,7 +1053,10 @@ mod tests {
         assert_eq!(o.python, "python3");
         c.insert(keys::BUNDLE_SIZE.to_string(), "abc".to_string());
         let e = Options::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("python.fn-execution.bundle.size") && e.contains("abc"), "{e}");
+        assert!(
+            e.contains("python.fn-execution.bundle.size") && e.contains("abc"),
+            "{e}"
+        );
         c.insert(keys::BUNDLE_SIZE.to_string(), "10".to_string());
         c.insert(keys::RESTART_WINDOW.to_string(), "2 min".to_string());
         assert_eq!(

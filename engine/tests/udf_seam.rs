@@ -13,7 +13,9 @@ use tokio::sync::oneshot;
 use weir_engine::error::{EngineError, Result};
 use weir_engine::expr::{col, Expr};
 use weir_engine::table::TableEnvironment;
-use weir_engine::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall, UdfRef};
+use weir_engine::udf::{
+    Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall, UdfRef,
+};
 
 /// Multiplies its argument by 10 on a worker thread; answers every other batch late, so
 /// results complete out of order. Fails on a negative input.

@@ -1,0 +1,166 @@
+"""Rows, row kinds and configuration, as in ``pyflink.common``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+
+class RowKind(Enum):
+    """The change a row makes in a changelog (``+I``, ``-U``, ``+U``, ``-D``)."""
+
+    INSERT = 0
+    UPDATE_BEFORE = 1
+    UPDATE_AFTER = 2
+    DELETE = 3
+
+    def short_string(self) -> str:
+        return ("+I", "-U", "+U", "-D")[self.value]
+
+    def __str__(self) -> str:
+        return self.short_string()
+
+
+class Row(tuple):
+    """A row: positional (``Row(1, 'a')``) or named (``Row(id=1, name='a')``).
+
+    Fields are read by index (``row[0]``), by name (``row['id']``, ``row.id``); the row
+    kind is ``row.get_row_kind()``.
+    """
+
+    _fields: Optional[Tuple[str, ...]]
+    _row_kind: RowKind
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Row":
+        if args and kwargs:
+            raise TypeError("Row takes positional or keyword values, not both")
+        if kwargs:
+            row = super().__new__(cls, tuple(kwargs.values()))
+            row._fields = tuple(kwargs.keys())
+        else:
+            row = super().__new__(cls, args)
+            row._fields = None
+        row._row_kind = RowKind.INSERT
+        return row
+
+    @classmethod
+    def _make(cls, names: Optional[Sequence[str]], values: Iterable[Any], kind: int = 0) -> "Row":
+        row = super().__new__(cls, tuple(values))
+        row._fields = tuple(names) if names is not None else None
+        row._row_kind = RowKind(kind)
+        return row
+
+    def __call__(self, *args: Any) -> "Row":
+        """``Row('id', 'name')(1, 'a')`` makes a named row, as in PyFlink."""
+        return Row._make(tuple(self), args)
+
+    def get_row_kind(self) -> RowKind:
+        return self._row_kind
+
+    def set_row_kind(self, kind: RowKind) -> None:
+        self._row_kind = kind
+
+    def get_fields_by_names(self, names: Iterable[str]) -> List[Any]:
+        return [self[n] for n in names]
+
+    def set_field_names(self, names: Sequence[str]) -> None:
+        if len(names) != len(self):
+            raise ValueError(f"{len(names)} names for {len(self)} fields")
+        self._fields = tuple(names)
+
+    def as_dict(self, recursive: bool = False) -> Dict[str, Any]:
+        if self._fields is None:
+            raise TypeError("this row has no field names")
+
+        def conv(v: Any) -> Any:
+            if recursive and isinstance(v, Row) and v._fields is not None:
+                return v.as_dict(True)
+            return v
+
+        return {k: conv(v) for k, v in zip(self._fields, self)}
+
+    def __getitem__(self, item: Any) -> Any:  # type: ignore[override]
+        if isinstance(item, str):
+            if self._fields is not None:
+                try:
+                    return tuple.__getitem__(self, self._fields.index(item))
+                except ValueError:
+                    pass
+            raise KeyError(item)
+        return tuple.__getitem__(self, item)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fields = self.__dict__.get("_fields")
+        if fields is not None and name in fields:
+            return tuple.__getitem__(self, fields.index(name))
+        raise AttributeError(f"Row has no field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Row):
+            return (
+                tuple.__eq__(self, other)
+                and self._row_kind == other._row_kind
+                and (self._fields is None or other._fields is None or self._fields == other._fields)
+            )
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+    def __repr__(self) -> str:
+        if self._fields is not None:
+            inner = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self))
+        else:
+            inner = ", ".join(repr(v) for v in self)
+        return f"<Row({inner})>"
+
+    def __reduce__(self) -> Any:
+        return (Row._make, (self._fields, tuple(self), self._row_kind.value))
+
+
+class Configuration:
+    """String keys and values (``pyflink.common.Configuration``)."""
+
+    def __init__(self, other: Optional["Configuration"] = None) -> None:
+        self._data: Dict[str, str] = dict(other._data) if other is not None else {}
+
+    def set_string(self, key: str, value: str) -> "Configuration":
+        self._data[key] = str(value)
+        return self
+
+    def get_string(self, key: str, default_value: str) -> str:
+        return self._data.get(key, default_value)
+
+    def set_integer(self, key: str, value: int) -> "Configuration":
+        return self.set_string(key, str(int(value)))
+
+    def get_integer(self, key: str, default_value: int) -> int:
+        v = self._data.get(key)
+        return int(v) if v is not None else default_value
+
+    def set_boolean(self, key: str, value: bool) -> "Configuration":
+        return self.set_string(key, "true" if value else "false")
+
+    def get_boolean(self, key: str, default_value: bool) -> bool:
+        v = self._data.get(key)
+        return v.lower() == "true" if v is not None else default_value
+
+    def contains_key(self, key: str) -> bool:
+        return key in self._data
+
+    def key_set(self) -> List[str]:
+        return list(self._data)
+
+    def to_dict(self) -> Dict[str, str]:
+        return dict(self._data)
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(self._data.items())
+
+
+__all__ = ["Row", "RowKind", "Configuration"]

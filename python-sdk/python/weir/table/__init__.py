@@ -1,0 +1,35 @@
+"""The Table API, named as in ``pyflink.table``."""
+
+from weir.table.expression import Expression
+from weir.table.table import GroupedTable, GroupWindowedTable, Table, TableSchema
+from weir.table.table_environment import (
+    EnvironmentSettings,
+    StatementSet,
+    TableConfig,
+    TableEnvironment,
+)
+from weir.table.table_result import ResultKind, TableResult
+from weir.table.types import DataType, DataTypes
+from weir.table.udf import FunctionContext, ScalarFunction, udf
+from weir.common import Row, RowKind
+
+__all__ = [
+    "EnvironmentSettings",
+    "TableEnvironment",
+    "TableConfig",
+    "StatementSet",
+    "Table",
+    "GroupedTable",
+    "GroupWindowedTable",
+    "TableSchema",
+    "TableResult",
+    "ResultKind",
+    "DataTypes",
+    "DataType",
+    "Expression",
+    "ScalarFunction",
+    "FunctionContext",
+    "udf",
+    "Row",
+    "RowKind",
+]

@@ -1,0 +1,377 @@
+"""``TableEnvironment``: where tables and functions are registered and jobs run."""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import decimal
+import importlib
+import itertools
+import os
+import sys
+import weakref
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+import cloudpickle
+
+from weir import _native
+from weir.common import Configuration, Row
+from weir.table.table import Table
+from weir.table.table_result import TableResult
+from weir.table.types import DataType, RowType, type_text
+from weir.table.udf import UserDefinedScalarFunctionWrapper
+
+_view_ids = itertools.count(1)
+_live_envs: "weakref.WeakSet[TableEnvironment]" = weakref.WeakSet()
+
+
+class EnvironmentSettings:
+    """Streaming or batch mode (``EnvironmentSettings.in_streaming_mode()``)."""
+
+    def __init__(self, streaming: bool = True, configuration: Optional[Configuration] = None):
+        self._streaming = streaming
+        self._configuration = configuration or Configuration()
+
+    @staticmethod
+    def in_streaming_mode() -> "EnvironmentSettings":
+        return EnvironmentSettings(True)
+
+    @staticmethod
+    def in_batch_mode() -> "EnvironmentSettings":
+        return EnvironmentSettings(False)
+
+    @staticmethod
+    def new_instance() -> "EnvironmentSettings.Builder":
+        return EnvironmentSettings.Builder()
+
+    def is_streaming_mode(self) -> bool:
+        return self._streaming
+
+    def get_configuration(self) -> Configuration:
+        return self._configuration
+
+    class Builder:
+        def __init__(self) -> None:
+            self._streaming = True
+            self._config = Configuration()
+
+        def in_streaming_mode(self) -> "EnvironmentSettings.Builder":
+            self._streaming = True
+            return self
+
+        def in_batch_mode(self) -> "EnvironmentSettings.Builder":
+            self._streaming = False
+            return self
+
+        def with_configuration(self, config: Configuration) -> "EnvironmentSettings.Builder":
+            self._config = Configuration(config)
+            return self
+
+        def build(self) -> "EnvironmentSettings":
+            return EnvironmentSettings(self._streaming, self._config)
+
+
+class TableConfig:
+    """``t_env.get_config()``: ``set(key, value)``, ``get(key, default)``."""
+
+    def __init__(self, env: "TableEnvironment") -> None:
+        self._env = env
+
+    def set(self, key: str, value: Any) -> "TableConfig":
+        if isinstance(value, dict):
+            value = ",".join(f"{k}:{v}" for k, v in value.items())
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        self._env._native.set_config(key, str(value))
+        return self
+
+    def get(self, key: str, default_value: Optional[str] = None) -> Optional[str]:
+        v = self._env._native.get_config(key)
+        return default_value if v is None else v
+
+    def get_configuration(self) -> Configuration:
+        c = Configuration()
+        for k, v in self._env._native.config().items():
+            c.set_string(k, v)
+        return c
+
+    def add_configuration(self, configuration: Configuration) -> None:
+        for k, v in configuration:
+            self.set(k, v)
+
+    def set_python_executable(self, python_exec: str) -> None:
+        self.set("python.executable", python_exec)
+
+    def get_python_executable(self) -> Optional[str]:
+        return self.get("python.executable")
+
+
+class StatementSet:
+    """Several INSERTs run together (``t_env.create_statement_set()``)."""
+
+    def __init__(self, env: "TableEnvironment") -> None:
+        self._env = env
+        self._inserts: List[Any] = []
+
+    def add_insert_sql(self, stmt: str) -> "StatementSet":
+        self._inserts.append(stmt)
+        return self
+
+    def add_insert(self, target_path: str, table: Table, overwrite: bool = False) -> "StatementSet":
+        self._inserts.append((target_path, table))
+        return self
+
+    def execute(self) -> TableResult:
+        jobs = []
+        for i in self._inserts:
+            if isinstance(i, str):
+                jobs.append(self._env.execute_sql(i)._job)
+            else:
+                jobs.append(self._env._execute_insert(i[1], i[0]))
+        return TableResult(job=_AllJobs(jobs))
+
+
+class _AllJobs:
+    def __init__(self, jobs: List[Any]) -> None:
+        self._jobs = jobs
+        self.job_name = ",".join(j.job_name for j in jobs)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        for j in self._jobs:
+            j.wait(timeout)
+
+    def cancel(self) -> None:
+        for j in self._jobs:
+            j.cancel()
+
+    def is_done(self) -> bool:
+        return all(j.is_done() for j in self._jobs)
+
+
+def _infer_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "BOOLEAN"
+    if isinstance(v, int):
+        return "BIGINT"
+    if isinstance(v, float):
+        return "DOUBLE"
+    if isinstance(v, str):
+        return "STRING"
+    if isinstance(v, bytes):
+        return "BYTES"
+    if isinstance(v, decimal.Decimal):
+        return "DECIMAL(38, 18)"
+    if isinstance(v, datetime.datetime):
+        return "TIMESTAMP(6)"
+    if isinstance(v, datetime.date):
+        return "DATE"
+    if isinstance(v, datetime.time):
+        return "TIME(0)"
+    if isinstance(v, (list, tuple)) and v:
+        return f"ARRAY<{_infer_type(v[0])}>"
+    if isinstance(v, dict) and v:
+        k, x = next(iter(v.items()))
+        return f"MAP<{_infer_type(k)}, {_infer_type(x)}>"
+    raise TypeError(f"cannot infer a column type from {v!r}; pass a schema")
+
+
+class TableEnvironment:
+    """Creates tables, registers functions and runs jobs (``TableEnvironment.create(settings)``)."""
+
+    def __init__(self, settings: EnvironmentSettings) -> None:
+        self._native = _native.Env(settings.is_streaming_mode())
+        self._config = TableConfig(self)
+        self._udf_names: Dict[int, str] = {}
+        self._python_files: List[str] = []
+        for k, v in settings.get_configuration():
+            self._native.set_config(k, v)
+        _live_envs.add(self)
+
+    @staticmethod
+    def create(environment_settings: Union[EnvironmentSettings, Configuration, None] = None) -> "TableEnvironment":
+        if environment_settings is None:
+            environment_settings = EnvironmentSettings.in_streaming_mode()
+        if isinstance(environment_settings, Configuration):
+            mode = environment_settings.get_string("execution.runtime-mode", "streaming")
+            environment_settings = EnvironmentSettings(mode != "batch", environment_settings)
+        return TableEnvironment(environment_settings)
+
+    # -- configuration --
+    def get_config(self) -> TableConfig:
+        return self._config
+
+    def add_python_file(self, file_path: str) -> None:
+        """Makes a file or directory importable in the workers."""
+        self._python_files.append(os.path.abspath(file_path))
+        self._native.set_config("python.files", ",".join(self._python_files))
+
+    def set_python_requirements(self, requirements_file_path: str, requirements_cache_dir: Optional[str] = None) -> None:
+        raise NotImplementedError(
+            "weir's workers use python.executable's environment: install the requirements there"
+        )
+
+    # -- catalog --
+    def execute_sql(self, stmt: str) -> TableResult:
+        """Runs one statement: DDL, SET, SHOW/DESCRIBE/EXPLAIN, a query, or INSERT INTO."""
+        out = self._native.execute_sql(stmt)
+        kind = out[0]
+        if kind == "ok":
+            return TableResult(rows=[("OK",)])
+        if kind == "text":
+            return TableResult(rows=[(line,) for line in out[1].splitlines()])
+        if kind == "query":
+            return Table(out[1], self).execute()
+        if kind == "insert":
+            return TableResult(job=out[1])
+        if kind == "function":
+            _, name, path, language = out
+            if language.upper() != "PYTHON":
+                raise ValueError(f"function {name}: weir runs PYTHON functions, not {language}")
+            self.create_temporary_function(name, _load_function(path))
+            return TableResult(rows=[("OK",)])
+        raise RuntimeError(f"unexpected statement outcome {kind}")
+
+    def sql_query(self, query: str) -> Table:
+        return Table(self._native.sql_query(query), self)
+
+    def explain_sql(self, stmt: str, *extra_details: Any) -> str:
+        return self.sql_query(stmt).explain()
+
+    def from_path(self, path: str) -> Table:
+        return Table(self._native.from_path(path), self)
+
+    def create_temporary_view(self, view_path: str, table: Table, *fields: Any) -> None:
+        if fields:
+            table = table.alias(*[f if isinstance(f, str) else f._output_name() for f in fields])
+        self._native.create_temporary_view(view_path, table._native)
+
+    def drop_temporary_view(self, view_path: str) -> bool:
+        return self._native.drop_temporary_view(view_path)
+
+    def list_tables(self) -> List[str]:
+        return [t for t in self._native.list_tables() if not t.startswith("__weir_")]
+
+    list_temporary_views = list_tables
+
+    def from_elements(self, elements: Iterable[Any], schema: Any = None, verify_schema: bool = True) -> Table:
+        """A table of the given rows; ``schema`` is a list of names, a ``DataTypes.ROW``, or
+        None (names ``_1, _2, ...`` and types from the first row)."""
+        rows = [tuple(e) if isinstance(e, (tuple, list, Row)) else (e,) for e in elements]
+        if isinstance(schema, RowType):
+            names, types = schema.field_names(), [str(t) for t in schema.field_types()]
+        else:
+            width = len(rows[0]) if rows else 0
+            names = list(schema) if schema is not None else [f"_{i + 1}" for i in range(width)]
+            if not rows:
+                raise ValueError("from_elements of no rows needs a DataTypes.ROW schema")
+            types = []
+            for c in range(width):
+                sample = next((r[c] for r in rows if r[c] is not None), None)
+                if sample is None:
+                    raise TypeError(f"column {names[c]} is all NULL; pass a DataTypes.ROW schema")
+                types.append(_infer_type(sample))
+        return Table(self._native.from_rows(rows, names, types), self)
+
+    # -- functions --
+    def create_temporary_function(self, path: str, function: Any) -> None:
+        """Registers a UDF under ``path`` for SQL and ``call(path, ...)``."""
+        f = _as_udf(function, path)
+        self._native.register_python_function(path, _pickle(f), f.result_type)
+        self._udf_names[id(f)] = path
+
+    create_temporary_system_function = create_temporary_function
+    register_function = create_temporary_function
+
+    def _register_inline_udf(self, f: UserDefinedScalarFunctionWrapper) -> str:
+        name = self._udf_names.get(id(f))
+        if name is None:
+            name = f"{f.name}"
+            taken = set(self._udf_names.values())
+            if name in taken:
+                name = f"{f.name}_{len(taken)}"
+            self._native.register_python_function(name, _pickle(f), f.result_type)
+            self._udf_names[id(f)] = name
+        return name
+
+    # -- running --
+    def create_statement_set(self) -> StatementSet:
+        return StatementSet(self)
+
+    def _hidden_view(self, table: Table) -> str:
+        name = f"__weir_t{next(_view_ids)}"
+        self._native.create_temporary_view(name, table._native)
+        return name
+
+    def _prepare_python(self) -> None:
+        if self._native.get_config("python.executable") is None:
+            self._native.set_config("python.executable", sys.executable)
+        path = [p for p in sys.path if p] + self._python_files
+        self._native.set_config("python.internal.sys-path", os.pathsep.join(path))
+
+    def _execute_collect(self, table: Table) -> Any:
+        self._prepare_python()
+        return self._native.execute_collect(table._native)
+
+    def _execute_insert(self, table: Table, sink: str) -> Any:
+        self._prepare_python()
+        return self._native.execute_insert(table._native, sink)
+
+    # -- weir's own --
+    def metrics_address(self) -> Optional[str]:
+        """``host:port`` of the Prometheus endpoint, once started (by the first job or
+        ``start_metrics()``)."""
+        return self._native.metrics_address()
+
+    def start_metrics(self) -> Optional[str]:
+        """Starts the metrics reporters now; returns the Prometheus endpoint's address."""
+        return self._native.start_reporters()
+
+    def metrics_text(self) -> str:
+        """What a scrape of ``/metrics`` would return now."""
+        return self._native.metrics_text()
+
+    def close(self) -> None:
+        """Stops the reporters after a last OTLP export / Pushgateway push."""
+        self._native.close()
+
+
+def _as_udf(function: Any, name: str) -> UserDefinedScalarFunctionWrapper:
+    if isinstance(function, UserDefinedScalarFunctionWrapper):
+        return function
+    raise TypeError(
+        f"function {name}: register a udf(...) object (with result_type), not a {type(function).__name__}"
+    )
+
+
+def _pickle(f: UserDefinedScalarFunctionWrapper) -> bytes:
+    try:
+        return cloudpickle.dumps(f._func)
+    except Exception as e:  # noqa: BLE001 - any pickling failure is the user's to see
+        raise TypeError(
+            f"Python function `{f.name}` cannot be sent to the workers: cloudpickle failed "
+            f"with {type(e).__name__}: {e}. Create what it holds (connections, locks, files) "
+            f"in open() instead."
+        ) from e
+
+
+def _load_function(path: str) -> UserDefinedScalarFunctionWrapper:
+    module, _, attr = path.rpartition(".")
+    if not module:
+        raise ValueError(f"function path {path!r} must be 'module.name'")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load Python function {path!r}: {e}") from e
+    return _as_udf(obj, path)
+
+
+@atexit.register
+def _close_all() -> None:
+    for env in list(_live_envs):
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+
+
+__all__ = ["TableEnvironment", "EnvironmentSettings", "TableConfig", "StatementSet"]

@@ -1,0 +1,278 @@
+"""The Python worker: ``python -m weir.worker --socket PATH``.
+
+Started by the engine, one per subtask of a Python UDF operator. It connects to the engine's
+socket, receives the pickled functions and the configuration, opens the functions, and then
+evaluates bundles of argument rows until told to close. Each result goes back with the metric
+updates made while computing it. Logging and ``print`` go to the engine's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from weir import _native
+
+
+def _job_parameters(text: Optional[str]) -> Dict[str, str]:
+    """``pipeline.global-job-parameters``: ``k1:v1,k2:v2``."""
+    out: Dict[str, str] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if ":" in part:
+            k, v = part.split(":", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class _ChannelHandler(logging.Handler):
+    def __init__(self, channel: Any) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._channel.send_log(record.levelno, record.name, self.format(record))
+        except Exception:  # noqa: BLE001 - the engine is gone; nothing to tell
+            pass
+
+
+class _ChannelStream(io.TextIOBase):
+    """``print`` in a UDF: whole lines go to the engine's log."""
+
+    def __init__(self, channel: Any, name: str, level: int) -> None:
+        self._channel = channel
+        self._name = name
+        self._level = level
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self._pending += s
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            try:
+                self._channel.send_log(self._level, self._name, line)
+            except Exception:  # noqa: BLE001
+                pass
+        return len(s)
+
+    def flush(self) -> None:
+        if self._pending:
+            line, self._pending = self._pending, ""
+            try:
+                self._channel.send_log(self._level, self._name, line)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class _Function:
+    def __init__(self, name: str, obj: Any, args: List[int]) -> None:
+        self.name = name
+        self.obj = obj
+        self.args = args
+        from weir.table.udf import UserDefinedFunction
+
+        self.is_class = isinstance(obj, UserDefinedFunction)
+        self.call: Callable[..., Any] = obj.eval if self.is_class else obj
+
+
+_ROW_IN_MESSAGE = re.compile(r"row (\d+):")
+
+
+class Worker:
+    def __init__(self, socket_path: str) -> None:
+        self.channel = _native.WorkerChannel(socket_path)
+        self.functions: List[_Function] = []
+        self.skip = False
+        self.bundle_ms = 1000
+        self.skipped_logged = 0
+
+    def setup(self) -> Dict[str, Any]:
+        hs = self.channel.handshake()
+        config: Dict[str, str] = hs["config"]
+        for p in reversed(config.get("python.internal.sys-path", "").split(os.pathsep)):
+            if p and p not in sys.path:
+                sys.path.insert(0, p)
+        for p in config.get("python.files", "").split(","):
+            p = p.strip()
+            if p:
+                d = p if os.path.isdir(p) else os.path.dirname(p)
+                if d not in sys.path:
+                    sys.path.insert(0, d)
+        root = logging.getLogger()
+        root.handlers[:] = [_ChannelHandler(self.channel)]
+        root.setLevel(logging.INFO)
+        sys.stdout = _ChannelStream(self.channel, "stdout", logging.INFO)
+        sys.stderr = _ChannelStream(self.channel, "stderr", logging.WARNING)
+        self.skip = config.get("python.udf.on-error", "fail") == "skip"
+        self.bundle_ms = _millis(config.get("python.fn-execution.bundle.time", "1000"))
+        return hs
+
+    def open(self, hs: Dict[str, Any]) -> bool:
+        import cloudpickle
+
+        from weir.table.udf import FunctionContext
+
+        config = hs["config"]
+        enabled = config.get("python.metric.enabled", "true").lower() != "false"
+        group = self.channel.metric_group() if enabled else _native.MetricGroup.disabled()
+        params = _job_parameters(config.get("pipeline.global-job-parameters"))
+        for spec in hs["functions"]:
+            name = spec["name"]
+            try:
+                obj = cloudpickle.loads(spec["payload"])
+                f = _Function(name, obj, list(spec["args"]))
+                if f.is_class:
+                    ctx = FunctionContext(
+                        group,
+                        params,
+                        task_name=hs["operator"],
+                        parallelism=hs["parallelism"],
+                        subtask=hs["subtask"],
+                        attempt=hs["attempt"],
+                    )
+                    obj.open(ctx)
+                self.functions.append(f)
+            except BaseException as e:  # noqa: BLE001 - reported to the engine
+                where = "unpickling" if not self.functions or self.functions[-1].name != name else "open()"
+                self.channel.send_error(
+                    0, name, type(e).__name__, f"{e} (in {where} of the function)", traceback.format_exc(), ""
+                )
+                return False
+        self.channel.ready()
+        return True
+
+    def run(self) -> None:
+        ch = self.channel
+        while True:
+            try:
+                msg = ch.next(self.bundle_ms)
+            except ConnectionError:
+                return
+            if msg is None:
+                # Idle: send what changed (gauges are read again) so values stay fresh.
+                ch.send_metrics()
+                continue
+            tag = msg[0]
+            if tag == "input":
+                if not self.bundle(msg[1], msg[2], msg[3]):
+                    return
+            elif tag == "close":
+                for f in self.functions:
+                    if f.is_class:
+                        try:
+                            f.obj.close()
+                        except Exception:  # noqa: BLE001
+                            logging.getLogger("weir.worker").exception("close() of %s raised", f.name)
+                ch.send_metrics()
+                return
+
+    def bundle(self, bundle: int, cols: List[list], rows: int) -> bool:
+        t0 = time.perf_counter_ns()
+        results: List[list] = []
+        keep: Optional[List[bool]] = None
+        for f in self.functions:
+            args = [cols[i] for i in f.args]
+            try:
+                if len(args) == 1:
+                    out = list(map(f.call, args[0]))
+                elif args:
+                    out = list(map(f.call, *args))
+                else:
+                    out = [f.call() for _ in range(rows)]
+            except Exception:  # noqa: BLE001 - find the row, then fail or skip
+                out, keep, failed = self.row_by_row(f, args, rows, keep)
+                if failed is not None:
+                    row, e, tb = failed
+                    ch = self.channel
+                    ch.send_error(bundle, f.name, type(e).__name__, str(e), tb, _row_text(args, row))
+                    return False
+            results.append(out)
+        try:
+            self.channel.send_result(bundle, results, rows, time.perf_counter_ns() - t0, keep)
+        except ValueError as e:
+            text = str(e)
+            m = _ROW_IN_MESSAGE.search(text)
+            row = ""
+            name = next((f.name for f in self.functions if f"`{f.name}`" in text), "?")
+            if m:
+                f = next((f for f in self.functions if f.name == name), None)
+                if f is not None:
+                    row = _row_text([cols[i] for i in f.args], int(m.group(1)))
+            self.channel.send_error(bundle, name, "TypeError", text, "", row)
+            return False
+        return True
+
+    def row_by_row(
+        self, f: _Function, args: List[list], rows: int, keep: Optional[List[bool]]
+    ) -> Tuple[list, Optional[List[bool]], Optional[Tuple[int, BaseException, str]]]:
+        out = []
+        for i in range(rows):
+            try:
+                out.append(f.call(*[a[i] for a in args]))
+            except Exception as e:  # noqa: BLE001
+                if not self.skip:
+                    return out, keep, (i, e, traceback.format_exc())
+                if keep is None:
+                    keep = [True] * rows
+                keep[i] = False
+                out.append(None)
+                if self.skipped_logged < 10:
+                    self.skipped_logged += 1
+                    logging.getLogger("weir.worker").warning(
+                        "skipping a row (python.udf.on-error=skip): %s raised %s: %s; input row: %s%s",
+                        f.name,
+                        type(e).__name__,
+                        e,
+                        _row_text(args, i),
+                        "" if self.skipped_logged < 10 else " (further skips are only counted)",
+                    )
+        return out, keep, None
+
+
+def _row_text(args: List[list], i: int) -> str:
+    try:
+        return "(" + ", ".join(repr(a[i]) for a in args) + ")"
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def _millis(text: str) -> int:
+    t = text.strip()
+    for unit, factor in (("ms", 1), ("min", 60_000), ("s", 1000)):
+        if t.endswith(unit):
+            return int(t[: -len(unit)].strip()) * factor
+    return int(t)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m weir.worker")
+    parser.add_argument("--socket", required=True, help="the engine's Unix socket")
+    args = parser.parse_args(argv)
+    worker = Worker(args.socket)
+    hs = worker.setup()
+    if not worker.open(hs):
+        # The engine fails the job with the error sent; wait for it to hang up.
+        try:
+            while worker.channel.next(60_000) is not None:
+                pass
+        except ConnectionError:
+            pass
+        return 1
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,496 @@
+//! The engine inside the Python driver process: a table environment, its tables, and the
+//! jobs it runs on a tokio runtime while Python waits with the GIL released.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Field, Schema};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use weir_engine::job::JobSummary;
+use weir_engine::job::Sink;
+use weir_engine::process::{ProcessBackend, PythonFunction};
+use weir_engine::runtime::{JobControl, JobGraph, SinkFactory};
+use weir_engine::sql::SqlOutcome;
+use weir_engine::stream::StreamBatch;
+use weir_engine::table::{Table as EngineTable, TableEnvironment};
+use weir_engine::types::{type_name, SqlType};
+use weir_engine::udf::UdfRef;
+use weir_metrics::config::MetricsConfig;
+use weir_metrics::export::Reporters;
+use weir_metrics::Registry;
+
+use crate::convert::{list_items, value_to_py, values_to_array};
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A table environment with its runtime, metrics reporters and Python worker backend.
+#[pyclass(name = "Env", module = "weir._native", frozen)]
+pub struct Env {
+    rt: tokio::runtime::Runtime,
+    env: TableEnvironment,
+    backend: Arc<ProcessBackend>,
+    reporters: Mutex<Option<Reporters>>,
+}
+
+// PyFlink's names (`from_path`, `from_elements`) win over Rust's conventions.
+#[allow(clippy::wrong_self_convention)]
+#[pymethods]
+impl Env {
+    #[new]
+    fn new(streaming: bool) -> PyResult<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("weir")
+            .build()
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
+        Ok(Self {
+            rt,
+            env: TableEnvironment::new(streaming, Registry::default()),
+            backend: ProcessBackend::new(),
+            reporters: Mutex::new(None),
+        })
+    }
+
+    fn is_streaming(&self) -> bool {
+        self.env.is_streaming()
+    }
+
+    fn set_config(&self, key: &str, value: &str) -> PyResult<()> {
+        self.env.set_config(key, value).map_err(err)
+    }
+
+    fn get_config(&self, key: &str) -> Option<String> {
+        self.env.config().get(key).cloned()
+    }
+
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.env.config() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Runs one statement: `("ok", message)`, `("query", Table)`, `("insert", Job)`,
+    /// `("text", text)` or `("function", name, path, language)`.
+    fn execute_sql<'py>(&self, py: Python<'py>, stmt: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let outcome = self.env.execute_sql(stmt).map_err(err)?;
+        match outcome {
+            SqlOutcome::Ok(m) => PyTuple::new(
+                py,
+                [
+                    "ok".into_pyobject(py)?.into_any(),
+                    m.into_pyobject(py)?.into_any(),
+                ],
+            ),
+            SqlOutcome::Text(t) => PyTuple::new(
+                py,
+                [
+                    "text".into_pyobject(py)?.into_any(),
+                    t.into_pyobject(py)?.into_any(),
+                ],
+            ),
+            SqlOutcome::Query(t) => PyTuple::new(
+                py,
+                [
+                    "query".into_pyobject(py)?.into_any(),
+                    Bound::new(py, Table { t })?.into_any(),
+                ],
+            ),
+            SqlOutcome::Insert { sink, job } => {
+                let j = self.start(job, None, &sink)?;
+                PyTuple::new(
+                    py,
+                    [
+                        "insert".into_pyobject(py)?.into_any(),
+                        Bound::new(py, j)?.into_any(),
+                    ],
+                )
+            }
+            SqlOutcome::CreateFunction {
+                name,
+                path,
+                language,
+            } => PyTuple::new(
+                py,
+                ["function", name.as_str(), path.as_str(), language.as_str()],
+            ),
+        }
+    }
+
+    fn sql_query(&self, query: &str) -> PyResult<Table> {
+        Ok(Table {
+            t: self.env.sql_query(query).map_err(err)?,
+        })
+    }
+
+    fn from_path(&self, name: &str) -> PyResult<Table> {
+        Ok(Table {
+            t: self.env.from_path(name).map_err(err)?,
+        })
+    }
+
+    fn create_temporary_view(&self, name: &str, table: &Table) -> PyResult<()> {
+        self.env.create_temporary_view(name, &table.t).map_err(err)
+    }
+
+    fn drop_temporary_view(&self, name: &str) -> bool {
+        self.env.drop(name)
+    }
+
+    fn list_tables(&self) -> Vec<String> {
+        self.env.list_tables()
+    }
+
+    /// A table of literal rows (each a sequence) with column names and type names.
+    fn from_rows(
+        &self,
+        rows: &Bound<'_, PyAny>,
+        names: Vec<String>,
+        types: Vec<String>,
+    ) -> PyResult<Table> {
+        if names.len() != types.len() {
+            return Err(err("as many names as types are needed"));
+        }
+        let rows = list_items(rows)?;
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for (c, (name, ty)) in names.iter().zip(&types).enumerate() {
+            let t = SqlType::parse(ty).map_err(err)?;
+            let mut values = Vec::with_capacity(rows.len());
+            for (r, row) in rows.iter().enumerate() {
+                let v = row
+                    .get_item(c)
+                    .map_err(|_| err(format!("row {r} has fewer than {} fields", names.len())))?;
+                values.push(v);
+            }
+            let a = values_to_array(&values, &t.data_type)
+                .map_err(|e| err(format!("column `{name}`: {e}")))?;
+            fields.push(Field::new(name, t.data_type.clone(), true));
+            columns.push(a);
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = if columns.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            RecordBatch::try_new(schema.clone(), columns).map_err(err)?
+        };
+        Ok(Table {
+            t: self.env.from_batches(schema, vec![batch]),
+        })
+    }
+
+    /// Registers a Python function (pickled) returning `result_type`.
+    fn register_python_function(
+        &self,
+        name: &str,
+        pickled: Vec<u8>,
+        result_type: &str,
+    ) -> PyResult<()> {
+        let t = SqlType::parse(result_type).map_err(err)?;
+        self.env.create_temporary_function(
+            name,
+            Arc::new(UdfRef {
+                name: name.to_string(),
+                result_type: t.data_type,
+                payload: Arc::new(PythonFunction { pickled }),
+                backend: self.backend.clone(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Runs `table` into a sink table.
+    fn execute_insert(&self, table: &Table, sink: &str) -> PyResult<Job> {
+        let graph = self.env.plan_insert(&table.t, sink).map_err(err)?;
+        self.start(graph, None, sink)
+    }
+
+    /// Runs `table` and hands its rows to Python as they come.
+    fn execute_collect(&self, table: &Table) -> PyResult<Job> {
+        let (tx, rx) = mpsc::channel();
+        let graph = self
+            .env
+            .plan_to(&table.t, Arc::new(ChannelSink(tx)))
+            .map_err(err)?;
+        self.start(graph, Some(rx), "collect")
+    }
+
+    /// Where `/metrics` is served (`host:port`), once a job has started the reporters.
+    fn metrics_address(&self) -> Option<String> {
+        self.lock_reporters()
+            .as_ref()
+            .and_then(|r| r.prometheus_addr())
+            .map(|a| a.to_string())
+    }
+
+    /// Starts the reporters now (they start with the first job otherwise).
+    fn start_reporters(&self) -> PyResult<Option<String>> {
+        self.ensure_reporters("weir-job")?;
+        Ok(self.metrics_address())
+    }
+
+    /// The current exposition in Prometheus text format.
+    fn metrics_text(&self) -> String {
+        weir_metrics::prometheus::encode_text(&self.env.registry().snapshot())
+    }
+
+    /// Stops the reporters after a last export (OTLP, Pushgateway).
+    fn close(&self, py: Python<'_>) {
+        let r = self.lock_reporters().take();
+        if let Some(r) = r {
+            py.detach(|| {
+                self.rt.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(15), r.shutdown()).await;
+                })
+            });
+        }
+    }
+}
+
+impl Env {
+    fn lock_reporters(&self) -> std::sync::MutexGuard<'_, Option<Reporters>> {
+        self.reporters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ensure_reporters(&self, job: &str) -> PyResult<()> {
+        let mut r = self.lock_reporters();
+        if r.is_none() {
+            let config = MetricsConfig::from_pairs(self.env.config()).map_err(err)?;
+            let _g = self.rt.enter();
+            *r = Some(Reporters::start(self.env.registry(), &config, job).map_err(err)?);
+        }
+        Ok(())
+    }
+
+    fn start(
+        &self,
+        graph: JobGraph,
+        rows: Option<mpsc::Receiver<StreamBatch>>,
+        target: &str,
+    ) -> PyResult<Job> {
+        self.ensure_reporters(&graph.job_name)?;
+        let control = Arc::new(JobControl::default());
+        let done: Arc<Done> = Arc::new((Mutex::new(None), Condvar::new()));
+        let registry = self.env.registry().clone();
+        let job_name = graph.job_name.clone();
+        let (c, d) = (control.clone(), done.clone());
+        self.rt.spawn(async move {
+            let r = graph
+                .run_with(&registry, c)
+                .await
+                .map_err(|e| e.to_string());
+            let (lock, cv) = &*d;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            cv.notify_all();
+        });
+        Ok(Job {
+            rows: Mutex::new(rows),
+            done,
+            control,
+            job_name,
+            target: target.to_string(),
+        })
+    }
+}
+
+type Done = (Mutex<Option<Result<JobSummary, String>>>, Condvar);
+
+/// A running job.
+#[pyclass(name = "Job", module = "weir._native", frozen)]
+pub struct Job {
+    rows: Mutex<Option<mpsc::Receiver<StreamBatch>>>,
+    done: Arc<Done>,
+    control: Arc<JobControl>,
+    job_name: String,
+    target: String,
+}
+
+fn kind_code(b: &StreamBatch, i: usize) -> i8 {
+    b.kind(i) as i8
+}
+
+#[pymethods]
+impl Job {
+    #[getter]
+    fn job_name(&self) -> &str {
+        &self.job_name
+    }
+
+    #[getter]
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The next rows as `[(kind, (values...)), ...]`: an empty list when none came within
+    /// `timeout_ms`, `None` when the job has ended and every row was returned. Raises the
+    /// job's error when it failed.
+    fn next_rows<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_ms: u64,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(rx) = self.rows.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Err(err(
+                "this job has no rows to collect (it writes to a table, or another thread is reading)",
+            ));
+        };
+        let (rx, got) = py.detach(move || {
+            let got = rx.recv_timeout(Duration::from_millis(timeout_ms));
+            (rx, got)
+        });
+        *self.rows.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        match got {
+            Ok(b) => {
+                let out = PyList::empty(py);
+                for i in 0..b.num_rows() {
+                    let values = (0..b.data.num_columns())
+                        .map(|c| value_to_py(py, b.data.column(c).as_ref(), i))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    out.append((kind_code(&b, i), PyTuple::new(py, values)?))?;
+                }
+                Ok(Some(out))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(Some(PyList::empty(py))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Every sink has ended: the job is ending; report how.
+                self.wait(py, None)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Waits for the end (at most `timeout` seconds): a summary dict, `None` on timeout.
+    /// Raises `RuntimeError` with the job's error when it failed.
+    #[pyo3(signature = (timeout = None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let r = py.detach(|| {
+            let (lock, cv) = &*self.done;
+            let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let deadline =
+                timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+            while g.is_none() {
+                match deadline {
+                    None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let now = std::time::Instant::now();
+                        if now >= d {
+                            return None;
+                        }
+                        g = cv
+                            .wait_timeout(g, d - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                }
+            }
+            g.clone()
+        });
+        match r {
+            None => Ok(None),
+            Some(Ok(s)) => {
+                let d = PyDict::new(py);
+                d.set_item("rows_read", s.rows_read)?;
+                d.set_item("rows_written", s.rows_written)?;
+                d.set_item("seconds", s.elapsed.as_secs_f64())?;
+                Ok(Some(d))
+            }
+            Some(Err(e)) => Err(PyRuntimeError::new_err(format!(
+                "job `{}` failed: {e}",
+                self.job_name
+            ))),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Stops the job (sources stop, what is in flight drains).
+    fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    #[getter]
+    fn rows_read(&self) -> u64 {
+        self.control
+            .rows_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A table (a plan) in the driver.
+#[pyclass(name = "Table", module = "weir._native", frozen)]
+pub struct Table {
+    t: EngineTable,
+}
+
+#[pymethods]
+impl Table {
+    /// `[(name, type), ...]`.
+    fn schema(&self) -> PyResult<Vec<(String, String)>> {
+        let s = self.t.schema().map_err(err)?;
+        Ok(s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), type_name(f.data_type())))
+            .collect())
+    }
+
+    fn explain(&self) -> PyResult<String> {
+        self.t.explain().map_err(err)
+    }
+
+    fn schema_text(&self) -> PyResult<String> {
+        self.t.schema_text().map_err(err)
+    }
+
+    fn is_updating(&self) -> PyResult<bool> {
+        Ok(self.t.plan().is_updating())
+    }
+}
+
+/// Hands batches to the Python side (`collect()`).
+struct ChannelSink(mpsc::Sender<StreamBatch>);
+
+struct ChannelSinkTask(mpsc::Sender<StreamBatch>);
+
+impl SinkFactory for ChannelSink {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn accepts_updates(&self) -> bool {
+        true
+    }
+    fn max_parallelism(&self) -> usize {
+        1
+    }
+    fn create(&self, _subtask: usize, _parallelism: usize) -> weir_engine::Result<Box<dyn Sink>> {
+        Ok(Box::new(ChannelSinkTask(self.0.clone())))
+    }
+}
+
+impl Sink for ChannelSinkTask {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn write(&mut self, batch: StreamBatch) -> weir_engine::Result<()> {
+        // The Python side may have stopped reading (a `with` block left early): rows are
+        // then dropped, not an error.
+        let _ = self.0.send(batch);
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! `weir._native`: the engine, the worker channel and the native metric objects, for the
+//! pure Python modules of the `weir` package.
+
+mod convert;
+mod env;
+mod metrics;
+mod worker;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    m.add_class::<env::Env>()?;
+    m.add_class::<env::Table>()?;
+    m.add_class::<env::Job>()?;
+    m.add_class::<worker::WorkerChannel>()?;
+    m.add_class::<metrics::PyMetricGroup>()?;
+    m.add_class::<metrics::PyCounter>()?;
+    m.add_class::<metrics::PyGauge>()?;
+    m.add_class::<metrics::PyMeter>()?;
+    m.add_class::<metrics::PyDistribution>()?;
+    m.add("PROTOCOL_VERSION", weir_engine::channel::VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

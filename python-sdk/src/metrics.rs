@@ -1,0 +1,285 @@
+//! Native metric objects for Python: PyFlink's `MetricGroup`, `Counter`, `Gauge`, `Meter` and
+//! `Distribution`, recording straight into `weir-metrics` structures. An update is one method
+//! call on a Rust object: no dictionary lookup, no label handling.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyInt};
+use weir_metrics::{GaugeValue, MetricGroup};
+
+fn metric_err(e: weir_metrics::MetricsError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A scope of metrics (`ctx.get_metric_group()`); a disabled group
+/// (`python.metric.enabled=false`) hands out metrics that record nothing.
+#[pyclass(name = "MetricGroup", module = "weir.metrics", frozen)]
+pub struct PyMetricGroup {
+    pub inner: Option<MetricGroup>,
+}
+
+impl PyMetricGroup {
+    pub fn new(inner: Option<MetricGroup>) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl PyMetricGroup {
+    /// A group whose metrics record nothing (`python.metric.enabled=false`).
+    #[staticmethod]
+    fn disabled() -> PyMetricGroup {
+        PyMetricGroup::new(None)
+    }
+
+    /// `add_group(name)` adds a scope; `add_group(key, value)` adds a key scope and the label
+    /// `key="value"`.
+    #[pyo3(signature = (name, extra = None))]
+    fn add_group(&self, name: &str, extra: Option<&str>) -> PyResult<PyMetricGroup> {
+        let Some(g) = &self.inner else {
+            return Ok(PyMetricGroup::new(None));
+        };
+        let child = match extra {
+            None => g.add_group(name),
+            Some(v) => g.add_key_group(name, v),
+        }
+        .map_err(metric_err)?;
+        Ok(PyMetricGroup::new(Some(child)))
+    }
+
+    fn counter(&self, name: &str) -> PyResult<PyCounter> {
+        Ok(PyCounter {
+            inner: match &self.inner {
+                Some(g) => Some(g.counter(name).map_err(metric_err)?),
+                None => None,
+            },
+        })
+    }
+
+    /// `gauge(name, obj)`: `obj` is called at each collection and returns an int or a float.
+    /// Without `obj`, the returned gauge is set with `set(value)`.
+    #[pyo3(signature = (name, obj = None))]
+    fn gauge(&self, name: &str, obj: Option<Py<PyAny>>) -> PyResult<PyGauge> {
+        let Some(g) = &self.inner else {
+            return Ok(PyGauge { inner: None });
+        };
+        let gauge = match obj {
+            None => g.gauge(name).map_err(metric_err)?,
+            Some(f) => {
+                let label = g.metric_identifier(name);
+                let failing = std::sync::atomic::AtomicBool::new(false);
+                g.gauge_fn(name, move || {
+                    Python::attach(|py| {
+                        let r = f
+                            .call0(py)
+                            .map_err(|e| format!("gauge `{label}` raised {e}"))
+                            .and_then(|v| {
+                                gauge_value(v.bind(py)).map_err(|t| {
+                                    format!("gauge `{label}` returned a {t}, not a number")
+                                })
+                            });
+                        // Say it once per failing streak, through Python's logging (the worker
+                        // forwards it to the engine's log).
+                        let was = failing.swap(r.is_err(), std::sync::atomic::Ordering::Relaxed);
+                        if let (Err(e), false) = (&r, was) {
+                            let _ = py.import("logging").and_then(|l| {
+                                l.call_method1("getLogger", ("weir.metrics",))?.call_method1(
+                                    "warning",
+                                    (format!(
+                                        "{e}; the gauge is left out of the exports until it reads again"
+                                    ),),
+                                )
+                            });
+                        }
+                        r
+                    })
+                })
+                .map_err(metric_err)?
+            }
+        };
+        Ok(PyGauge { inner: Some(gauge) })
+    }
+
+    /// `meter(name, time_span_in_seconds=60)`.
+    #[pyo3(signature = (name, time_span_in_seconds = 60))]
+    fn meter(&self, name: &str, time_span_in_seconds: u32) -> PyResult<PyMeter> {
+        Ok(PyMeter {
+            inner: match &self.inner {
+                Some(g) => Some(g.meter(name, time_span_in_seconds).map_err(metric_err)?),
+                None => None,
+            },
+        })
+    }
+
+    fn distribution(&self, name: &str) -> PyResult<PyDistribution> {
+        Ok(PyDistribution {
+            inner: match &self.inner {
+                Some(g) => Some(g.distribution(name).map_err(metric_err)?),
+                None => None,
+            },
+        })
+    }
+
+    /// The scope's components (`["my_group", "key", "value"]`).
+    fn get_scope_components(&self) -> Vec<String> {
+        self.inner
+            .as_ref()
+            .map(|g| g.scope_components().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The labels this scope adds (`{"key": "value"}`).
+    fn get_all_variables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if let Some(g) = &self.inner {
+            for (k, v) in g.variables() {
+                d.set_item(k, v)?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// The exported name of a metric `name` in this scope.
+    fn get_metric_identifier(&self, name: &str) -> String {
+        match &self.inner {
+            Some(g) => g.metric_identifier(name),
+            None => name.to_string(),
+        }
+    }
+
+    /// False for the group of `python.metric.enabled=false`.
+    #[getter]
+    fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+}
+
+fn gauge_value(v: &Bound<'_, PyAny>) -> Result<GaugeValue, String> {
+    if v.is_instance_of::<PyInt>() {
+        if let Ok(i) = v.extract::<i64>() {
+            return Ok(GaugeValue::Int(i));
+        }
+    }
+    if v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyInt>() {
+        if let Ok(f) = v.extract::<f64>() {
+            return Ok(GaugeValue::Float(f));
+        }
+    }
+    if let Ok(f) = v.call_method0("__float__").and_then(|f| f.extract::<f64>()) {
+        return Ok(GaugeValue::Float(f));
+    }
+    Err(v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into()))
+}
+
+#[pyclass(name = "Counter", module = "weir.metrics", frozen)]
+pub struct PyCounter {
+    inner: Option<weir_metrics::Counter>,
+}
+
+#[pymethods]
+impl PyCounter {
+    #[pyo3(signature = (n = 1))]
+    fn inc(&self, n: i64) {
+        if let Some(c) = &self.inner {
+            c.inc(n);
+        }
+    }
+    #[pyo3(signature = (n = 1))]
+    fn dec(&self, n: i64) {
+        if let Some(c) = &self.inner {
+            c.dec(n);
+        }
+    }
+    /// What this worker counted (the engine adds up all workers).
+    fn get_count(&self) -> i64 {
+        self.inner.as_ref().map(|c| c.count()).unwrap_or(0)
+    }
+}
+
+#[pyclass(name = "Gauge", module = "weir.metrics", frozen)]
+pub struct PyGauge {
+    inner: Option<weir_metrics::Gauge>,
+}
+
+#[pymethods]
+impl PyGauge {
+    /// Sets the value (int or float) of a gauge registered without a callback.
+    fn set(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Some(g) = &self.inner {
+            if g.is_callback() {
+                return Err(PyValueError::new_err(
+                    "this gauge reads its callback; it cannot be set",
+                ));
+            }
+            let v = gauge_value(value).map_err(|t| {
+                PyValueError::new_err(format!("a gauge takes an int or a float, not a {t}"))
+            })?;
+            g.set(v);
+        }
+        Ok(())
+    }
+    /// The current value (calls the callback), None before the first.
+    fn get_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let Some(g) = &self.inner else {
+            return Ok(py.None());
+        };
+        match g.value() {
+            Ok(Some(GaugeValue::Int(i))) => Ok(i.into_pyobject(py)?.into_any().unbind()),
+            Ok(Some(GaugeValue::Float(f))) => Ok(f.into_pyobject(py)?.into_any().unbind()),
+            Ok(None) => Ok(py.None()),
+            Err(e) => Err(PyValueError::new_err(e)),
+        }
+    }
+}
+
+#[pyclass(name = "Meter", module = "weir.metrics", frozen)]
+pub struct PyMeter {
+    inner: Option<weir_metrics::Meter>,
+}
+
+#[pymethods]
+impl PyMeter {
+    #[pyo3(signature = (value = 1))]
+    fn mark_event(&self, value: u64) {
+        if let Some(m) = &self.inner {
+            m.mark_event(value);
+        }
+    }
+    fn get_count(&self) -> u64 {
+        self.inner.as_ref().map(|m| m.count()).unwrap_or(0)
+    }
+    /// Events per second over the meter's time span, as this worker saw them.
+    fn get_rate(&self) -> f64 {
+        self.inner.as_ref().map(|m| m.rate()).unwrap_or(0.0)
+    }
+}
+
+#[pyclass(name = "Distribution", module = "weir.metrics", frozen)]
+pub struct PyDistribution {
+    inner: Option<weir_metrics::Distribution>,
+}
+
+#[pymethods]
+impl PyDistribution {
+    /// Records one value (int or float).
+    fn update(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Some(d) = &self.inner {
+            if let Ok(i) = value.cast::<PyInt>() {
+                match i.extract::<i64>() {
+                    Ok(v) => d.update_i64(v),
+                    Err(_) => d.update_f64(i.extract::<f64>()?),
+                }
+            } else {
+                let v: f64 = value
+                    .extract()
+                    .map_err(|_| PyValueError::new_err("a distribution takes ints and floats"))?;
+                d.update_f64(v);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The worker side of the worker channel (`python -m weir.worker`): frames over a blocking
+//! Unix socket, Arrow columns in and out, and the metric updates of each bundle attached to
+//! its result.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use pyo3::exceptions::{PyConnectionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use weir_engine::channel::{self, Frame, DEFAULT_MAX_FRAME, HEADER_LEN};
+use weir_engine::types::SqlType;
+use weir_metrics::remote::UpdateCollector;
+use weir_metrics::{Registry, RegistryOptions};
+
+use crate::convert::{column_to_list, list_to_array};
+use crate::metrics::PyMetricGroup;
+
+struct Inner {
+    stream: UnixStream,
+    names: Vec<String>,
+    result_types: Vec<DataType>,
+}
+
+/// The worker's end of its channel to the engine.
+#[pyclass(name = "WorkerChannel", module = "weir._native", frozen)]
+pub struct WorkerChannel {
+    inner: Mutex<Inner>,
+    /// Apart from the stream: collecting calls gauge callbacks, which may log, which writes.
+    collector: Mutex<UpdateCollector>,
+    registry: Registry,
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> PyErr {
+    PyConnectionError::new_err(format!("worker channel: {what}: {e}"))
+}
+
+impl Inner {
+    fn write(&mut self, frame: &Frame) -> PyResult<()> {
+        let bytes = frame
+            .encode()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.stream
+            .write_all(&bytes)
+            .map_err(|e| io_err(&format!("writing a {} frame", frame.kind()), e))
+    }
+
+    /// The next frame; `Ok(None)` on timeout (nothing arrived) and `Err` when the engine went
+    /// away or sent something malformed.
+    fn read(&mut self, timeout: Option<Duration>) -> Result<Option<Frame>, String> {
+        let mut header = [0u8; HEADER_LEN];
+        self.stream
+            .set_read_timeout(timeout)
+            .map_err(|e| e.to_string())?;
+        let first = match self.stream.read(&mut header) {
+            Ok(0) => return Err("the engine closed the channel".into()),
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        self.stream
+            .set_read_timeout(None)
+            .map_err(|e| e.to_string())?;
+        self.stream
+            .read_exact(&mut header[first..])
+            .map_err(|e| format!("a frame header was cut: {e}"))?;
+        let (tag, len) =
+            Frame::decode_header(&header, DEFAULT_MAX_FRAME).map_err(|e| e.to_string())?;
+        let mut body = vec![0u8; len];
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|e| format!("a frame body was cut: {e}"))?;
+        Frame::decode_body(tag, &body)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[pymethods]
+impl WorkerChannel {
+    /// Connects to the engine's socket and says hello.
+    #[new]
+    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let stream = py
+            .detach(|| UnixStream::connect(path))
+            .map_err(|e| io_err(&format!("connecting to {path}"), e))?;
+        // The engine counts what it drops over the cardinality limit; the worker keeps all.
+        let registry = Registry::new(RegistryOptions {
+            cardinality_limit: usize::MAX,
+            ..RegistryOptions::default()
+        });
+        let mut inner = Inner {
+            stream,
+            names: Vec::new(),
+            result_types: Vec::new(),
+        };
+        inner.write(&Frame::Hello {
+            version: channel::VERSION,
+            pid: std::process::id(),
+        })?;
+        Ok(Self {
+            inner: Mutex::new(inner),
+            collector: Mutex::new(UpdateCollector::new(registry.clone())),
+            registry,
+        })
+    }
+
+    /// Waits for the handshake: job identity, configuration and the pickled functions.
+    fn handshake<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let frame = py.detach(|| self.lock().read(None));
+        let h = match frame {
+            Ok(Some(Frame::Handshake(h))) => h,
+            Ok(Some(other)) => {
+                return Err(io_err(
+                    "waiting for the handshake",
+                    format!("got {}", other.kind()),
+                ))
+            }
+            Ok(None) => unreachable!("no timeout"),
+            Err(e) => return Err(io_err("waiting for the handshake", e)),
+        };
+        let mut types = Vec::new();
+        for f in &h.functions {
+            let t = SqlType::parse(&f.result_type)
+                .map_err(|e| PyValueError::new_err(format!("function `{}`: {e}", f.name)))?;
+            types.push(t.data_type);
+        }
+        {
+            let mut inner = self.lock();
+            inner.names = h.functions.iter().map(|f| f.name.clone()).collect();
+            inner.result_types = types;
+        }
+        let d = PyDict::new(py);
+        d.set_item("job", &h.job)?;
+        d.set_item("operator", &h.operator)?;
+        d.set_item("subtask", h.subtask)?;
+        d.set_item("parallelism", h.parallelism)?;
+        d.set_item("attempt", h.attempt)?;
+        let config = PyDict::new(py);
+        for (k, v) in &h.config {
+            config.set_item(k, v)?;
+        }
+        d.set_item("config", config)?;
+        let fs = PyList::empty(py);
+        for f in &h.functions {
+            let fd = PyDict::new(py);
+            fd.set_item("name", &f.name)?;
+            fd.set_item("payload", PyBytes::new(py, &f.payload))?;
+            fd.set_item("args", f.args.clone())?;
+            fd.set_item("result_type", &f.result_type)?;
+            fs.append(fd)?;
+        }
+        d.set_item("functions", fs)?;
+        Ok(d)
+    }
+
+    /// The root of the functions' metric groups.
+    fn metric_group(&self) -> PyResult<PyMetricGroup> {
+        let g = self
+            .registry
+            .user_group(&[])
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyMetricGroup::new(Some(g)))
+    }
+
+    fn ready(&self, py: Python<'_>) -> PyResult<()> {
+        self.send_metrics(py)?;
+        self.lock().write(&Frame::Ready)
+    }
+
+    /// The next message: `("input", bundle, columns, rows)`, `("flush",)`, `("close",)`, or
+    /// `None` when nothing came within `timeout_ms`. Raises `ConnectionError` when the
+    /// engine has gone.
+    fn next<'py>(&self, py: Python<'py>, timeout_ms: u64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let timeout = Duration::from_millis(timeout_ms.max(1));
+        let frame = py
+            .detach(|| self.lock().read(Some(timeout)))
+            .map_err(|e| io_err("reading", e))?;
+        let Some(frame) = frame else { return Ok(None) };
+        Ok(Some(match frame {
+            Frame::Input { bundle, batch } => {
+                let cols = PyList::empty(py);
+                for c in batch.columns() {
+                    cols.append(column_to_list(py, c.as_ref())?)?;
+                }
+                PyTuple::new(
+                    py,
+                    [
+                        "input".into_pyobject(py)?.into_any(),
+                        bundle.into_pyobject(py)?.into_any(),
+                        cols.into_any(),
+                        batch.num_rows().into_pyobject(py)?.into_any(),
+                    ],
+                )?
+            }
+            Frame::Flush => PyTuple::new(py, ["flush"])?,
+            Frame::Close => PyTuple::new(py, ["close"])?,
+            Frame::Heartbeat { .. } => PyTuple::new(py, ["heartbeat"])?,
+            other => {
+                return Err(io_err(
+                    "reading",
+                    format!("unexpected {} frame from the engine", other.kind()),
+                ))
+            }
+        }))
+    }
+
+    /// Sends one bundle's results (a list per function) with the metric updates made since
+    /// the last send. `keep` (a bool per input row) marks the rows not skipped. A value that
+    /// does not fit the declared result type raises `ValueError` naming function and row.
+    #[pyo3(signature = (bundle, results, rows, worker_nanos, keep = None))]
+    fn send_result(
+        &self,
+        py: Python<'_>,
+        bundle: u64,
+        results: &Bound<'_, PyList>,
+        rows: usize,
+        worker_nanos: u64,
+        keep: Option<Vec<bool>>,
+    ) -> PyResult<()> {
+        let (names, types) = {
+            let inner = self.lock();
+            (inner.names.clone(), inner.result_types.clone())
+        };
+        if results.len() != types.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} result lists for {} functions",
+                results.len(),
+                types.len()
+            )));
+        }
+        let mut fields = Vec::new();
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for (i, (list, t)) in results.iter().zip(&types).enumerate() {
+            let a = list_to_array(&list, t).map_err(|e| {
+                PyValueError::new_err(format!(
+                    "function `{}` returned a wrong value: {e}",
+                    names[i]
+                ))
+            })?;
+            if a.len() != rows {
+                return Err(PyValueError::new_err(format!(
+                    "function `{}` returned {} values for {rows} rows",
+                    names[i],
+                    a.len()
+                )));
+            }
+            fields.push(Field::new(format!("r{i}"), t.clone(), true));
+            cols.push(a);
+        }
+        let mut skipped = 0u32;
+        if let Some(k) = keep {
+            skipped = k.iter().filter(|x| !**x).count() as u32;
+            if skipped > 0 {
+                fields.push(Field::new("keep", DataType::Boolean, false));
+                cols.push(Arc::new(BooleanArray::from(k)));
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        // Gauges are read here, with the GIL held.
+        let metrics = self.collect();
+        let frame = Frame::Result {
+            bundle,
+            batch,
+            metrics,
+            skipped,
+            worker_nanos,
+        };
+        py.detach(|| self.lock().write(&frame))
+    }
+
+    /// Sends metric updates made outside bundles (idle flushes re-read gauges).
+    fn send_metrics(&self, py: Python<'_>) -> PyResult<()> {
+        let metrics = self.collect();
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        py.detach(|| self.lock().write(&Frame::Metrics { metrics }))
+    }
+
+    fn send_log(&self, level: u8, logger: String, message: String) -> PyResult<()> {
+        self.lock().write(&Frame::Log {
+            level,
+            logger,
+            message,
+        })
+    }
+
+    #[pyo3(signature = (bundle, function, exception, message, traceback, row))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_error(
+        &self,
+        bundle: u64,
+        function: String,
+        exception: String,
+        message: String,
+        traceback: String,
+        row: String,
+    ) -> PyResult<()> {
+        self.lock().write(&Frame::Error {
+            bundle,
+            function,
+            exception,
+            message,
+            traceback,
+            row,
+        })
+    }
+}
+
+impl WorkerChannel {
+    fn collect(&self) -> Vec<u8> {
+        let batch = self
+            .collector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .collect();
+        if batch.is_empty() {
+            Vec::new()
+        } else {
+            batch.encode()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
