@@ -256,6 +256,14 @@ impl UdfBackend for ProcessBackend {
             result_types,
             dir,
             remote,
+            remote_labels: (
+                ctx.registry.clone(),
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                opts.level,
+            ),
             sys,
             pending: BTreeMap::new(),
             parents: HashMap::new(),
@@ -428,6 +436,12 @@ struct Driver {
     result_types: Vec<DataType>,
     dir: Arc<JobDir>,
     remote: RemoteMetrics,
+    /// To start a fresh `RemoteMetrics` for each new worker (metric ids are per channel).
+    remote_labels: (
+        weir_metrics::Registry,
+        Vec<(String, String)>,
+        AggregationLevel,
+    ),
     sys: SysMetrics,
     pending: BTreeMap<u64, Bundle>,
     parents: HashMap<u64, Parent>,
@@ -561,8 +575,9 @@ impl Driver {
         }
         if self.deaths.len() > self.opts.max_restarts {
             return Err(format!(
-                "{why}\nthe Python worker died {} times within {:?} \
+                "{}: {why}\nthe Python worker died {} times within {:?} \
                  (python.worker.restart.max-attempts = {}); the job fails",
+                self.who,
                 self.deaths.len(),
                 self.opts.restart_window,
                 self.opts.max_restarts
@@ -830,7 +845,7 @@ impl Driver {
                 let why = st.map(describe_exit).unwrap_or_else(|e| e.to_string());
                 // Give the output forwarders a moment to catch the last lines.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(Failure::Died(format!("{} {why} before connecting{}", self.who, w.tail())));
+                return Err(Failure::Died(format!("the worker {why} before connecting{}", w.tail())));
             }
         };
         let stream = match accepted {
@@ -844,8 +859,7 @@ impl Driver {
             Err(_) => {
                 let _ = w.child.start_kill();
                 return Err(Failure::Died(format!(
-                    "{} did not connect within {deadline:?} (python.worker.start-timeout){}",
-                    self.who,
+                    "the worker did not connect within {deadline:?} (python.worker.start-timeout){}",
                     w.tail()
                 )));
             }
@@ -907,18 +921,25 @@ impl Driver {
             Ok(None) => {
                 let why = w.exit_reason().await;
                 return Err(Failure::Died(format!(
-                    "{} {why} before saying hello{}",
-                    self.who,
+                    "the worker {why} before saying hello{}",
                     w.tail()
                 )));
             }
             Err(_) => {
                 return Err(Failure::Died(format!(
-                    "{} did not say hello within {deadline:?}",
-                    self.who
+                    "the worker did not say hello within {deadline:?}"
                 )))
             }
         }
+        // A new channel: the worker numbers its metrics from scratch. The series are found
+        // again by their labels, so totals go on.
+        let (registry, labels, level) = &self.remote_labels;
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.remote = RemoteMetrics::new(registry, &labels, *level)
+            .map_err(|e| fatal(format!("{}: {e}", self.who)))?;
         let _ = w.out.send(Frame::Handshake(self.handshake.clone()));
         loop {
             let f = tokio::time::timeout(deadline, w.frames.recv()).await;
@@ -943,15 +964,13 @@ impl Driver {
                 Ok(None) => {
                     let why = w.exit_reason().await;
                     return Err(Failure::Died(format!(
-                        "{} {why} while opening the functions{}",
-                        self.who,
+                        "the worker {why} while opening the functions{}",
                         w.tail()
                     )));
                 }
                 Err(_) => {
                     return Err(Failure::Died(format!(
-                        "{} did not open its functions within {deadline:?}",
-                        self.who
+                        "the worker did not open its functions within {deadline:?}"
                     )))
                 }
             }

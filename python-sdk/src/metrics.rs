@@ -120,12 +120,19 @@ impl PyMetricGroup {
         })
     }
 
-    /// The scope's components (`["my_group", "key", "value"]`).
+    /// The scope's components, as Flink lists them: `add_group("key", "value")` adds both
+    /// `key` and `value`.
     fn get_scope_components(&self) -> Vec<String> {
-        self.inner
-            .as_ref()
-            .map(|g| g.scope_components().to_vec())
-            .unwrap_or_default()
+        let mut out = Vec::new();
+        if let Some(g) = &self.inner {
+            for p in g.path() {
+                out.push(p.name.clone());
+                if let Some(v) = &p.value {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The labels this scope adds (`{"key": "value"}`).

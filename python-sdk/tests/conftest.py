@@ -1,0 +1,172 @@
+"""Helpers for weir's Python tests: environments with their own metrics port, the exposition
+parsed into samples, and a real Prometheus server scraping weir."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from typing import Dict, Iterator, Optional, Tuple
+
+import pytest
+
+from weir.table import EnvironmentSettings, TableEnvironment
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def samples(text: str) -> Dict[Tuple[str, frozenset], float]:
+    """Prometheus text exposition -> {(name, labels): value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        assert m, f"unparsable exposition line: {line!r}"
+        labels = frozenset(_LABEL.findall(m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> Optional[float]:
+    """The sum of the samples of `name` whose labels include `labels` (None if there is none)."""
+    found = [
+        v
+        for (n, ls), v in samples(text).items()
+        if n == name and all((k, v2) in ls for k, v2 in labels.items())
+    ]
+    return sum(found) if found else None
+
+
+def make_env(streaming: bool = True, **config: str) -> TableEnvironment:
+    settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
+    env = TableEnvironment.create(settings)
+    env.get_config().set("metrics.reporter.prom.port", "0")
+    for k, v in config.items():
+        env.get_config().set(k.replace("__", "."), v)
+    return env
+
+
+def scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Prometheus:
+    """A real Prometheus server scraping the given targets every second."""
+
+    def __init__(self, targets: list) -> None:
+        exe = shutil.which("prometheus")
+        if exe is None:
+            pytest.fail("the prometheus server is not installed (scripts/test.sh installs it)")
+        self.dir = tempfile.mkdtemp(prefix="weir-prom-")
+        self.port = free_port()
+        cfg = os.path.join(self.dir, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                "scrape_configs:\n  - job_name: weir\n    static_configs:\n"
+                f"      - targets: {json.dumps(targets)}\n"
+            )
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={self.dir}/data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1)
+                return
+            except Exception:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    self.close()
+                    pytest.fail(f"prometheus did not become ready: {err[-2000:]}")
+                time.sleep(0.2)
+
+    def query(self, promql: str) -> list:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.load(r)
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def scalar(self, promql: str) -> Optional[float]:
+        res = self.query(promql)
+        if not res:
+            return None
+        assert len(res) == 1, res
+        return float(res[0]["value"][1])
+
+    def wait_for(self, promql: str, expected: float, timeout: float = 30) -> Optional[float]:
+        """Polls until the query returns `expected` (a failure guard, not a performance check)."""
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            got = self.scalar(promql)
+            if got == expected:
+                return got
+            time.sleep(0.5)
+        return got
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def prometheus_for() -> Iterator:
+    started = []
+
+    def start(*targets: str) -> Prometheus:
+        p = Prometheus(list(targets))
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.close()
+
+
+def worker_pids() -> list:
+    """Process ids of this process's weir workers."""
+    me = os.getpid()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == me and b"weir.worker" in cmd:
+            pids.append(int(d))
+    return pids
