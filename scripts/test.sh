@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # weir's whole test suite, on a fresh Debian machine: installs what the tests need (the real
-# Prometheus server, promtool and Pushgateway), then checks formatting and lints, and runs
-# every unit, property, doc and end-to-end test.
+# Prometheus server, promtool and Pushgateway; maturin, pytest and the weir-stream package),
+# then checks formatting and lints, and runs every unit, property, doc and end-to-end test,
+# Rust and Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,15 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace 2>&1 | tee /tmp/weir-test.log
+
+# The Python package, built by maturin into the workspace's target/ (release: the tests run
+# real jobs), installed into the current Python with what its tests need.
+PYTHON="${PYTHON:-python3}"
+echo "== pip install ./python-sdk ($($PYTHON --version))"
+$PYTHON -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  "maturin>=1.5,<2" "pytest>=7" "cloudpickle>=2"
+CARGO_TARGET_DIR="$PWD/target" $PYTHON -m pip install --quiet --disable-pip-version-check \
+  --root-user-action=ignore --force-reinstall --no-deps ./python-sdk
+
+echo "== pytest python-sdk/tests"
+$PYTHON -m pytest -q python-sdk/tests

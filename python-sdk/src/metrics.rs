@@ -67,31 +67,14 @@ impl PyMetricGroup {
             None => g.gauge(name).map_err(metric_err)?,
             Some(f) => {
                 let label = g.metric_identifier(name);
-                let failing = std::sync::atomic::AtomicBool::new(false);
+                // A failure is logged once per failing streak by the metrics crate.
                 g.gauge_fn(name, move || {
                     Python::attach(|py| {
-                        let r = f
+                        let v = f
                             .call0(py)
-                            .map_err(|e| format!("gauge `{label}` raised {e}"))
-                            .and_then(|v| {
-                                gauge_value(v.bind(py)).map_err(|t| {
-                                    format!("gauge `{label}` returned a {t}, not a number")
-                                })
-                            });
-                        // Say it once per failing streak, through Python's logging (the worker
-                        // forwards it to the engine's log).
-                        let was = failing.swap(r.is_err(), std::sync::atomic::Ordering::Relaxed);
-                        if let (Err(e), false) = (&r, was) {
-                            let _ = py.import("logging").and_then(|l| {
-                                l.call_method1("getLogger", ("weir.metrics",))?.call_method1(
-                                    "warning",
-                                    (format!(
-                                        "{e}; the gauge is left out of the exports until it reads again"
-                                    ),),
-                                )
-                            });
-                        }
-                        r
+                            .map_err(|e| format!("gauge `{label}` raised {e}"))?;
+                        gauge_value(v.bind(py))
+                            .map_err(|t| format!("gauge `{label}` returned a {t}, not a number"))
                     })
                 })
                 .map_err(metric_err)?

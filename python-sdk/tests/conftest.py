@@ -47,11 +47,13 @@ def value(text: str, name: str, **labels: str) -> Optional[float]:
 
 
 def make_env(streaming: bool = True, **config: str) -> TableEnvironment:
+    """An environment with its own metrics port; `python__udf__on_error="skip"` sets
+    `python.udf.on-error`."""
     settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
     env = TableEnvironment.create(settings)
     env.get_config().set("metrics.reporter.prom.port", "0")
     for k, v in config.items():
-        env.get_config().set(k.replace("__", "."), v)
+        env.get_config().set(k.replace("__", ".").replace("_", "-"), v)
     return env
 
 

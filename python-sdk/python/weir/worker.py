@@ -130,8 +130,10 @@ class Worker:
         params = _job_parameters(config.get("pipeline.global-job-parameters"))
         for spec in hs["functions"]:
             name = spec["name"]
+            where = "unpickling"
             try:
                 obj = cloudpickle.loads(spec["payload"])
+                where = "open()"
                 f = _Function(name, obj, list(spec["args"]))
                 if f.is_class:
                     ctx = FunctionContext(
@@ -145,10 +147,8 @@ class Worker:
                     obj.open(ctx)
                 self.functions.append(f)
             except BaseException as e:  # noqa: BLE001 - reported to the engine
-                where = "unpickling" if not self.functions or self.functions[-1].name != name else "open()"
-                self.channel.send_error(
-                    0, name, type(e).__name__, f"{e} (in {where} of the function)", traceback.format_exc(), ""
-                )
+                tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None))
+                self.channel.send_error(0, name, type(e).__name__, f"{e} (in {where} of the function)", tb, "")
                 return False
         self.channel.ready()
         return True
@@ -191,7 +191,10 @@ class Worker:
                     out = list(map(f.call, *args))
                 else:
                     out = [f.call() for _ in range(rows)]
-            except Exception:  # noqa: BLE001 - find the row, then fail or skip
+                raised = False
+            except Exception:  # noqa: BLE001 - find the row below, then fail or skip
+                raised = True
+            if raised:
                 out, keep, failed = self.row_by_row(f, args, rows, keep)
                 if failed is not None:
                     row, e, tb = failed
@@ -223,7 +226,9 @@ class Worker:
                 out.append(f.call(*[a[i] for a in args]))
             except Exception as e:  # noqa: BLE001
                 if not self.skip:
-                    return out, keep, (i, e, traceback.format_exc())
+                    # The traceback from the function down (this loop's frame left out).
+                    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next))
+                    return out, keep, (i, e, tb)
                 if keep is None:
                     keep = [True] * rows
                 keep[i] = False
@@ -243,7 +248,7 @@ class Worker:
 
 def _row_text(args: List[list], i: int) -> str:
     try:
-        return "(" + ", ".join(repr(a[i]) for a in args) + ")"
+        return repr(tuple(a[i] for a in args))
     except Exception:  # noqa: BLE001
         return "?"
 
