@@ -119,6 +119,15 @@ impl Options {
                 return Err(bad_option(keys::ON_ERROR, v, "`fail` or `skip`"));
             }
         }
+        if let Some(mode) = config.get("python.execution-mode") {
+            if mode != "process" {
+                return Err(bad_option(
+                    "python.execution-mode",
+                    mode,
+                    "`process` (the embedded `thread` mode is not available yet)",
+                ));
+            }
+        }
         let level = match config.get(keys::AGGREGATION) {
             None => AggregationLevel::default(),
             Some(v) => AggregationLevel::parse(v)
@@ -898,39 +907,6 @@ impl Driver {
         w.out = otx;
         w.frames = frx;
 
-        // Hello, handshake, ready.
-        let first = tokio::time::timeout(deadline, w.frames.recv()).await;
-        match first {
-            Ok(Some(Ok(Frame::Hello { version, .. }))) if version == channel::VERSION => {}
-            Ok(Some(Ok(Frame::Hello { version, .. }))) => {
-                return Err(fatal(format!(
-                    "{} speaks protocol version {version}, the engine {}: install the same \
-                     weir in python.executable's environment",
-                    self.who,
-                    channel::VERSION
-                )))
-            }
-            Ok(Some(Ok(other))) => {
-                return Err(fatal(format!(
-                    "{}: expected hello, got {}",
-                    self.who,
-                    other.kind()
-                )))
-            }
-            Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
-            Ok(None) => {
-                let why = w.exit_reason().await;
-                return Err(Failure::Died(format!(
-                    "the worker {why} before saying hello{}",
-                    w.tail()
-                )));
-            }
-            Err(_) => {
-                return Err(Failure::Died(format!(
-                    "the worker did not say hello within {deadline:?}"
-                )))
-            }
-        }
         // A new channel: the worker numbers its metrics from scratch. The series are found
         // again by their labels, so totals go on.
         let (registry, labels, level) = &self.remote_labels;
@@ -940,39 +916,38 @@ impl Driver {
             .collect();
         self.remote = RemoteMetrics::new(registry, &labels, *level)
             .map_err(|e| fatal(format!("{}: {e}", self.who)))?;
+
+        // Hello, handshake, ready.
+        match self.next_starting(&mut w, "saying hello", deadline).await? {
+            Frame::Hello { version, .. } if version == channel::VERSION => {}
+            Frame::Hello { version, .. } => {
+                return Err(fatal(format!(
+                    "{} speaks protocol version {version}, the engine {}: install the same \
+                     weir in python.executable's environment",
+                    self.who,
+                    channel::VERSION
+                )))
+            }
+            other => {
+                return Err(fatal(format!(
+                    "{}: expected hello, got {}",
+                    self.who,
+                    other.kind()
+                )))
+            }
+        }
         let _ = w.out.send(Frame::Handshake(self.handshake.clone()));
-        loop {
-            let f = tokio::time::timeout(deadline, w.frames.recv()).await;
-            match f {
-                Ok(Some(Ok(Frame::Ready))) => break,
-                Ok(Some(Ok(
-                    frame @ (Frame::Log { .. }
-                    | Frame::Metrics { .. }
-                    | Frame::Error { .. }
-                    | Frame::Heartbeat { .. }),
-                ))) => {
-                    self.on_frame(frame).map_err(Failure::Fatal)?;
-                }
-                Ok(Some(Ok(other))) => {
-                    return Err(fatal(format!(
-                        "{}: expected ready, got {}",
-                        self.who,
-                        other.kind()
-                    )))
-                }
-                Ok(Some(Err(e))) => return Err(fatal(format!("{}: {e}", self.who))),
-                Ok(None) => {
-                    let why = w.exit_reason().await;
-                    return Err(Failure::Died(format!(
-                        "the worker {why} while opening the functions{}",
-                        w.tail()
-                    )));
-                }
-                Err(_) => {
-                    return Err(Failure::Died(format!(
-                        "the worker did not open its functions within {deadline:?}"
-                    )))
-                }
+        match self
+            .next_starting(&mut w, "opening the functions", deadline)
+            .await?
+        {
+            Frame::Ready => {}
+            other => {
+                return Err(fatal(format!(
+                    "{}: expected ready, got {}",
+                    self.who,
+                    other.kind()
+                )))
             }
         }
         // Replay what has no result yet, in order.
@@ -981,6 +956,46 @@ impl Driver {
             self.send(&w, id);
         }
         Ok(w)
+    }
+
+    /// The next frame of a starting worker that is not a log, metrics, error or heartbeat
+    /// (those are handled as usual); `stage` says what the worker is doing, for messages.
+    async fn next_starting(
+        &mut self,
+        w: &mut Worker,
+        stage: &str,
+        deadline: Duration,
+    ) -> std::result::Result<Frame, Failure> {
+        loop {
+            match tokio::time::timeout(deadline, w.frames.recv()).await {
+                Ok(Some(Ok(
+                    frame @ (Frame::Log { .. }
+                    | Frame::Metrics { .. }
+                    | Frame::Error { .. }
+                    | Frame::Heartbeat { .. }),
+                ))) => self.on_frame(frame).map_err(Failure::Fatal)?,
+                Ok(Some(Ok(frame))) => return Ok(frame),
+                Ok(Some(Err(e))) => {
+                    return Err(Failure::Fatal(EngineError::Execution(format!(
+                        "{}: {e}",
+                        self.who
+                    ))))
+                }
+                Ok(None) => {
+                    let why = w.exit_reason().await;
+                    return Err(Failure::Died(format!(
+                        "the worker {why} while {stage}{}",
+                        w.tail()
+                    )));
+                }
+                Err(_) => {
+                    return Err(Failure::Died(format!(
+                        "the worker did not finish {stage} within {deadline:?} \
+                         (python.worker.start-timeout)"
+                    )))
+                }
+            }
+        }
     }
 }
 

@@ -374,28 +374,29 @@ impl Job {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let r = py.detach(|| {
-            let (lock, cv) = &*self.done;
-            let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let deadline =
-                timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-            while g.is_none() {
-                match deadline {
-                    None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-                    Some(d) => {
-                        let now = std::time::Instant::now();
-                        if now >= d {
-                            return None;
-                        }
-                        g = cv
-                            .wait_timeout(g, d - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                }
+        let deadline =
+            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        // Wait in short slices so that Ctrl-C (KeyboardInterrupt) is seen; it cancels the job.
+        let r = loop {
+            let slice = py.detach(|| {
+                let (lock, cv) = &*self.done;
+                let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let (g, _) = cv
+                    .wait_timeout_while(g, Duration::from_millis(100), |d| d.is_none())
+                    .unwrap_or_else(|p| p.into_inner());
+                g.clone()
+            });
+            if slice.is_some() {
+                break slice;
             }
-            g.clone()
-        });
+            if let Err(e) = py.check_signals() {
+                self.control.cancel();
+                return Err(e);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break None;
+            }
+        };
         match r {
             None => Ok(None),
             Some(Ok(s)) => {

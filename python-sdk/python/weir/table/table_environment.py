@@ -71,6 +71,26 @@ class EnvironmentSettings:
             return EnvironmentSettings(self._streaming, self._config)
 
 
+# The python.* keys weir reads (docs/python.md); others are accepted for PyFlink jobs that set
+# them, with a warning, because a misspelt key would otherwise do nothing silently.
+KNOWN_PYTHON_KEYS = {
+    "python.executable",
+    "python.client.executable",
+    "python.fn-execution.bundle.size",
+    "python.fn-execution.bundle.time",
+    "python.fn-execution.arrow.batch.size",
+    "python.fn-execution.max-in-flight",
+    "python.metric.enabled",
+    "python.udf.on-error",
+    "python.worker.restart.max-attempts",
+    "python.worker.restart.window",
+    "python.worker.start-timeout",
+    "python.execution-mode",
+    "python.files",
+    "python.internal.sys-path",
+}
+
+
 class TableConfig:
     """``t_env.get_config()``: ``set(key, value)``, ``get(key, default)``."""
 
@@ -78,6 +98,13 @@ class TableConfig:
         self._env = env
 
     def set(self, key: str, value: Any) -> "TableConfig":
+        if key.startswith("python.") and key not in KNOWN_PYTHON_KEYS:
+            import difflib
+            import warnings
+
+            close = difflib.get_close_matches(key, sorted(KNOWN_PYTHON_KEYS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            warnings.warn(f"weir does not read configuration key {key!r}{hint}", stacklevel=2)
         if isinstance(value, dict):
             value = ",".join(f"{k}:{v}" for k, v in value.items())
         elif isinstance(value, bool):
