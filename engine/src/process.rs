@@ -58,6 +58,8 @@ pub mod keys {
 struct Options {
     python: String,
     bundle_size: usize,
+    /// Idle flush interval of the workers; sent to them in ms.
+    bundle_time: Duration,
     max_in_flight: usize,
     max_restarts: usize,
     restart_window: Duration,
@@ -113,7 +115,6 @@ impl Options {
         if bundle_size == 0 {
             return Err(bad_option(keys::BUNDLE_SIZE, "0", "at least 1"));
         }
-        parse_millis(config, keys::BUNDLE_TIME, 1000)?;
         if let Some(v) = config.get(keys::ON_ERROR) {
             if v != "fail" && v != "skip" {
                 return Err(bad_option(keys::ON_ERROR, v, "`fail` or `skip`"));
@@ -139,6 +140,7 @@ impl Options {
                 .cloned()
                 .unwrap_or_else(|| "python3".into()),
             bundle_size: bundle_size as usize,
+            bundle_time: parse_millis(config, keys::BUNDLE_TIME, 1000)?,
             max_in_flight: parse_number(config, keys::MAX_IN_FLIGHT, 4)?.max(1) as usize,
             max_restarts: parse_number(config, keys::MAX_RESTARTS, 5)? as usize,
             restart_window: parse_millis(config, keys::RESTART_WINDOW, 60_000)?,
@@ -259,7 +261,15 @@ impl UdfBackend for ProcessBackend {
                 subtask: ctx.subtask as u32,
                 parallelism: ctx.parallelism as u32,
                 attempt: 0,
-                config: (*ctx.config).clone(),
+                config: {
+                    // The worker reads durations as plain milliseconds: one parser, here.
+                    let mut c = (*ctx.config).clone();
+                    c.insert(
+                        keys::BUNDLE_TIME.to_string(),
+                        opts.bundle_time.as_millis().to_string(),
+                    );
+                    c
+                },
                 functions,
             },
             result_types,
@@ -1093,9 +1103,14 @@ mod tests {
         );
         c.insert(keys::BUNDLE_SIZE.to_string(), "10".to_string());
         c.insert(keys::RESTART_WINDOW.to_string(), "2 min".to_string());
+        c.insert(keys::BUNDLE_TIME.to_string(), "2 s".to_string());
         assert_eq!(
             Options::from_config(&c).unwrap().restart_window,
             Duration::from_secs(120)
+        );
+        assert_eq!(
+            Options::from_config(&c).unwrap().bundle_time,
+            Duration::from_secs(2)
         );
         c.insert(keys::ON_ERROR.to_string(), "ignore".to_string());
         let e = Options::from_config(&c).unwrap_err().to_string();

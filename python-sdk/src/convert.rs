@@ -377,7 +377,7 @@ pub fn values_to_array(values: &[Bound<'_, PyAny>], dt: &DataType) -> Result<Arr
             }
             Arc::new(PrimitiveArray::<Date32Type>::from(out))
         }
-        DataType::Time32(TimeUnit::Millisecond) | DataType::Time64(_) | DataType::Time32(_) => {
+        DataType::Time32(_) | DataType::Time64(_) => {
             let mut nanos = Vec::with_capacity(values.len());
             for (row, v) in values.iter().enumerate() {
                 if v.is_none() {

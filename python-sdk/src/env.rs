@@ -458,10 +458,6 @@ impl Table {
     fn schema_text(&self) -> PyResult<String> {
         self.t.schema_text().map_err(err)
     }
-
-    fn is_updating(&self) -> PyResult<bool> {
-        Ok(self.t.plan().is_updating())
-    }
 }
 
 /// Hands batches to the Python side (`collect()`).

@@ -24,7 +24,6 @@ class Semantics(ScalarFunction):
         self.parallelism = ctx.get_number_of_parallel_subtasks()
         self.index = ctx.get_index_of_this_subtask()
         self.attempt = ctx.get_attempt_number()
-        self.same = g.add_group("my_group") is not None
 
     def eval(self, x):
         if x == 1:

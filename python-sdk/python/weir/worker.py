@@ -116,7 +116,8 @@ class Worker:
         sys.stdout = _ChannelStream(self.channel, "stdout", logging.INFO)
         sys.stderr = _ChannelStream(self.channel, "stderr", logging.WARNING)
         self.skip = config.get("python.udf.on-error", "fail") == "skip"
-        self.bundle_ms = _millis(config.get("python.fn-execution.bundle.time", "1000"))
+        # The engine sends it as plain milliseconds, whatever form the user wrote.
+        self.bundle_ms = int(config.get("python.fn-execution.bundle.time", "1000"))
         return hs
 
     def open(self, hs: Dict[str, Any]) -> bool:
@@ -251,14 +252,6 @@ def _row_text(args: List[list], i: int) -> str:
         return repr(tuple(a[i] for a in args))
     except Exception:  # noqa: BLE001
         return "?"
-
-
-def _millis(text: str) -> int:
-    t = text.strip()
-    for unit, factor in (("ms", 1), ("min", 60_000), ("s", 1000)):
-        if t.endswith(unit):
-            return int(t[: -len(unit)].strip()) * factor
-    return int(t)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

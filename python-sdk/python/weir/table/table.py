@@ -16,7 +16,7 @@ from weir.table.expression import (
     quote_name,
     render_list,
 )
-from weir.table.table_result import TableResult
+from weir.table.table_result import ResultKind, TableResult
 from weir.table.window import GroupWindow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,8 +84,6 @@ class Table:
         return self._query(f"SELECT {', '.join(exprs)} FROM {self._name()}")
 
     def filter(self, predicate: Any) -> "Table":
-        if getattr(self, "_pending_join", None) is not None:
-            return self._finish_join(predicate)
         p = _to_expr(predicate)._render(self._ctx())
         return self._query(f"SELECT * FROM {self._name()} WHERE {p}")
 
@@ -155,12 +153,10 @@ class Table:
     def distinct(self) -> "Table":
         return self._query(f"SELECT DISTINCT * FROM {self._name()}")
 
-    def join(self, right: "Table", join_predicate: Any = None) -> "Table":
+    def join(self, right: "Table", join_predicate: Any = None) -> Any:
+        """``join(right, cond)``, or ``join(right).where(cond)`` as in PyFlink."""
         if join_predicate is None:
-            t = Table(self._native, self._env)
-            t._view = self._view
-            t._pending_join = ("JOIN", self, right)  # type: ignore[attr-defined]
-            return t
+            return PendingJoin(self, right)
         return self._join("JOIN", right, join_predicate)
 
     def left_outer_join(self, right: "Table", join_predicate: Any = None) -> "Table":
@@ -171,10 +167,6 @@ class Table:
     def _join(self, how: str, right: "Table", predicate: Any) -> "Table":
         p = _to_expr(predicate)._render(self._ctx())
         return self._query(f"SELECT * FROM {self._name()} {how} {right._name()} ON {p}")
-
-    def _finish_join(self, predicate: Any) -> "Table":
-        how, left, right = self._pending_join  # type: ignore[attr-defined]
-        return left._join(how, right, predicate)
 
     def union_all(self, right: "Table") -> "Table":
         return self._query(f"SELECT * FROM {self._name()} UNION ALL SELECT * FROM {right._name()}")
@@ -211,7 +203,7 @@ class Table:
 
     def execute_insert(self, table_path: str, overwrite: bool = False) -> TableResult:
         """Runs ``INSERT INTO table_path`` with this table's rows."""
-        return TableResult(job=self._env._execute_insert(self, table_path))
+        return TableResult(job=self._env._execute_insert(self, table_path), kind=ResultKind.SUCCESS)
 
     def to_pandas(self) -> Any:
         """The final rows as a pandas DataFrame (updates applied: only inserted rows stay)."""
@@ -228,6 +220,26 @@ class Table:
                 else:
                     rows.remove(tuple(r))
         return pd.DataFrame.from_records(rows, columns=names)
+
+
+class PendingJoin:
+    """``left.join(right)`` before its ``where(cond)``: weir runs joins with a condition, so
+    anything else on it is an error rather than a silent cross product."""
+
+    def __init__(self, left: Table, right: Table) -> None:
+        self._left = left
+        self._right = right
+
+    def where(self, predicate: Any) -> Table:
+        return self._left._join("JOIN", self._right, predicate)
+
+    filter = where
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"a join needs its condition first: left.join(right).where(cond) or "
+            f"left.join(right, cond), then .{name}(...)"
+        )
 
 
 class GroupedTable:

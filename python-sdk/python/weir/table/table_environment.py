@@ -17,7 +17,7 @@ import cloudpickle
 from weir import _native
 from weir.common import Configuration, Row
 from weir.table.table import Table
-from weir.table.table_result import TableResult
+from weir.table.table_result import ResultKind, TableResult
 from weir.table.types import DataType, RowType, type_text
 from weir.table.udf import UserDefinedScalarFunctionWrapper
 
@@ -155,7 +155,7 @@ class StatementSet:
                 jobs.append(self._env.execute_sql(i)._job)
             else:
                 jobs.append(self._env._execute_insert(i[1], i[0]))
-        return TableResult(job=_AllJobs(jobs))
+        return TableResult(job=_AllJobs(jobs), kind=ResultKind.SUCCESS)
 
 
 class _AllJobs:
@@ -243,19 +243,19 @@ class TableEnvironment:
         out = self._native.execute_sql(stmt)
         kind = out[0]
         if kind == "ok":
-            return TableResult(rows=[("OK",)])
+            return TableResult(rows=[("OK",)], kind=ResultKind.SUCCESS)
         if kind == "text":
             return TableResult(rows=[(line,) for line in out[1].splitlines()])
         if kind == "query":
             return Table(out[1], self).execute()
         if kind == "insert":
-            return TableResult(job=out[1])
+            return TableResult(job=out[1], kind=ResultKind.SUCCESS)
         if kind == "function":
             _, name, path, language = out
             if language.upper() != "PYTHON":
                 raise ValueError(f"function {name}: weir runs PYTHON functions, not {language}")
             self.create_temporary_function(name, _load_function(path))
-            return TableResult(rows=[("OK",)])
+            return TableResult(rows=[("OK",)], kind=ResultKind.SUCCESS)
         raise RuntimeError(f"unexpected statement outcome {kind}")
 
     def sql_query(self, query: str) -> Table:
@@ -297,6 +297,9 @@ class TableEnvironment:
                 if sample is None:
                     raise TypeError(f"column {names[c]} is all NULL; pass a DataTypes.ROW schema")
                 types.append(_infer_type(sample))
+        for i, r in enumerate(rows):
+            if len(r) != len(names):
+                raise ValueError(f"from_elements: row {i} has {len(r)} fields, the schema {len(names)}")
         return Table(self._native.from_rows(rows, names, types), self)
 
     # -- functions --
@@ -312,10 +315,10 @@ class TableEnvironment:
     def _register_inline_udf(self, f: UserDefinedScalarFunctionWrapper) -> str:
         name = self._udf_names.get(id(f))
         if name is None:
-            name = f"{f.name}"
             taken = set(self._udf_names.values())
-            if name in taken:
-                name = f"{f.name}_{len(taken)}"
+            name, n = f.name, 1
+            while name in taken:
+                name, n = f"{f.name}_{n}", n + 1
             self._native.register_python_function(name, _pickle(f), f.result_type)
             self._udf_names[id(f)] = name
         return name

@@ -83,6 +83,7 @@ class TableResult:
         rows: Optional[List[tuple]] = None,
         streaming: bool = True,
         collects: bool = False,
+        kind: "ResultKind" = ResultKind.SUCCESS_WITH_CONTENT,
     ) -> None:
         self._job = job
         self._names = list(names)
@@ -91,12 +92,13 @@ class TableResult:
         self._streaming = streaming
         self._collects = collects
         self._consumed = False
+        self._kind = kind
 
     def get_job_client(self) -> Optional[JobClient]:
         return JobClient(self._job) if self._job is not None else None
 
     def get_result_kind(self) -> ResultKind:
-        return ResultKind.SUCCESS_WITH_CONTENT if (self._rows is not None and self._names != ["result"]) or self._collects else ResultKind.SUCCESS
+        return self._kind
 
     def get_table_schema(self) -> "Any":
         from weir.table.table import TableSchema

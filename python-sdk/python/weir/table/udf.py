@@ -109,9 +109,6 @@ class UserDefinedScalarFunctionWrapper:
     def __call__(self, *args: Any) -> Expression:
         return _UdfCall(self, [_wrap(a) for a in args])
 
-    def alias(self, *names: str) -> "UserDefinedScalarFunctionWrapper":
-        return self
-
     @property
     def name(self) -> str:
         return self._name
