@@ -70,7 +70,7 @@ fn main() {
                     panic!("not an insert")
                 };
                 let t = Instant::now();
-                let summary = runtime.block_on(job.run(env.registry())).expect("run");
+                let summary = runtime.block_on(env.run(job)).expect("run");
                 assert_eq!(summary.rows_read, case.rows);
                 best = best.min(t.elapsed().as_secs_f64());
             }

@@ -9,6 +9,15 @@ pub enum EngineError {
     /// An expression that cannot be planned (unknown column or function, type mismatch).
     #[error("expression `{expr}`: {detail}")]
     Plan { expr: String, detail: String },
+    /// SQL text that does not parse.
+    #[error("SQL `{expr}` does not parse: {detail}")]
+    Parse { expr: String, detail: String },
+    /// A table or view that is not registered.
+    #[error("expression `{expr}`: {detail}")]
+    NoSuchTable { expr: String, detail: String },
+    /// A table or view created under a name that is taken.
+    #[error("expression `{expr}`: {detail}")]
+    TableExists { expr: String, detail: String },
     /// A connector option that is unknown, missing or has a bad value.
     #[error("table `{table}`, option '{key}': {detail}")]
     TableOption {

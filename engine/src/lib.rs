@@ -20,6 +20,7 @@ pub mod ops;
 pub mod plan;
 pub mod process;
 pub mod runtime;
+pub mod session;
 pub mod sql;
 pub mod stream;
 pub mod table;

@@ -44,15 +44,33 @@ pub enum SqlOutcome {
     },
 }
 
-fn sql_err(stmt: &str, detail: impl Into<String>) -> EngineError {
+/// A statement as errors quote it: on one line, at most 120 characters.
+fn quoted(stmt: &str) -> String {
     let s: String = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
-    let s = if s.chars().count() > 120 {
+    if s.chars().count() > 120 {
         format!("{}...", s.chars().take(117).collect::<String>())
     } else {
         s
-    };
+    }
+}
+
+fn sql_err(stmt: &str, detail: impl Into<String>) -> EngineError {
     EngineError::Plan {
-        expr: s,
+        expr: quoted(stmt),
+        detail: detail.into(),
+    }
+}
+
+fn no_table(stmt: &str, detail: impl Into<String>) -> EngineError {
+    EngineError::NoSuchTable {
+        expr: quoted(stmt),
+        detail: detail.into(),
+    }
+}
+
+fn parse_err(stmt: &str, detail: impl Into<String>) -> EngineError {
+    EngineError::Parse {
+        expr: quoted(stmt),
         detail: detail.into(),
     }
 }
@@ -171,24 +189,26 @@ impl TableEnvironment {
             return Ok(SqlOutcome::Text(self.from_path(name)?.schema_text()?));
         }
         if w.first() == Some(&"EXPLAIN") {
-            let mut rest = stmt[7..].trim();
-            let upper = rest.to_ascii_uppercase();
-            if upper.starts_with("PLAN FOR") {
-                rest = rest[8..].trim();
-            }
-            return Ok(SqlOutcome::Text(match self.execute_sql(rest)? {
-                SqlOutcome::Query(t) => t.explain()?,
-                SqlOutcome::Insert { job, sink } => {
-                    let q = insert_query(rest)?;
-                    let t = self.sql_query(&q)?;
-                    format!(
+            let re = regex::Regex::new(r"(?is)^\s*EXPLAIN(?:\s+PLAN\s+FOR)?\s+(.*)$")
+                .expect("valid pattern");
+            let rest = re
+                .captures(stmt)
+                .and_then(|c| c.get(1))
+                .map(|m| m.as_str())
+                .ok_or_else(|| sql_err(stmt, "EXPLAIN takes a query or an INSERT"))?;
+            return Ok(SqlOutcome::Text(
+                match self.statement(&parse_one(rest)?, rest)? {
+                    Planned::Query(t) => t.explain()?,
+                    Planned::Insert { sink, query, job } => format!(
                         "== Logical Plan ==\nSink(table=[{sink}])\n{}\n== Physical Plan ==\n{}",
-                        indent(&t.plan().explain()),
+                        indent(&query.plan().explain()),
                         job.describe()
-                    )
-                }
-                _ => return Err(sql_err(stmt, "EXPLAIN takes a query or an INSERT")),
-            }));
+                    ),
+                    Planned::Done(_) => {
+                        return Err(sql_err(stmt, "EXPLAIN takes a query or an INSERT"))
+                    }
+                },
+            ));
         }
         if w.first() == Some(&"DROP") {
             let parts: Vec<&str> = stmt.split_whitespace().collect();
@@ -200,27 +220,29 @@ impl TableEnvironment {
             }
             let name = parts.get(i).map(|s| s.trim_matches('`')).unwrap_or("");
             if !self.drop(name) && !if_exists {
-                return Err(sql_err(stmt, format!("no table or view `{name}`")));
+                return Err(no_table(stmt, format!("no table or view `{name}`")));
             }
             return Ok(SqlOutcome::Ok(format!("dropped {name}")));
         }
-        let text = rewrite_table_functions(stmt);
-        let parsed = Parser::parse_sql(&GenericDialect {}, &text)
-            .map_err(|e| sql_err(stmt, e.to_string()))?;
-        let st = match parsed.as_slice() {
-            [one] => one,
-            _ => return Err(sql_err(stmt, "expected one statement")),
-        };
+        Ok(match self.statement(&parse_one(stmt)?, stmt)? {
+            Planned::Query(t) => SqlOutcome::Query(t),
+            Planned::Insert { sink, job, .. } => SqlOutcome::Insert { sink, job },
+            Planned::Done(m) => SqlOutcome::Ok(m),
+        })
+    }
+
+    /// Plans one statement sqlparser has parsed (`stmt` is its text, for errors).
+    fn statement(&self, st: &sq::Statement, stmt: &str) -> Result<Planned> {
         match st {
             sq::Statement::Query(q) => {
                 let plan = Planner::new(self).query(q)?;
-                Ok(SqlOutcome::Query(Table::from_plan(self, plan)))
+                Ok(Planned::Query(Table::from_plan(self, plan)))
             }
             sq::Statement::CreateView { name, query, .. } => {
                 let plan = Planner::new(self).query(query)?;
                 let name = object_name(name);
                 self.create_temporary_view(&name, &Table::from_plan(self, plan))?;
-                Ok(SqlOutcome::Ok(format!("created view {name}")))
+                Ok(Planned::Done(format!("created view {name}")))
             }
             sq::Statement::Insert(ins) => {
                 let sink = match &ins.table {
@@ -237,7 +259,7 @@ impl TableEnvironment {
                     // INSERT INTO t (a, b): reorder to the table's columns.
                     let def = self
                         .table_def(&sink)
-                        .ok_or_else(|| sql_err(stmt, format!("no table `{sink}`")))?;
+                        .ok_or_else(|| no_table(stmt, format!("no table `{sink}`")))?;
                     let target = def.schema()?;
                     let given: Vec<String> = ins.columns.iter().map(|c| c.value.clone()).collect();
                     let src = table.schema()?;
@@ -255,7 +277,11 @@ impl TableEnvironment {
                     table = table.select(exprs)?;
                 }
                 let job = self.plan_insert(&table, &sink)?;
-                Ok(SqlOutcome::Insert { sink, job })
+                Ok(Planned::Insert {
+                    sink,
+                    query: table,
+                    job,
+                })
             }
             other => Err(sql_err(
                 stmt,
@@ -291,15 +317,27 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-/// The query part of an `INSERT INTO t [cols] query`.
-fn insert_query(stmt: &str) -> Result<String> {
-    let upper = stmt.to_ascii_uppercase();
-    let at = ["SELECT", "WITH", "VALUES"]
-        .iter()
-        .filter_map(|k| upper.find(k))
-        .min()
-        .ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
-    Ok(stmt[at..].to_string())
+/// Parses one statement (after the TABLE(...) rewrite sqlparser needs).
+fn parse_one(stmt: &str) -> Result<sq::Statement> {
+    let text = rewrite_table_functions(stmt);
+    let mut parsed =
+        Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| parse_err(stmt, e.to_string()))?;
+    match parsed.len() {
+        1 => Ok(parsed.remove(0)),
+        _ => Err(sql_err(stmt, "expected one statement")),
+    }
+}
+
+/// What a parsed statement became.
+enum Planned {
+    Query(Table),
+    Insert {
+        sink: String,
+        /// The query (with the INSERT column list applied), before the casts to the sink.
+        query: Table,
+        job: JobGraph,
+    },
+    Done(String),
 }
 
 /// `TABLE(TUMBLE(TABLE t, ...))` -> `TABLE(TUMBLE(t, ...))`, which sqlparser reads.
@@ -933,6 +971,7 @@ impl<'a> Planner<'a> {
                     Some(p) => p.clone(),
                     None => self.env.from_path(&n)?.plan().clone(),
                 };
+                let plan = with_column_aliases(plan, alias.as_ref())?;
                 let schema = plan.schema()?;
                 let q = alias.as_ref().map(|a| a.name.value.clone()).unwrap_or(n);
                 Ok((plan, Scope::of_schema(Some(&q), &schema)))
@@ -940,7 +979,7 @@ impl<'a> Planner<'a> {
             sq::TableFactor::Derived {
                 subquery, alias, ..
             } => {
-                let plan = self.query(subquery)?;
+                let plan = with_column_aliases(self.query(subquery)?, alias.as_ref())?;
                 let schema = plan.schema()?;
                 let q = alias.as_ref().map(|a| a.name.value.clone());
                 Ok((plan, Scope::of_schema(q.as_deref(), &schema)))
@@ -1018,6 +1057,7 @@ impl<'a> Planner<'a> {
             kind,
             time,
         };
+        let plan = with_column_aliases(plan, alias)?;
         let schema = plan.schema()?;
         let q = alias.map(|a| a.name.value.clone()).unwrap_or(table);
         Ok((plan, Scope::of_schema(Some(&q), &schema)))
@@ -1552,36 +1592,158 @@ impl<'a> Planner<'a> {
         for a in &raw {
             args.push(self.expr(a, scope)?);
         }
-        if let Some(agg) = AggFunc::from_name(&upper) {
-            if args.len() != 1 {
-                return Err(sql_err(&whole, format!("{upper} takes one argument")));
-            }
-            return Ok(Expr::Agg {
-                func: agg,
-                arg: Some(Box::new(args.remove(0))),
-                distinct,
-            });
-        }
-        if let Some(u) = self.env.function(&name) {
-            return Ok(Expr::Udf(u, args));
-        }
-        if let Some(func) = Func::from_name(&upper) {
-            if func == Func::Extract {
-                return Err(sql_err(&whole, "write EXTRACT(unit FROM value)"));
-            }
-            return Ok(Expr::Call(func, args));
-        }
-        if upper == "PROCTIME" {
-            return Ok(Expr::Call(Func::Proctime, args));
-        }
-        Err(sql_err(
-            &whole,
-            format!(
-                "no function named `{name}`; built-in functions are {}, COUNT, SUM, MIN, MAX, AVG; register user-defined ones with create_temporary_function",
-                Func::names().collect::<Vec<_>>().join(", ")
-            ),
-        ))
+        resolve_function(self.env, &name, args, distinct, &whole)
     }
+}
+
+/// A call of the function `name`, as SQL and the Table API's `call(name, ...)` resolve it: a
+/// function registered in `env` first (it shadows a built-in of the same name, as Flink's
+/// temporary system functions do), then the aggregates, then the built-in scalar functions.
+/// `whole` is the call as the user wrote it, for errors.
+pub fn resolve_function(
+    env: &TableEnvironment,
+    name: &str,
+    mut args: Vec<Expr>,
+    distinct: bool,
+    whole: &str,
+) -> Result<Expr> {
+    let upper = name.to_ascii_uppercase();
+    if let Some(u) = env.function(name) {
+        return Ok(Expr::Udf(u, args));
+    }
+    if let Some(agg) = AggFunc::from_name(&upper) {
+        if args.len() != 1 {
+            return Err(sql_err(whole, format!("{upper} takes one argument")));
+        }
+        return Ok(Expr::Agg {
+            func: agg,
+            arg: Some(Box::new(args.remove(0))),
+            distinct,
+        });
+    }
+    if let Some(func) = Func::from_name(&upper) {
+        if func == Func::Extract {
+            return Err(sql_err(whole, "write EXTRACT(unit FROM value)"));
+        }
+        return Ok(Expr::Call(func, args));
+    }
+    if upper == "PROCTIME" {
+        return Ok(Expr::Call(Func::Proctime, args));
+    }
+    Err(sql_err(
+        whole,
+        format!(
+            "no function named `{name}`; built-in functions are {}, COUNT, SUM, MIN, MAX, AVG; register user-defined ones with create_temporary_function",
+            Func::names().collect::<Vec<_>>().join(", ")
+        ),
+    ))
+}
+
+/// Expressions written as SQL text over the columns of `schema` (the Table API's
+/// `t.select("a, b + 1 AS c")`, `t.filter("x > 1")`), planned as the select list of a query
+/// would be. Anything but a list of expressions is an error.
+pub fn parse_expressions(env: &TableEnvironment, schema: &Schema, text: &str) -> Result<Vec<Expr>> {
+    let st = parse_one(&format!("SELECT {text}"))
+        .map_err(|_| parse_err(text, "expected a comma-separated list of expressions"))?;
+    let select = match &st {
+        sq::Statement::Query(q) => match q.body.as_ref() {
+            sq::SetExpr::Select(s)
+                if s.from.is_empty()
+                    && s.selection.is_none()
+                    && s.having.is_none()
+                    && q.order_by.is_none()
+                    && q.limit_clause.is_none()
+                    && matches!(&s.group_by, sq::GroupByExpr::Expressions(e, _) if e.is_empty()) =>
+            {
+                s
+            }
+            _ => {
+                return Err(parse_err(
+                    text,
+                    "expected a comma-separated list of expressions",
+                ))
+            }
+        },
+        _ => {
+            return Err(parse_err(
+                text,
+                "expected a comma-separated list of expressions",
+            ))
+        }
+    };
+    let scope = Scope::of_schema(None, schema);
+    let mut planner = Planner::new(env);
+    let mut out = Vec::new();
+    for item in &select.projection {
+        match item {
+            sq::SelectItem::UnnamedExpr(e) => out.push(planner.expr(e, &scope)?),
+            sq::SelectItem::ExprWithAlias { expr, alias } => {
+                out.push(planner.expr(expr, &scope)?.alias(&alias.value))
+            }
+            sq::SelectItem::Wildcard(_) => {
+                out.extend(schema.fields().iter().map(|f| col(f.name())))
+            }
+            other => {
+                return Err(sql_err(
+                    text,
+                    format!("`{other}` is not an expression over this table's columns"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `FROM x AS t(a, b)`: the alias's column list renames the relation's columns, in order;
+/// it must name each of them once.
+fn with_column_aliases(plan: Plan, alias: Option<&sq::TableAlias>) -> Result<Plan> {
+    let Some(alias) = alias.filter(|a| !a.columns.is_empty()) else {
+        return Ok(plan);
+    };
+    let schema = plan.schema()?;
+    let names: Vec<String> = alias.columns.iter().map(|c| c.name.value.clone()).collect();
+    if names.len() != schema.fields().len() {
+        return Err(sql_err(
+            &alias.to_string(),
+            format!(
+                "the alias names {} columns ({}) but the relation has {} ({})",
+                names.len(),
+                names.join(", "),
+                schema.fields().len(),
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].iter().any(|m| m.eq_ignore_ascii_case(n)) {
+            return Err(sql_err(
+                &alias.to_string(),
+                format!("column `{n}` is named twice"),
+            ));
+        }
+        if let Some(c) = alias.columns.get(i).and_then(|c| c.data_type.as_ref()) {
+            return Err(sql_err(
+                &alias.to_string(),
+                format!("a column alias takes no type (`{n} {c}`)"),
+            ));
+        }
+    }
+    let projections = schema
+        .fields()
+        .iter()
+        .zip(names)
+        .map(|(f, n)| (col(f.name()), n))
+        .collect();
+    Ok(Plan::Calc {
+        input: Box::new(plan),
+        filter: None,
+        projections,
+    })
 }
 
 /// Argument `i` of a window function: a positive INTERVAL, in ms.

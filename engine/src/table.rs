@@ -36,6 +36,7 @@ use crate::plan::{
     name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan,
 };
 use crate::runtime::{JobGraph, SinkFactory};
+use crate::session::{EnvId, ProcessSession};
 use crate::stream::StreamBatch;
 use crate::udf::UdfRef;
 
@@ -55,32 +56,53 @@ struct EnvState {
     values_counter: usize,
 }
 
-/// Where tables, views and functions are registered, and jobs are planned.
+/// Where tables, views and functions are registered, and jobs are planned. Its metrics,
+/// reporters and job names belong to its [`ProcessSession`], which several environments can share.
 #[derive(Clone)]
 pub struct TableEnvironment {
     state: Arc<Mutex<EnvState>>,
     streaming: bool,
-    registry: Registry,
+    session: ProcessSession,
+    id: EnvId,
 }
 
 impl TableEnvironment {
-    /// Streaming mode: unbounded input, watermarks, updating results.
+    /// Streaming mode: unbounded input, watermarks, updating results (in a session of its
+    /// own).
     pub fn in_streaming_mode() -> Self {
-        Self::new(true, Registry::default())
+        Self::with_session(true, ProcessSession::new())
     }
 
-    /// Batch mode: bounded input, final results only.
+    /// Batch mode: bounded input, final results only (in a session of its own).
     pub fn in_batch_mode() -> Self {
-        Self::new(false, Registry::default())
+        Self::with_session(false, ProcessSession::new())
     }
 
-    /// With the registry the job's metrics go to.
+    /// With the registry the job's metrics go to (in a session of its own).
     pub fn new(streaming: bool, registry: Registry) -> Self {
+        Self::with_session(streaming, ProcessSession::with_registry(registry))
+    }
+
+    /// An environment of `session`, sharing its registry, reporters and job names with the
+    /// session's other environments.
+    pub fn with_session(streaming: bool, session: ProcessSession) -> Self {
+        let id = session.open_env();
         Self {
             state: Arc::new(Mutex::new(EnvState::default())),
             streaming,
-            registry,
+            session,
+            id,
         }
+    }
+
+    /// The session this environment belongs to.
+    pub fn session(&self) -> &ProcessSession {
+        &self.session
+    }
+
+    /// This environment's id in its session.
+    pub fn env_id(&self) -> EnvId {
+        self.id
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, EnvState> {
@@ -102,9 +124,25 @@ impl TableEnvironment {
         }
     }
 
-    /// The registry of the jobs' metrics.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The registry of the jobs' metrics: the session's, created from this environment's
+    /// `metrics.*` settings if no environment of the session needed it before.
+    pub fn registry(&self) -> Registry {
+        match self.session.registry(&self.config()) {
+            Ok((r, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                r
+            }
+            // set_config checked the keys; only the process environment (OTEL_*) is left.
+            Err(e) => {
+                tracing::error!("{e}; using the default metric settings");
+                self.session
+                    .registry(&BTreeMap::new())
+                    .map(|(r, _)| r)
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// Sets a configuration key (`parallelism.default`, `pipeline.name`, `python.*`, ...).
@@ -116,6 +154,17 @@ impl TableEnvironment {
                 expr: format!("{key}={value}"),
                 detail: "the runtime mode is 'streaming' or 'batch'".into(),
             });
+        }
+        if key.starts_with("metrics.") {
+            // Checked now, so a typo is an error where it was made, not at the first job.
+            let mut pairs = self.config();
+            pairs.insert(key.to_string(), value.to_string());
+            weir_metrics::config::MetricsConfig::from_pairs_with_env(&pairs, |_| None).map_err(
+                |e| EngineError::Plan {
+                    expr: format!("{key}={value}"),
+                    detail: e.to_string(),
+                },
+            )?;
         }
         if key == PARALLELISM {
             match value.trim().parse::<usize>() {
@@ -146,7 +195,7 @@ impl TableEnvironment {
             if if_not_exists {
                 return Ok(());
             }
-            return Err(EngineError::Plan {
+            return Err(EngineError::TableExists {
                 expr: format!("CREATE TABLE {name}"),
                 detail: format!("a table or view `{name}` already exists"),
             });
@@ -218,7 +267,7 @@ impl TableEnvironment {
             });
         }
         let known: Vec<&String> = st.tables.keys().chain(st.views.keys()).collect();
-        Err(EngineError::Plan {
+        Err(EngineError::NoSuchTable {
             expr: name.to_string(),
             detail: if known.is_empty() {
                 format!("no table or view `{name}`; none is registered")
@@ -260,7 +309,7 @@ impl TableEnvironment {
         table.plan.schema()?;
         let mut st = self.state();
         if st.tables.contains_key(name) {
-            return Err(EngineError::Plan {
+            return Err(EngineError::TableExists {
                 expr: format!("CREATE VIEW {name}"),
                 detail: format!("a table `{name}` already exists"),
             });
@@ -314,10 +363,12 @@ impl TableEnvironment {
 
     /// Plans `table` into the sink table `sink`.
     pub fn plan_insert(&self, table: &Table, sink: &str) -> Result<JobGraph> {
-        let def = self.table_def(sink).ok_or_else(|| EngineError::Plan {
-            expr: format!("INSERT INTO {sink}"),
-            detail: format!("no table `{sink}` to insert into"),
-        })?;
+        let def = self
+            .table_def(sink)
+            .ok_or_else(|| EngineError::NoSuchTable {
+                expr: format!("INSERT INTO {sink}"),
+                detail: format!("no table `{sink}` to insert into"),
+            })?;
         let target = def.schema()?;
         let source = table.plan.schema()?;
         if target.fields().len() != source.fields().len() {
@@ -360,12 +411,25 @@ impl TableEnvironment {
             projections: proj,
         };
         let sink_factory = def.sink()?;
-        to_job_graph(&plan, sink_factory, &self.options())
+        let mut graph = to_job_graph(&plan, sink_factory, &self.options())?;
+        self.default_job_name(&mut graph, &format!("insert-into_{sink}"));
+        Ok(graph)
     }
 
     /// Plans `table` into any sink.
     pub fn plan_to(&self, table: &Table, sink: Arc<dyn SinkFactory>) -> Result<JobGraph> {
-        to_job_graph(&table.plan, sink, &self.options())
+        let name = sink.name().to_string();
+        let mut graph = to_job_graph(&table.plan, sink, &self.options())?;
+        self.default_job_name(&mut graph, &name);
+        Ok(graph)
+    }
+
+    /// Without `pipeline.name`, a job is named for what it does, as in Flink
+    /// (`insert-into_<table>`, `collect`); the session makes the name unique.
+    fn default_job_name(&self, graph: &mut JobGraph, name: &str) {
+        if !graph.config.contains_key(JOB_NAME) {
+            graph.job_name = name.to_string();
+        }
     }
 
     /// Runs `table` and returns every row it produced, with its kind (bounded input, or until
@@ -373,13 +437,26 @@ impl TableEnvironment {
     pub async fn collect(&self, table: &Table) -> Result<Vec<StreamBatch>> {
         let c = Collect::default();
         let graph = self.plan_to(table, Arc::new(CollectSink(c.clone())))?;
-        graph.run(&self.registry).await?;
+        self.run(graph).await?;
         Ok(c.batches())
     }
 
     /// Runs `INSERT INTO sink SELECT ... table` to the end.
     pub async fn execute_insert(&self, table: &Table, sink: &str) -> Result<JobSummary> {
-        self.plan_insert(table, sink)?.run(&self.registry).await
+        let graph = self.plan_insert(table, sink)?;
+        self.run(graph).await
+    }
+
+    /// Runs a planned job in this environment's session (named, with job metrics; see
+    /// [`ProcessSession::begin_job`]), on the current runtime.
+    pub async fn run(&self, mut graph: JobGraph) -> Result<JobSummary> {
+        let (ticket, warnings) = self.session.begin_job(self.id, &mut graph)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        ticket
+            .run(graph, Arc::new(crate::runtime::JobControl::default()))
+            .await
     }
 }
 

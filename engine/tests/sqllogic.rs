@@ -85,7 +85,7 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
         let outcome = env.execute_sql(&sql);
         if let Some(want) = header.strip_prefix("statement error") {
             match outcome {
-                Ok(SqlOutcome::Insert { job, .. }) => match rt.block_on(job.run(env.registry())) {
+                Ok(SqlOutcome::Insert { job, .. }) => match rt.block_on(env.run(job)) {
                     Ok(_) => fail(format!(
                         "expected an error containing {want:?}, the job succeeded"
                     )),
@@ -119,7 +119,7 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
         if header == "statement ok" {
             match outcome {
                 Ok(SqlOutcome::Insert { job, .. }) => {
-                    if let Err(e) = rt.block_on(job.run(env.registry())) {
+                    if let Err(e) = rt.block_on(env.run(job)) {
                         fail(format!("the job failed: {e}"));
                     }
                 }

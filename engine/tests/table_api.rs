@@ -262,7 +262,7 @@ fn operator_metrics_count_every_row_across_subtasks() {
     else {
         panic!("not an insert")
     };
-    let summary = rt.block_on(job.run(env.registry())).unwrap();
+    let summary = rt.block_on(env.run(job)).unwrap();
     assert_eq!((summary.rows_read, summary.rows_written), (100_000, 25_000));
     let text = weir_metrics::prometheus::encode_text(&env.registry().snapshot());
     let sum = |prefix: &str| metric_sum(&env, prefix);
@@ -309,7 +309,7 @@ fn print_shows_kinds_and_subtasks_and_tables_set_their_parallelism() {
         .sql_query("SELECT x % 2 AS k, COUNT(*) AS n FROM n GROUP BY x % 2")
         .unwrap();
     let job = env.plan_to(&t, sink).unwrap();
-    rt.block_on(job.run(env.registry())).unwrap();
+    rt.block_on(env.run(job)).unwrap();
     let mut got = lines.lock().unwrap().clone();
     got.sort();
     // Two source subtasks each send one row per key: each key is inserted, then updated;
@@ -364,7 +364,7 @@ fn cancelling_an_unbounded_job_ends_it_cleanly() {
     };
     let control = Arc::new(JobControl::default());
     let c = control.clone();
-    let registry = env.registry().clone();
+    let registry = env.registry();
     let summary = rt.block_on(async move {
         let run = tokio::spawn(async move { job.run_with(&registry, c).await });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

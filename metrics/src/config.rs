@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `metrics.reporters` | `prom` | reporters to run, comma-separated: `prom`, `otel`, `promgateway` (otel and promgateway are also enabled by setting their endpoint) |
 //! | `metrics.reporter.prom.host` | `127.0.0.1` | address the `/metrics` endpoint binds to |
-//! | `metrics.reporter.prom.port` | `9249` | port, or range `9249-9259` (the first free one is used), or `0` for any free port |
+//! | `metrics.reporter.prom.port` | `9249-9259` | port, or range `9249-9259` (the first free one is used), or `0` for any free port; unset, a busy 9249 falls back to the next free port of the default range |
 //! | `metrics.reporter.otel.exporter.endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4317` (gRPC) / `http://localhost:4318` (HTTP) | OTLP collector URL |
 //! | `metrics.reporter.otel.exporter.protocol` | `OTEL_EXPORTER_OTLP_PROTOCOL`, else `gRPC` | `gRPC` or `HTTP` (protobuf to `/v1/metrics`) |
 //! | `metrics.reporter.otel.exporter.timeout` | `10 s` | timeout of one export attempt |
@@ -50,7 +50,14 @@ pub struct PrometheusConfig {
     pub host: String,
     /// First and last port to try.
     pub ports: (u16, u16),
+    /// Whether the user chose the port (`metrics.reporter.prom.port`); the default range
+    /// is only a preference.
+    pub explicit_port: bool,
 }
+
+/// The ports tried when `metrics.reporter.prom.port` is not set: Flink's 9249 first, then
+/// the next ones, so a second weir process on the machine still gets an endpoint.
+pub const DEFAULT_PROMETHEUS_PORTS: (u16, u16) = (9249, 9259);
 
 /// Settings of the OTLP exporter.
 #[derive(Clone, Debug, PartialEq)]
@@ -296,11 +303,15 @@ impl MetricsConfig {
                     "expected a host name or IP address",
                 ));
             }
-            let ports = match val("metrics.reporter.prom.port") {
-                Some(v) => parse_ports("metrics.reporter.prom.port", v)?,
-                None => (9249, 9249),
+            let (ports, explicit_port) = match val("metrics.reporter.prom.port") {
+                Some(v) => (parse_ports("metrics.reporter.prom.port", v)?, true),
+                None => (DEFAULT_PROMETHEUS_PORTS, false),
             };
-            Some(PrometheusConfig { host, ports })
+            Some(PrometheusConfig {
+                host,
+                ports,
+                explicit_port,
+            })
         } else {
             None
         };
@@ -443,7 +454,8 @@ mod tests {
             c.prometheus,
             Some(PrometheusConfig {
                 host: "127.0.0.1".into(),
-                ports: (9249, 9249)
+                ports: (9249, 9259),
+                explicit_port: false,
             })
         );
         assert!(c.otlp.is_none() && c.pushgateway.is_none());

@@ -246,6 +246,11 @@ impl Registry {
         }
     }
 
+    /// Whether `other` is this registry (a clone of it), not merely an equal one.
+    pub fn same_as(&self, other: &Registry) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Its options.
     pub fn options(&self) -> &RegistryOptions {
         &self.inner.options
@@ -357,7 +362,10 @@ impl Registry {
                     }
                     return Ok(s.metric.clone());
                 }
-                if fam.series.len() >= self.inner.options.cardinality_limit {
+                // The count of dropped series has one series per family that dropped any:
+                // bounded by the number of families, and limiting it would recurse.
+                let counts_drops = origin.namespace == "metrics" && name == "series_dropped";
+                if fam.series.len() >= self.inner.options.cardinality_limit && !counts_drops {
                     if !fam.over_limit_logged {
                         fam.over_limit_logged = true;
                         tracing::warn!(
@@ -440,14 +448,28 @@ impl Registry {
     /// Removes every series registered under the scope `id` (a group and its subgroups).
     /// Families left without series disappear, freeing their names.
     pub fn remove_scope(&self, id: u64) {
+        self.remove_where(|s| s.scopes.contains(&id));
+    }
+
+    /// Removes every series carrying the label `key="value"` (all series of a job that
+    /// ended, whatever group registered them). Families left without series disappear.
+    /// Returns how many series were removed.
+    pub fn remove_labelled(&self, key: &str, value: &str) -> usize {
+        self.remove_where(|s| s.labels.iter().any(|(k, v)| k == key && v == value))
+    }
+
+    fn remove_where(&self, gone: impl Fn(&Series) -> bool) -> usize {
         let mut st = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         let st = &mut *st;
         let mut emptied = Vec::new();
+        let mut removed = 0;
         for fam in st.families.values_mut() {
-            if !fam.series.iter().any(|s| s.scopes.contains(&id)) {
+            let before = fam.series.len();
+            fam.series.retain(|s| !gone(s));
+            if fam.series.len() == before {
                 continue;
             }
-            fam.series.retain(|s| !s.scopes.contains(&id));
+            removed += before - fam.series.len();
             fam.index = fam
                 .series
                 .iter()
@@ -465,6 +487,7 @@ impl Registry {
                 }
             }
         }
+        removed
     }
 
     /// A number that changes whenever a series is registered.
@@ -782,6 +805,29 @@ mod tests {
             text.contains("weir_metrics_series_dropped_total{metric=\"weir_user_id_c\"} 2\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_dropped_series_count_is_never_itself_dropped() {
+        // With a limit of 1, the second family that drops a series would need a second
+        // series of the dropped count: it must be counted, not dropped (nor recurse).
+        let r = reg(1);
+        let g = r.user_group(&[]).unwrap();
+        for family in ["a", "b", "c"] {
+            for i in 0..3 {
+                g.add_key_group("id", &i.to_string())
+                    .unwrap()
+                    .counter(family)
+                    .unwrap();
+            }
+        }
+        let text = encode_text(&r.snapshot());
+        for family in ["a", "b", "c"] {
+            let line = format!(
+                "weir_metrics_series_dropped_total{{metric=\"weir_user_id_{family}\"}} 2\n"
+            );
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
     }
 
     #[test]

@@ -7,35 +7,64 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use weir_engine::job::JobSummary;
 use weir_engine::job::Sink;
 use weir_engine::process::{ProcessBackend, PythonFunction};
 use weir_engine::runtime::{JobControl, JobGraph, SinkFactory};
+use weir_engine::session::ProcessSession;
 use weir_engine::sql::SqlOutcome;
 use weir_engine::stream::StreamBatch;
 use weir_engine::table::{Table as EngineTable, TableEnvironment};
 use weir_engine::types::{type_name, SqlType};
 use weir_engine::udf::UdfRef;
-use weir_metrics::config::MetricsConfig;
-use weir_metrics::export::Reporters;
-use weir_metrics::Registry;
 
 use crate::convert::{list_items, value_to_py, values_to_array};
+use crate::errors::{raise, IntoPyException};
 
-fn err(e: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(e.to_string())
+fn err(e: impl IntoPyException) -> PyErr {
+    e.into_py_exception()
 }
 
-/// A table environment with its runtime, metrics reporters and Python worker backend.
+/// A table environment of the process session (which owns the runtime, the metric registry
+/// and the reporters), with its Python worker backend.
 #[pyclass(name = "Env", module = "weir._native", frozen)]
 pub struct Env {
-    rt: tokio::runtime::Runtime,
     env: TableEnvironment,
     backend: Arc<ProcessBackend>,
-    reporters: Mutex<Option<Reporters>>,
+}
+
+/// Shows the session's warnings (settings that cannot change any more, a busy port) as
+/// Python warnings, where the user's code runs.
+fn warn_all(py: Python<'_>, warnings: Vec<String>) -> PyResult<()> {
+    for w in warnings {
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+            &std::ffi::CString::new(w.replace('\0', " ")).unwrap_or_default(),
+            2,
+        )?;
+    }
+    Ok(())
+}
+
+/// Stops the process's reporters after their last export (at interpreter exit).
+#[pyfunction]
+pub fn shutdown(py: Python<'_>) {
+    stop_reporters(py, &ProcessSession::global());
+}
+
+fn stop_reporters(py: Python<'_>, session: &ProcessSession) {
+    if let Ok(rt) = session.runtime() {
+        py.detach(|| {
+            rt.block_on(async {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(15), session.stop_reporters()).await;
+            })
+        });
+    }
 }
 
 // PyFlink's names (`from_path`, `from_elements`) win over Rust's conventions.
@@ -44,16 +73,13 @@ pub struct Env {
 impl Env {
     #[new]
     fn new(streaming: bool) -> PyResult<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("weir")
-            .build()
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the runtime: {e}")))?;
+        let session = ProcessSession::global();
+        session
+            .runtime()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(Self {
-            rt,
-            env: TableEnvironment::new(streaming, Registry::default()),
+            env: TableEnvironment::with_session(streaming, session),
             backend: ProcessBackend::new(),
-            reporters: Mutex::new(None),
         })
     }
 
@@ -104,7 +130,7 @@ impl Env {
                 ],
             ),
             SqlOutcome::Insert { sink, job } => {
-                let j = self.start(job, None, &sink)?;
+                let j = self.start(py, job, None, &sink)?;
                 PyTuple::new(
                     py,
                     [
@@ -186,18 +212,21 @@ impl Env {
         })
     }
 
-    /// Registers a Python function (pickled) returning `result_type`.
+    /// Registers a Python function (pickled) returning `result_type` under `name`;
+    /// `display_name` (default `name`) is what errors, operators and metrics call it.
+    #[pyo3(signature = (name, pickled, result_type, display_name = None))]
     fn register_python_function(
         &self,
         name: &str,
         pickled: Vec<u8>,
         result_type: &str,
+        display_name: Option<&str>,
     ) -> PyResult<()> {
         let t = SqlType::parse(result_type).map_err(err)?;
         self.env.create_temporary_function(
             name,
             Arc::new(UdfRef {
-                name: name.to_string(),
+                name: display_name.unwrap_or(name).to_string(),
                 result_type: t.data_type,
                 payload: Arc::new(PythonFunction { pickled }),
                 backend: self.backend.clone(),
@@ -207,85 +236,83 @@ impl Env {
     }
 
     /// Runs `table` into a sink table.
-    fn execute_insert(&self, table: &Table, sink: &str) -> PyResult<Job> {
+    fn execute_insert(&self, py: Python<'_>, table: &Table, sink: &str) -> PyResult<Job> {
         let graph = self.env.plan_insert(&table.t, sink).map_err(err)?;
-        self.start(graph, None, sink)
+        self.start(py, graph, None, sink)
     }
 
     /// Runs `table` and hands its rows to Python as they come.
-    fn execute_collect(&self, table: &Table) -> PyResult<Job> {
+    fn execute_collect(&self, py: Python<'_>, table: &Table) -> PyResult<Job> {
         let (tx, rx) = mpsc::channel();
         let graph = self
             .env
             .plan_to(&table.t, Arc::new(ChannelSink(tx)))
             .map_err(err)?;
-        self.start(graph, Some(rx), "collect")
+        self.start(py, graph, Some(rx), "collect")
     }
 
-    /// Where `/metrics` is served (`host:port`), once a job has started the reporters.
+    /// Where `/metrics` is served (`host:port`), once a job has started the reporters. The
+    /// same for every environment of the process.
     fn metrics_address(&self) -> Option<String> {
-        self.lock_reporters()
-            .as_ref()
-            .and_then(|r| r.prometheus_addr())
-            .map(|a| a.to_string())
+        self.env.session().metrics_address().map(|a| a.to_string())
     }
 
     /// Starts the reporters now (they start with the first job otherwise).
-    fn start_reporters(&self) -> PyResult<Option<String>> {
-        self.ensure_reporters("weir-job")?;
+    fn start_reporters(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.ensure_reporters(py)?;
         Ok(self.metrics_address())
     }
 
-    /// The current exposition in Prometheus text format.
+    /// The current exposition in Prometheus text format (the whole process's).
     fn metrics_text(&self) -> String {
         weir_metrics::prometheus::encode_text(&self.env.registry().snapshot())
     }
 
-    /// Stops the reporters after a last export (OTLP, Pushgateway).
+    /// Jobs whose series are exported now (running, or finished and kept).
+    fn session_jobs(&self) -> Vec<String> {
+        self.env.session().jobs()
+    }
+
+    /// Ends this environment: its finished jobs' series leave the exports; the last open
+    /// environment also stops the reporters after a last OTLP export / Pushgateway push.
     fn close(&self, py: Python<'_>) {
-        let r = self.lock_reporters().take();
-        if let Some(r) = r {
-            py.detach(|| {
-                self.rt.block_on(async {
-                    let _ = tokio::time::timeout(Duration::from_secs(15), r.shutdown()).await;
-                })
-            });
+        let session = self.env.session();
+        if session.close_env(self.env.env_id()) {
+            stop_reporters(py, session);
         }
     }
 }
 
 impl Env {
-    fn lock_reporters(&self) -> std::sync::MutexGuard<'_, Option<Reporters>> {
-        self.reporters.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn ensure_reporters(&self, job: &str) -> PyResult<()> {
-        let mut r = self.lock_reporters();
-        if r.is_none() {
-            let config = MetricsConfig::from_pairs(self.env.config()).map_err(err)?;
-            let _g = self.rt.enter();
-            *r = Some(Reporters::start(self.env.registry(), &config, job).map_err(err)?);
-        }
-        Ok(())
+    fn ensure_reporters(&self, py: Python<'_>) -> PyResult<()> {
+        let warnings = self
+            .env
+            .session()
+            .start_reporters(&self.env.config())
+            .map_err(err)?;
+        warn_all(py, warnings)
     }
 
     fn start(
         &self,
-        graph: JobGraph,
+        py: Python<'_>,
+        mut graph: JobGraph,
         rows: Option<mpsc::Receiver<StreamBatch>>,
         target: &str,
     ) -> PyResult<Job> {
-        self.ensure_reporters(&graph.job_name)?;
+        self.ensure_reporters(py)?;
+        let session = self.env.session();
+        let (ticket, warnings) = session
+            .begin_job(self.env.env_id(), &mut graph)
+            .map_err(err)?;
+        warn_all(py, warnings)?;
         let control = Arc::new(JobControl::default());
         let done: Arc<Done> = Arc::new((Mutex::new(None), Condvar::new()));
-        let registry = self.env.registry().clone();
         let job_name = graph.job_name.clone();
         let (c, d) = (control.clone(), done.clone());
-        self.rt.spawn(async move {
-            let r = graph
-                .run_with(&registry, c)
-                .await
-                .map_err(|e| e.to_string());
+        let rt = session.runtime().map_err(err)?;
+        rt.spawn(async move {
+            let r = ticket.run(graph, c).await.map_err(|e| e.to_string());
             let (lock, cv) = &*d;
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             cv.notify_all();
@@ -406,10 +433,10 @@ impl Job {
                 d.set_item("seconds", s.elapsed.as_secs_f64())?;
                 Ok(Some(d))
             }
-            Some(Err(e)) => Err(PyRuntimeError::new_err(format!(
-                "job `{}` failed: {e}",
-                self.job_name
-            ))),
+            Some(Err(e)) => Err(raise(
+                "TableException",
+                format!("job `{}` failed: {e}", self.job_name),
+            )),
         }
     }
 

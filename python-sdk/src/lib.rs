@@ -3,6 +3,7 @@
 
 mod convert;
 mod env;
+mod errors;
 mod metrics;
 mod worker;
 
@@ -19,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         )
         .try_init();
     m.add_class::<env::Env>()?;
+    m.add_function(wrap_pyfunction!(env::shutdown, m)?)?;
     m.add_class::<env::Table>()?;
     m.add_class::<env::Job>()?;
     m.add_class::<worker::WorkerChannel>()?;

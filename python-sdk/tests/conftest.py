@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -46,15 +47,43 @@ def value(text: str, name: str, **labels: str) -> Optional[float]:
     return sum(found) if found else None
 
 
+_test_envs: list = []
+
+
 def make_env(streaming: bool = True, **config: str) -> TableEnvironment:
-    """An environment with its own metrics port; `python__udf__on_error="skip"` sets
-    `python.udf.on-error`."""
+    """An environment (of this process's one session, whose endpoint takes any free port);
+    `python__udf__on_error="skip"` sets `python.udf.on-error`. Closed after the test, so its
+    jobs' series do not reach the next test's scrapes."""
     settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
     env = TableEnvironment.create(settings)
     env.get_config().set("metrics.reporter.prom.port", "0")
     for k, v in config.items():
         env.get_config().set(k.replace("__", ".").replace("_", "-"), v)
+    _test_envs.append(env)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _close_test_envs() -> Iterator[None]:
+    yield
+    while _test_envs:
+        _test_envs.pop().close()
+
+
+def run_program(code: str, *args: str, timeout: float = 180, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Runs `code` as a Python program of its own (a process with its own session), as a user
+    would; fails the test with its output when it fails."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(code)
+    try:
+        p = subprocess.run(
+            [sys.executable, f.name, *args], capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+    finally:
+        os.unlink(f.name)
+    assert p.returncode == 0, f"program failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p
 
 
 def scrape(address: str) -> str:

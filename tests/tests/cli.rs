@@ -194,3 +194,111 @@ fn metrics_are_served_while_the_job_runs() {
     let status = proc.wait_exit(Duration::from_secs(60));
     assert!(status.success());
 }
+
+/// Runs `weir sql script` with stderr read line by line on a thread; returns the process and
+/// the lines as they come.
+fn spawn_weir_with_stderr(
+    weir: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(weir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start weir");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+fn metrics_address(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(l) = lines.recv_timeout(Duration::from_millis(200)) {
+            if let Some(rest) = l.strip_prefix("weir: metrics at http://") {
+                return rest.trim_end_matches("/metrics").to_string();
+            }
+            seen.push(l);
+        }
+    }
+    panic!("weir never said where its metrics are: {seen:?}");
+}
+
+const FOUR_SECONDS: &str =
+    "CREATE TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', 'fields.n.kind' = 'sequence',
+       'fields.n.start' = '1', 'fields.n.end' = '200000', 'rows-per-second' = '50000');
+     CREATE TABLE sink (n BIGINT) WITH ('connector' = 'blackhole');
+     INSERT INTO sink SELECT n FROM ticks;";
+
+#[test]
+fn set_statements_of_the_script_configure_the_metrics() {
+    let weir = build_bin("weir-engine", "weir");
+    let dir = temp_dir("cli-set");
+    let port = free_port();
+    let script = dir.join("setkeys.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "SET 'metrics.weir.name-prefix' = 'acme';\nSET 'metrics.reporter.prom.port' = '{port}';\n{FOUR_SECONDS}"
+        ),
+    )
+    .unwrap();
+    let (mut child, lines) = spawn_weir_with_stderr(&weir, &["sql", script.to_str().unwrap()]);
+    let addr = metrics_address(&lines);
+    assert_eq!(addr, format!("127.0.0.1:{port}"), "the SET port is used");
+    let started = Instant::now();
+    let mut text = String::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok((200, t)) = weir_e2e::try_http("GET", &addr, "/metrics", &[], b"") {
+            if t.contains("acme_operator_records_out_total{job_name=\"setkeys\"") {
+                text = t;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        text.contains("acme_job_uptime_seconds{job_name=\"setkeys\"}"),
+        "{text}"
+    );
+    let unprefixed: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with("weir_"))
+        .collect();
+    assert!(
+        unprefixed.is_empty(),
+        "SET name-prefix ignored: {unprefixed:?}"
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn two_scripts_at_once_with_the_default_port_both_run_and_serve_metrics() {
+    let weir = build_bin("weir-engine", "weir");
+    let dir = temp_dir("cli-two");
+    let script = dir.join("twice.sql");
+    std::fs::write(&script, FOUR_SECONDS).unwrap();
+    let (mut a, a_lines) = spawn_weir_with_stderr(&weir, &["sql", script.to_str().unwrap()]);
+    let (mut b, b_lines) = spawn_weir_with_stderr(&weir, &["sql", script.to_str().unwrap()]);
+    let (addr_a, addr_b) = (metrics_address(&a_lines), metrics_address(&b_lines));
+    assert_ne!(addr_a, addr_b);
+    for addr in [&addr_a, &addr_b] {
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        assert!((9249..=9259).contains(&port), "{addr}");
+        let (code, text) = weir_e2e::http_get(addr, "/metrics");
+        assert_eq!(code, 200);
+        assert!(
+            text.contains("weir_job_running{job_name=\"twice\"} 1"),
+            "{text}"
+        );
+    }
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+}

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use weir_engine::connectors::{PrintSink, PrintTarget};
 use weir_engine::runtime::{JobControl, JobGraph};
+use weir_engine::session::ProcessSession;
 use weir_engine::sql::{split_statements, SqlOutcome};
 use weir_engine::table::TableEnvironment;
-use weir_metrics::config::MetricsConfig;
-use weir_metrics::export::Reporters;
-use weir_metrics::Registry;
 
 const USAGE: &str =
     "usage: weir sql FILE.sql [--parallelism N] [--metrics-port PORT] [--set key=value]...
@@ -22,8 +20,9 @@ Runs the statements of FILE.sql in order: CREATE TABLE/VIEW, SET, SELECT (rows p
 EXPLAIN, and INSERT INTO (run as jobs, all at once, after the script has been read).
 
   --parallelism N       subtasks per operator (parallelism.default), default 1
-  --metrics-port PORT   port of the Prometheus endpoint /metrics (0 = any free port),
-                        default 9249 (metrics.reporter.prom.port)
+  --metrics-port PORT   port of the Prometheus endpoint /metrics (0 = any free port;
+                        metrics.reporter.prom.port), default the first free port of
+                        9249-9259; a busy explicit port is a warning, the job runs
   --set key=value       any configuration key, e.g. --set execution.runtime-mode=batch
                         or --set metrics.reporters=prom,otel
 ";
@@ -77,17 +76,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let session = ProcessSession::global();
+    let runtime = match session.runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("weir: cannot start the runtime: {e}");
+            eprintln!("weir: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, session.clone())) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("weir: error: {e}");
@@ -96,14 +93,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<ExitCode, String> {
+async fn run(args: Args, session: ProcessSession) -> Result<ExitCode, String> {
     let script = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file))?;
-    let config =
-        MetricsConfig::from_pairs(args.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| e.to_string())?;
-    let registry = Registry::new(config.registry_options());
-    let env = TableEnvironment::new(true, registry.clone());
+    let env = TableEnvironment::with_session(true, session.clone());
     for (k, v) in &args.pairs {
         env.set_config(k, v).map_err(|e| e.to_string())?;
     }
@@ -116,35 +109,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         env.set_config("pipeline.name", &job_name)
             .map_err(|e| e.to_string())?;
     }
-    let job_name = env
-        .config()
-        .get("pipeline.name")
-        .cloned()
-        .unwrap_or(job_name);
-    let reporters = Reporters::start(&registry, &config, &job_name).map_err(|e| e.to_string())?;
-    if let Some(addr) = reporters.prometheus_addr() {
-        eprintln!("weir: metrics at http://{addr}/metrics");
-    }
-    let job_metrics = registry
-        .system_group("job", &[("job_name", job_name.as_str())])
-        .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let _uptime = job_metrics
-        .gauge_fn("uptime_seconds", move || {
-            Ok(weir_metrics::GaugeValue::Float(
-                started.elapsed().as_secs_f64(),
-            ))
-        })
-        .map_err(|e| e.to_string())?;
-    let running = job_metrics
-        .gauge_with_help(
-            "running",
-            "1 while the job runs, 0 once it has finished or failed",
-        )
-        .map_err(|e| e.to_string())?;
-    let _restarts = job_metrics
-        .counter_with_help("restarts", "Times the job restarted after a failure")
-        .map_err(|e| e.to_string())?;
 
     let mut jobs: Vec<(String, JobGraph)> = Vec::new();
     for stmt in split_statements(&script) {
@@ -171,17 +136,30 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         }
     }
     if jobs.is_empty() {
-        reporters.shutdown().await;
         return Ok(ExitCode::SUCCESS);
     }
-    running.set_i64(1);
+    // The metric settings are read now, after the script's SET statements.
+    for w in session
+        .start_reporters(&env.config())
+        .map_err(|e| e.to_string())?
+    {
+        eprintln!("weir: warning: {w}");
+    }
+    if let Some(addr) = session.metrics_address() {
+        eprintln!("weir: metrics at http://{addr}/metrics");
+    }
     let control = Arc::new(JobControl::default());
     let mut handles = Vec::new();
-    for (what, job) in jobs {
+    for (what, mut job) in jobs {
         eprintln!("weir: running {what} ({} operators)", job.nodes.len());
+        let (ticket, warnings) = session
+            .begin_job(env.env_id(), &mut job)
+            .map_err(|e| e.to_string())?;
+        for w in warnings {
+            eprintln!("weir: warning: {w}");
+        }
         let c = control.clone();
-        let r = registry.clone();
-        handles.push((what, tokio::spawn(async move { job.run_with(&r, c).await })));
+        handles.push((what, tokio::spawn(ticket.run(job, c))));
     }
     let interactive = std::io::stderr().is_terminal();
     let progress = {
@@ -242,7 +220,6 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     progress.abort();
     cancel.abort();
-    running.set_i64(0);
     let elapsed = started.elapsed().as_secs_f64();
     let (r, w) = (
         control.rows_read.load(Ordering::Relaxed),
@@ -262,7 +239,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         },
         r as f64 / elapsed.max(1e-9)
     );
-    reporters.shutdown().await;
+    session.stop_reporters().await;
     match failed {
         Some(e) => Err(e),
         None if cancelled => Ok(ExitCode::from(130)),

@@ -16,12 +16,14 @@ import cloudpickle
 
 from weir import _native
 from weir.common import Configuration, Row
+from weir.table.expression import quote_name
 from weir.table.table import Table
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.types import DataType, RowType, type_text
 from weir.table.udf import UserDefinedScalarFunctionWrapper
 
 _view_ids = itertools.count(1)
+_udf_ids = itertools.count(1)
 _live_envs: "weakref.WeakSet[TableEnvironment]" = weakref.WeakSet()
 
 
@@ -208,7 +210,9 @@ class TableEnvironment:
     def __init__(self, settings: EnvironmentSettings) -> None:
         self._native = _native.Env(settings.is_streaming_mode())
         self._config = TableConfig(self)
-        self._udf_names: Dict[int, str] = {}
+        self._inline_keys: Dict[int, str] = {}
+        # Keeps inline functions alive, so that their id() is never reused by another.
+        self._inline_funcs: List[UserDefinedScalarFunctionWrapper] = []
         self._python_files: List[str] = []
         for k, v in settings.get_configuration():
             self._native.set_config(k, v)
@@ -307,21 +311,21 @@ class TableEnvironment:
         """Registers a UDF under ``path`` for SQL and ``call(path, ...)``."""
         f = _as_udf(function, path)
         self._native.register_python_function(path, _pickle(f), f.result_type)
-        self._udf_names[id(f)] = path
 
     create_temporary_system_function = create_temporary_function
     register_function = create_temporary_function
 
     def _register_inline_udf(self, f: UserDefinedScalarFunctionWrapper) -> str:
-        name = self._udf_names.get(id(f))
-        if name is None:
-            taken = set(self._udf_names.values())
-            name, n = f.name, 1
-            while name in taken:
-                name, n = f"{f.name}_{n}", n + 1
-            self._native.register_python_function(name, _pickle(f), f.result_type)
-            self._udf_names[id(f)] = name
-        return name
+        # An inline call refers to its function object: it is registered under a key no
+        # built-in function or user registration can have, and keeps its own name for
+        # errors, operators and metrics.
+        key = self._inline_keys.get(id(f))
+        if key is None:
+            key = f"__weir_udf_{next(_udf_ids)}"
+            self._native.register_python_function(key, _pickle(f), f.result_type, f.name)
+            self._inline_keys[id(f)] = key
+            self._inline_funcs.append(f)
+        return quote_name(key)
 
     # -- running --
     def create_statement_set(self) -> StatementSet:
@@ -348,20 +352,23 @@ class TableEnvironment:
 
     # -- weir's own --
     def metrics_address(self) -> Optional[str]:
-        """``host:port`` of the Prometheus endpoint, once started (by the first job or
-        ``start_metrics()``)."""
+        """``host:port`` of the process's Prometheus endpoint, once started (by the first job
+        of any environment, or ``start_metrics()``); None when it is not served."""
         return self._native.metrics_address()
 
     def start_metrics(self) -> Optional[str]:
-        """Starts the metrics reporters now; returns the Prometheus endpoint's address."""
+        """Starts the process's metrics reporters now (if no environment has); returns the
+        Prometheus endpoint's address."""
         return self._native.start_reporters()
 
     def metrics_text(self) -> str:
-        """What a scrape of ``/metrics`` would return now."""
+        """What a scrape of ``/metrics`` would return now (every environment's jobs)."""
         return self._native.metrics_text()
 
     def close(self) -> None:
-        """Stops the reporters after a last OTLP export / Pushgateway push."""
+        """Ends this environment: the series of its finished jobs leave ``/metrics``. When it
+        is the last open environment of the process, the reporters stop after a last OTLP
+        export / Pushgateway push (they start again with the next job)."""
         self._native.close()
 
 
@@ -402,6 +409,12 @@ def _close_all() -> None:
             env.close()
         except Exception:  # noqa: BLE001 - exiting anyway
             pass
+    # Environments collected earlier did not close: the last OTLP export / Pushgateway push
+    # of the process happens here in any case.
+    try:
+        _native.shutdown()
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
 
 
 __all__ = ["TableEnvironment", "EnvironmentSettings", "TableConfig", "StatementSet"]

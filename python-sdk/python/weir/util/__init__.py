@@ -1,0 +1,1 @@
+"""Utilities with PyFlink's module names (``weir.util.exceptions``)."""
