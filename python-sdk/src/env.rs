@@ -23,6 +23,7 @@ use weir_engine::udf::UdfRef;
 
 use crate::convert::{list_items, value_to_py, values_to_array};
 use crate::errors::{raise, IntoPyException};
+use crate::plan::{exprs, group_window, PyExpr};
 
 fn err(e: impl IntoPyException) -> PyErr {
     e.into_py_exception()
@@ -81,6 +82,17 @@ impl Env {
             env: TableEnvironment::with_session(streaming, session),
             backend: ProcessBackend::new(),
         })
+    }
+
+    /// A literal written in SQL (`TIMESTAMP '2026-01-01 10:00:00'`, `12.34`).
+    fn parse_literal(&self, text: &str) -> PyResult<PyExpr> {
+        let empty = arrow_schema::Schema::empty();
+        let mut parsed =
+            weir_engine::sql::parse_expressions(&self.env, &empty, text).map_err(err)?;
+        match parsed.len() {
+            1 => Ok(parsed.remove(0).into()),
+            _ => Err(err(format!("`{text}` is not one literal"))),
+        }
     }
 
     fn is_streaming(&self) -> bool {
@@ -284,6 +296,10 @@ impl Env {
 }
 
 impl Env {
+    pub(crate) fn engine(&self) -> &TableEnvironment {
+        &self.env
+    }
+
     fn ensure_reporters(&self, py: Python<'_>) -> PyResult<()> {
         let warnings = self
             .env
@@ -467,8 +483,112 @@ pub struct Table {
     t: EngineTable,
 }
 
+impl Table {
+    fn of(r: weir_engine::Result<EngineTable>) -> PyResult<Table> {
+        r.map(|t| Table { t }).map_err(err)
+    }
+}
+
 #[pymethods]
 impl Table {
+    /// Expressions written as SQL text over this table's columns (`"a, b + 1 AS c"`).
+    fn parse(&self, text: &str) -> PyResult<Vec<PyExpr>> {
+        let schema = self.t.schema().map_err(err)?;
+        let parsed =
+            weir_engine::sql::parse_expressions(self.t.env(), &schema, text).map_err(err)?;
+        Ok(parsed.into_iter().map(PyExpr::from).collect())
+    }
+
+    /// A table with no rows and the columns of this table and `right`: what a join
+    /// condition written as text is planned over.
+    fn join_scope(&self, right: &Table) -> PyResult<Table> {
+        let (l, r) = (
+            self.t.schema().map_err(err)?,
+            right.t.schema().map_err(err)?,
+        );
+        let fields: Vec<_> = l.fields().iter().chain(r.fields()).cloned().collect();
+        let schema = Arc::new(Schema::new(fields));
+        Ok(Table {
+            t: self.t.env().from_batches(schema, vec![]),
+        })
+    }
+
+    fn select(&self, fields: Vec<PyRef<'_, PyExpr>>) -> PyResult<Table> {
+        Table::of(self.t.select(exprs(fields)))
+    }
+
+    fn filter(&self, predicate: &PyExpr) -> PyResult<Table> {
+        Table::of(self.t.filter(predicate.e.clone()))
+    }
+
+    fn add_columns(&self, fields: Vec<PyRef<'_, PyExpr>>) -> PyResult<Table> {
+        Table::of(self.t.add_columns(exprs(fields)))
+    }
+
+    fn add_or_replace_columns(&self, fields: Vec<PyRef<'_, PyExpr>>) -> PyResult<Table> {
+        Table::of(self.t.add_or_replace_columns(exprs(fields)))
+    }
+
+    fn drop_columns(&self, names: Vec<String>) -> PyResult<Table> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Table::of(self.t.drop_columns(&names))
+    }
+
+    fn rename_columns(&self, renames: Vec<(String, String)>) -> PyResult<Table> {
+        let r: Vec<(&str, &str)> = renames
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        Table::of(self.t.rename_columns(&r))
+    }
+
+    /// `group_by(keys).select(fields)`; with `window` (kind, size ms, slide ms, time column,
+    /// alias) a group window's `window(w).group_by(keys).select(fields)`.
+    #[pyo3(signature = (keys, fields, window = None))]
+    fn group_by_select(
+        &self,
+        keys: Vec<PyRef<'_, PyExpr>>,
+        fields: Vec<PyRef<'_, PyExpr>>,
+        window: Option<(String, i64, Option<i64>, String, String)>,
+    ) -> PyResult<Table> {
+        let grouped = match window {
+            None => self.t.group_by(exprs(keys)),
+            Some((kind, size, slide, time, alias)) => self
+                .t
+                .window(group_window(&kind, size, slide, &time, &alias)?)
+                .group_by(exprs(keys)),
+        };
+        Table::of(grouped.select(exprs(fields)))
+    }
+
+    #[pyo3(signature = (right, condition, left_outer = false))]
+    fn join(&self, right: &Table, condition: &PyExpr, left_outer: bool) -> PyResult<Table> {
+        let c = condition.e.clone();
+        Table::of(if left_outer {
+            self.t.left_outer_join(&right.t, c)
+        } else {
+            self.t.join(&right.t, c)
+        })
+    }
+
+    fn union_all(&self, right: &Table) -> PyResult<Table> {
+        Table::of(self.t.union_all(&right.t))
+    }
+
+    fn distinct(&self) -> PyResult<Table> {
+        Table::of(self.t.distinct())
+    }
+
+    fn order_by(&self, keys: Vec<PyRef<'_, PyExpr>>) -> PyResult<Table> {
+        Table::of(self.t.order_by(exprs(keys)))
+    }
+
+    fn limit(&self, fetch: usize, offset: usize) -> Table {
+        Table {
+            t: self.t.limit(fetch, offset),
+        }
+    }
+
     /// `[(name, type), ...]`.
     fn schema(&self) -> PyResult<Vec<(String, String)>> {
         let s = self.t.schema().map_err(err)?;

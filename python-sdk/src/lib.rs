@@ -5,6 +5,7 @@ mod convert;
 mod env;
 mod errors;
 mod metrics;
+mod plan;
 mod worker;
 
 use pyo3::prelude::*;
@@ -22,6 +23,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<env::Env>()?;
     m.add_function(wrap_pyfunction!(env::shutdown, m)?)?;
     m.add_class::<env::Table>()?;
+    m.add_class::<plan::PyExpr>()?;
+    m.add_function(wrap_pyfunction!(plan::call, m)?)?;
     m.add_class::<env::Job>()?;
     m.add_class::<worker::WorkerChannel>()?;
     m.add_class::<metrics::PyMetricGroup>()?;

@@ -70,7 +70,7 @@ def test_exact_totals_in_prometheus_with_parallelism_2(prometheus_for):
     assert prom.scalar(f"sum(weir_python_udf_bundle_seconds_count{sel})") == prom.scalar(
         f"sum(weir_python_udf_bundles_total{sel})"
     )
-    assert prom.scalar(f"up") == 1
+    assert prom.scalar("up") == 1
 
 
 def test_streaming_update_reaches_metrics_within_bundle_time_plus_one_second():

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from conftest import make_env, value
-from weir.table import DataTypes
 from weir.table.expressions import col
 from weir.table.udf import ScalarFunction, udf
 

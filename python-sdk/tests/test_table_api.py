@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import sys
 import textwrap
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from conftest import make_env
 from weir.common import Row, RowKind
 from weir.table import DataTypes, ResultKind
-from weir.table.expressions import call, col, lit
+from weir.table.expressions import call, call_sql, col, lit
 from weir.table.udf import ScalarFunction, udf
 from weir.table.window import Tumble
 
@@ -178,3 +177,43 @@ def test_row_behaves_like_pyflinks():
     import pickle
 
     assert pickle.loads(pickle.dumps(r)).get_row_kind() == RowKind.DELETE
+
+
+def test_errors_are_pyflinks_exceptions_and_name_the_users_own_columns():
+    from weir.util.exceptions import (
+        SqlParseException,
+        TableException,
+        TableNotExistException,
+        ValidationException,
+    )
+
+    env = make_env(streaming=False)
+    t = env.from_elements([(1, "a")], ["x", "s"])
+    with pytest.raises(ValidationException) as e:
+        t.select(col("nope") + 1)
+    assert "no column `nope`; the input has x, s" in str(e.value)
+    assert "__weir" not in str(e.value)
+    assert isinstance(e.value, ValueError), "except ValueError keeps working"
+    with pytest.raises(ValidationException, match="cannot be applied to BIGINT and STRING"):
+        t.select(col("x") + col("s"))
+    with pytest.raises(SqlParseException):
+        env.execute_sql("SELEC x FROM nowhere")
+    with pytest.raises(TableNotExistException, match="no table or view `missing`"):
+        env.from_path("missing")
+    with pytest.raises(ValidationException, match="no column `y` to drop"):
+        t.drop_columns(col("y"))
+    boom = udf(lambda x: 1 // 0, result_type="BIGINT", name="boom")
+    with pytest.raises(TableException) as e:
+        list(t.select(boom(col("x"))).execute().collect())
+    assert isinstance(e.value, RuntimeError) and "ZeroDivisionError" in str(e.value)
+
+
+def test_string_expressions_and_call_sql_are_planned_over_the_tables_columns():
+    env = make_env(streaming=False)
+    t = env.from_elements([(1, 10), (2, 20), (3, 30)], ["a", "b"])
+    assert collect(t.select("a, b + 1 AS c").filter("a > 1")) == [(2, 21), (3, 31)]
+    assert collect(t.select(call_sql("a * b").alias("p"), col("a"))) == [(10, 1), (40, 2), (90, 3)]
+    other = env.from_elements([(1, "one"), (3, "three")], ["k", "name"])
+    assert sorted(collect(t.join(other, "a = k").select(col("name"), col("b")))) == [("one", 10), ("three", 30)]
+    with pytest.raises(ValueError, match="expected a comma-separated list of expressions"):
+        t.select("a FROM secret")

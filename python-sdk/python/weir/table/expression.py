@@ -1,4 +1,6 @@
-"""Table API expressions. An expression renders to weir SQL; the table environment plans it.
+"""Table API expressions. An expression is a small tree that builds the engine's own expression
+(a ``weir._native.Expr``) when a table operation uses it: names are resolved and types checked
+by the engine's planner, the one SQL uses, and nothing is rendered as SQL text.
 
 Operators and methods follow ``pyflink.table.expression.Expression``: ``col('a') + 1``,
 ``col('a').sum.alias('total')``, ``col('name').upper_case``, ``col('w').start`` for a
@@ -9,44 +11,30 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import re
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Union
 
+from weir import _native
 from weir.table.types import DataType, type_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from weir.table.table_environment import TableEnvironment
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {
-    "all", "and", "as", "asc", "between", "by", "case", "cast", "count", "date", "day",
-    "desc", "distinct", "else", "end", "exists", "false", "from", "group", "having", "hour",
-    "in", "interval", "is", "join", "key", "left", "like", "limit", "minute", "month", "not",
-    "null", "on", "or", "order", "right", "second", "select", "table", "then", "time",
-    "timestamp", "to", "true", "union", "user", "value", "values", "when", "where", "window",
-    "year", "rank", "row", "rows", "start", "range", "first", "last",
-}
+class BuildContext:
+    """What building needs: the environment (functions by name, inline UDFs), the native
+    table the expression is used on (SQL text given as a string), and the group window's
+    alias when there is one."""
 
-
-def quote_name(name: str) -> str:
-    """A column name as a SQL identifier (quoted when it is not a plain word)."""
-    if _PLAIN.match(name) and name.lower() not in _RESERVED:
-        return name
-    return "`" + name.replace("`", "``") + "`"
-
-
-class RenderContext:
-    """What rendering needs: the environment (to register UDFs) and window aliases."""
-
-    def __init__(self, env: "TableEnvironment", windows: Optional[Dict[str, Any]] = None):
+    def __init__(self, env: "TableEnvironment", table: Any = None, window_alias: Optional[str] = None):
         self.env = env
-        self.windows = windows or {}
+        self.table = table
+        self.window_alias = window_alias
 
 
 class Expression:
     """A Table API expression."""
 
-    def _render(self, ctx: RenderContext) -> str:  # pragma: no cover - abstract
+    def _build(self, ctx: BuildContext) -> Any:  # pragma: no cover - abstract
+        """The native expression."""
         raise NotImplementedError
 
     def _output_name(self) -> Optional[str]:
@@ -57,7 +45,7 @@ class Expression:
         a, b = self, _wrap(other)
         if swap:
             a, b = b, a
-        return _Op(lambda c: f"({a._render(c)} {op} {b._render(c)})")
+        return _Op(lambda c: a._build(c).binary(op, b._build(c)))
 
     def __add__(self, o: Any) -> "Expression":
         return self._bin("+", o)
@@ -84,13 +72,13 @@ class Expression:
         return self._bin("/", o, True)
 
     def __mod__(self, o: Any) -> "Expression":
-        return _Func("MOD", [self, _wrap(o)])
+        return self._bin("%", o)
 
     def __pow__(self, o: Any) -> "Expression":
         return _Func("POWER", [self, _wrap(o)])
 
     def __neg__(self) -> "Expression":
-        return _Op(lambda c: f"(- {self._render(c)})")
+        return _Op(lambda c: self._build(c).negate())
 
     def __eq__(self, o: Any) -> "Expression":  # type: ignore[override]
         return self._bin("=", o)
@@ -123,7 +111,7 @@ class Expression:
         return self._bin("OR", o, True)
 
     def __invert__(self) -> "Expression":
-        return _Op(lambda c: f"(NOT {self._render(c)})")
+        return _Op(lambda c: self._build(c).not_())
 
     def __hash__(self) -> int:
         return id(self)
@@ -142,7 +130,7 @@ class Expression:
 
     def cast(self, data_type: Union[DataType, str]) -> "Expression":
         t = type_text(data_type)
-        return _Op(lambda c: f"CAST({self._render(c)} AS {t})")
+        return _Op(lambda c: self._build(c).cast(t))
 
     def try_cast(self, data_type: Union[DataType, str]) -> "Expression":
         return self.cast(data_type)
@@ -150,37 +138,35 @@ class Expression:
     # -- predicates --
     @property
     def is_null(self) -> "Expression":
-        return _Op(lambda c: f"({self._render(c)} IS NULL)")
+        return _Op(lambda c: self._build(c).is_null())
 
     @property
     def is_not_null(self) -> "Expression":
-        return _Op(lambda c: f"({self._render(c)} IS NOT NULL)")
+        return _Op(lambda c: self._build(c).is_not_null())
 
     @property
     def is_true(self) -> "Expression":
-        return _Op(lambda c: f"({self._render(c)} IS TRUE)")
+        return _Op(lambda c: self._build(c).is_bool(True))
 
     @property
     def is_false(self) -> "Expression":
-        return _Op(lambda c: f"({self._render(c)} IS FALSE)")
+        return _Op(lambda c: self._build(c).is_bool(False))
 
     def between(self, lower: Any, upper: Any) -> "Expression":
         lo, hi = _wrap(lower), _wrap(upper)
-        return _Op(lambda c: f"({self._render(c)} BETWEEN {lo._render(c)} AND {hi._render(c)})")
+        return _Op(lambda c: self._build(c).between(lo._build(c), hi._build(c), False))
 
     def not_between(self, lower: Any, upper: Any) -> "Expression":
         lo, hi = _wrap(lower), _wrap(upper)
-        return _Op(
-            lambda c: f"({self._render(c)} NOT BETWEEN {lo._render(c)} AND {hi._render(c)})"
-        )
+        return _Op(lambda c: self._build(c).between(lo._build(c), hi._build(c), True))
 
     def in_(self, *values: Any) -> "Expression":
         vs = [_wrap(v) for v in values]
-        return _Op(lambda c: f"({self._render(c)} IN ({', '.join(v._render(c) for v in vs)}))")
+        return _Op(lambda c: self._build(c).in_list([v._build(c) for v in vs], False))
 
     def like(self, pattern: Any) -> "Expression":
         p = _wrap(pattern)
-        return _Op(lambda c: f"({self._render(c)} LIKE {p._render(c)})")
+        return _Op(lambda c: self._build(c).like(p._build(c)))
 
     def if_null(self, null_replacement: Any) -> "Expression":
         return _Func("COALESCE", [self, _wrap(null_replacement)])
@@ -269,11 +255,11 @@ class Expression:
     # -- ordering --
     @property
     def asc(self) -> "Expression":
-        return _Op(lambda c: f"{self._render(c)} ASC")
+        return _Op(lambda c: self._build(c).sort(False))
 
     @property
     def desc(self) -> "Expression":
-        return _Op(lambda c: f"{self._render(c)} DESC")
+        return _Op(lambda c: self._build(c).sort(True))
 
     # -- intervals --
     def _interval(self, unit: str) -> "Expression":
@@ -328,23 +314,21 @@ class Expression:
 
 
 class _Op(Expression):
-    def __init__(self, render: Callable[[RenderContext], str]) -> None:
-        self._r = render
+    def __init__(self, build: Callable[[BuildContext], Any]) -> None:
+        self._b = build
 
-    def _render(self, ctx: RenderContext) -> str:
-        return self._r(ctx)
+    def _build(self, ctx: BuildContext) -> Any:
+        return self._b(ctx)
 
 
 class _Column(Expression):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def _render(self, ctx: RenderContext) -> str:
-        if self.name in ctx.windows:
-            return ctx.windows[self.name].group_key()
+    def _build(self, ctx: BuildContext) -> Any:
         if self.name == "*":
-            return "*"
-        return quote_name(self.name)
+            raise ValueError("`*` stands for all columns only as a whole argument: select(col('*'))")
+        return _native.Expr.col(self.name)
 
     def _output_name(self) -> Optional[str]:
         return self.name
@@ -355,20 +339,11 @@ class _Literal(Expression):
         self.value = value
         self.data_type = data_type
 
-    def _text(self) -> str:
+    def _sql_text(self) -> str:
+        """Values the engine has no Python conversion for, written as SQL literals."""
         v = self.value
-        if v is None:
-            return "NULL"
-        if isinstance(v, bool):
-            return "TRUE" if v else "FALSE"
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, float):
-            return f"CAST({v!r} AS DOUBLE)"
         if isinstance(v, decimal.Decimal):
             return str(v)
-        if isinstance(v, str):
-            return "'" + v.replace("'", "''") + "'"
         if isinstance(v, datetime.datetime):
             return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
         if isinstance(v, datetime.date):
@@ -377,11 +352,18 @@ class _Literal(Expression):
             return f"TIME '{v.isoformat()}'"
         raise TypeError(f"lit() cannot take a {type(v).__name__}")
 
-    def _render(self, ctx: RenderContext) -> str:
-        t = self._text()
+    def _build(self, ctx: BuildContext) -> Any:
+        v = self.value
+        if v is None or isinstance(v, (bool, int, float, str)):
+            e = _native.Expr.lit(v)
+        else:
+            e = ctx.env._native.parse_literal(self._sql_text())
         if self.data_type is not None:
-            return f"CAST({t} AS {type_text(self.data_type)})"
-        return t
+            e = e.cast(type_text(self.data_type))
+        return e
+
+
+_MILLIS = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
 
 
 class _Interval(Expression):
@@ -392,16 +374,10 @@ class _Interval(Expression):
     def millis(self) -> int:
         if not isinstance(self.amount, _Literal) or not isinstance(self.amount.value, int):
             raise ValueError("an interval needs a whole number literal, e.g. lit(10).seconds")
-        per = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
-        return self.amount.value * per[self.unit]
+        return self.amount.value * _MILLIS[self.unit]
 
-    def _render(self, ctx: RenderContext) -> str:
-        ms = self.millis()
-        if self.unit == "MILLISECOND":
-            if ms % 1000 == 0:
-                return f"INTERVAL '{ms // 1000}' SECOND"
-            return f"INTERVAL '{ms / 1000:.3f}' SECOND"
-        return f"INTERVAL '{self.amount.value}' {self.unit}"  # type: ignore[attr-defined]
+    def _build(self, ctx: BuildContext) -> Any:
+        return _native.Expr.interval(self.millis())
 
 
 class _Alias(Expression):
@@ -409,20 +385,23 @@ class _Alias(Expression):
         self.inner = inner
         self.name = name
 
-    def _render(self, ctx: RenderContext) -> str:
-        return f"{self.inner._render(ctx)} AS {quote_name(self.name)}"
+    def _build(self, ctx: BuildContext) -> Any:
+        return self.inner._build(ctx).alias(self.name)
 
     def _output_name(self) -> Optional[str]:
         return self.name
 
 
 class _Func(Expression):
+    """A function called by name: resolved as SQL resolves it (a registered function first,
+    then the built-ins)."""
+
     def __init__(self, name: str, args: Sequence[Expression]) -> None:
         self.name = name
         self.args = list(args)
 
-    def _render(self, ctx: RenderContext) -> str:
-        return f"{self.name}({', '.join(a._render(ctx) for a in self.args)})"
+    def _build(self, ctx: BuildContext) -> Any:
+        return _native.call(ctx.env._native, self.name, [a._build(ctx) for a in self.args])
 
 
 class _Agg(Expression):
@@ -435,29 +414,50 @@ class _Agg(Expression):
     def distinct(self) -> "Expression":
         return _Agg(self.name, self.arg, True)
 
-    def _render(self, ctx: RenderContext) -> str:
-        d = "DISTINCT " if self._distinct else ""
-        return f"{self.name}({d}{self.arg._render(ctx)})"
+    def _build(self, ctx: BuildContext) -> Any:
+        if isinstance(self.arg, _Column) and self.arg.name == "*" and self.name == "COUNT":
+            return _native.Expr.count_star()
+        return self.arg._build(ctx).agg(self.name, self._distinct)
 
 
 class _UdfCall(Expression):
+    """A call of a UDF object: it refers to that function, whatever its name."""
+
     def __init__(self, udf: Any, args: Sequence[Expression]) -> None:
         self.udf = udf
         self.args = list(args)
 
-    def _render(self, ctx: RenderContext) -> str:
-        name = ctx.env._register_inline_udf(self.udf)
-        return f"{name}({', '.join(a._render(ctx) for a in self.args)})"
+    def _build(self, ctx: BuildContext) -> Any:
+        key = ctx.env._register_inline_udf(self.udf)
+        return _native.call(ctx.env._native, key, [a._build(ctx) for a in self.args])
 
 
 class _Raw(Expression):
-    """SQL text given as a string (``t.select("a, b + 1 AS c")``)."""
+    """SQL text given as a string (``t.select("a, b + 1 AS c")``), planned over the columns
+    of the table it is used on."""
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
 
-    def _render(self, ctx: RenderContext) -> str:
-        return self.sql
+    def _build_all(self, ctx: BuildContext) -> List[Any]:
+        if ctx.table is None:
+            raise ValueError(f"SQL text {self.sql!r} needs a table to be planned over")
+        return ctx.table.parse(self.sql)
+
+    def _build(self, ctx: BuildContext) -> Any:
+        built = self._build_all(ctx)
+        if len(built) != 1:
+            raise ValueError(f"{self.sql!r} is {len(built)} expressions where one is expected")
+        return built[0]
+
+
+class _Case(Expression):
+    def __init__(self, condition: Expression, if_true: Expression, if_false: Expression) -> None:
+        self.parts = (condition, if_true, if_false)
+
+    def _build(self, ctx: BuildContext) -> Any:
+        c, a, b = (p._build(ctx) for p in self.parts)
+        return _native.Expr.case(c, a, b)
 
 
 class _WindowProp(Expression):
@@ -465,14 +465,14 @@ class _WindowProp(Expression):
         self.window = window
         self.prop = prop
 
-    def _render(self, ctx: RenderContext) -> str:
+    def _build(self, ctx: BuildContext) -> Any:
         name = self.window._output_name()
-        if name is None or name not in ctx.windows:
+        if name is None or name != ctx.window_alias:
             raise ValueError(
                 f"`.{self.prop.lower()}` is a property of a group window alias; "
                 f"no window named {name!r} here"
             )
-        return ctx.windows[name].property_sql(self.prop)
+        return self.window._build(ctx).window_property(self.prop)
 
 
 def _wrap(v: Any) -> Expression:
@@ -490,8 +490,19 @@ def _to_expr(v: Any) -> Expression:
     raise TypeError(f"expected an expression or a string, not {type(v).__name__}")
 
 
-def render_list(items: Sequence[Any], ctx: RenderContext) -> List[str]:
-    return [_to_expr(i)._render(ctx) for i in items]
+def build_list(items: Sequence[Any], ctx: BuildContext) -> List[Any]:
+    """Native expressions of a table operation's arguments; a string may hold several
+    (``"a, b"``) and ``col('*')`` stands for every column."""
+    out: List[Any] = []
+    for i in items:
+        e = _to_expr(i)
+        if isinstance(e, _Raw):
+            out.extend(e._build_all(ctx))
+        elif isinstance(e, _Column) and e.name == "*":
+            out.extend(ctx.table.parse("*"))
+        else:
+            out.append(e._build(ctx))
+    return out
 
 
 __all__ = ["Expression"]

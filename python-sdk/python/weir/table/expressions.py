@@ -6,6 +6,7 @@ from typing import Any, Optional, Union
 
 from weir.table.expression import (
     Expression,
+    _Case,
     _Column,
     _Func,
     _Literal,
@@ -35,7 +36,7 @@ def call(f: Any, *args: Any) -> Expression:
 
 
 def call_sql(sql_expression: str) -> Expression:
-    """A SQL expression as text."""
+    """A SQL expression as text, planned over the columns of the table it is used on."""
     return _Raw(sql_expression)
 
 
@@ -58,8 +59,7 @@ def not_(expression: Any) -> Expression:
 
 
 def if_then_else(condition: Any, if_true: Any, if_false: Any) -> Expression:
-    c, a, b = _wrap(condition), _wrap(if_true), _wrap(if_false)
-    return _Op(lambda ctx: f"(CASE WHEN {c._render(ctx)} THEN {a._render(ctx)} ELSE {b._render(ctx)} END)")
+    return _Case(_wrap(condition), _wrap(if_true), _wrap(if_false))
 
 
 def coalesce(*args: Any) -> Expression:
@@ -75,7 +75,7 @@ def concat_ws(separator: Any, first: Any, *others: Any) -> Expression:
 
 
 def current_timestamp() -> Expression:
-    return _Raw("CURRENT_TIMESTAMP")
+    return _Op(lambda ctx: ctx.env._native.parse_literal("CURRENT_TIMESTAMP"))
 
 
 def to_timestamp(value: Any, format: Optional[str] = None) -> Expression:

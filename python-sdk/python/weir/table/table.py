@@ -1,7 +1,6 @@
-"""``Table``: a relational expression built with Table API calls and planned by the engine.
-
-Each operation is turned into SQL over the previous table (registered as a hidden view), so
-the Table API and SQL share one planner and behave the same.
+"""``Table``: a relational expression built with Table API calls. Each operation is a call on
+the engine's native plan (``weir._native.Table``), with expressions built as native engine
+expressions: the Table API and SQL share one planner without any SQL text in between.
 """
 
 from __future__ import annotations
@@ -9,12 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from weir.table.expression import (
-    Expression,
-    RenderContext,
+    BuildContext,
     _Column,
     _to_expr,
-    quote_name,
-    render_list,
+    build_list,
 )
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.window import GroupWindow
@@ -45,19 +42,19 @@ class Table:
     def __init__(self, native: Any, env: "TableEnvironment") -> None:
         self._native = native
         self._env = env
-        self._view: Optional[str] = None
 
     # -- plumbing --
-    def _name(self) -> str:
-        if self._view is None:
-            self._view = self._env._hidden_view(self)
-        return self._view
+    def _ctx(self, window_alias: Optional[str] = None) -> BuildContext:
+        return BuildContext(self._env, self._native, window_alias)
 
-    def _ctx(self, windows: Any = None) -> RenderContext:
-        return RenderContext(self._env, windows)
+    def _with(self, native: Any) -> "Table":
+        return Table(native, self._env)
 
-    def _query(self, sql: str) -> "Table":
-        return self._env.sql_query(sql)
+    def _build(self, fields: Sequence[Any]) -> List[Any]:
+        return build_list(fields, self._ctx())
+
+    def _one(self, e: Any) -> Any:
+        return _to_expr(e)._build(self._ctx())
 
     def _columns(self) -> List[str]:
         return [n for n, _ in self._native.schema()]
@@ -80,69 +77,47 @@ class Table:
 
     # -- relational operations --
     def select(self, *fields: Any) -> "Table":
-        exprs = render_list(fields, self._ctx())
-        return self._query(f"SELECT {', '.join(exprs)} FROM {self._name()}")
+        return self._with(self._native.select(self._build(fields)))
 
     def filter(self, predicate: Any) -> "Table":
-        p = _to_expr(predicate)._render(self._ctx())
-        return self._query(f"SELECT * FROM {self._name()} WHERE {p}")
+        return self._with(self._native.filter(self._one(predicate)))
 
     where = filter
 
     def add_columns(self, *fields: Any) -> "Table":
-        exprs = render_list(fields, self._ctx())
-        return self._query(f"SELECT *, {', '.join(exprs)} FROM {self._name()}")
+        return self._with(self._native.add_columns(self._build(fields)))
 
     def add_or_replace_columns(self, *fields: Any) -> "Table":
-        ctx = self._ctx()
-        new = {}
-        for f in fields:
-            e = _to_expr(f)
-            name = e._output_name()
-            if name is None:
+        built = self._build(fields)
+        for e in built:
+            if e.output_name() is None:
                 raise ValueError("add_or_replace_columns needs named expressions: use .alias(name)")
-            new[name] = e._render(ctx)
-        out = []
-        for c in self._columns():
-            out.append(new.pop(c) if c in new else quote_name(c))
-        out.extend(new.values())
-        return self._query(f"SELECT {', '.join(out)} FROM {self._name()}")
+        return self._with(self._native.add_or_replace_columns(built))
 
     def drop_columns(self, *fields: Any) -> "Table":
-        drop = set()
-        for f in fields:
-            e = _to_expr(f)
-            name = e._output_name() if isinstance(e, _Column) else (f if isinstance(f, str) else None)
+        names = []
+        for e in self._build(fields):
+            name = e.column_name()
             if name is None:
-                raise ValueError("drop_columns takes columns: col('a')")
-            drop.add(name)
-        unknown = drop - set(self._columns())
-        if unknown:
-            raise ValueError(f"no column {sorted(unknown)} to drop in {self}")
-        keep = [quote_name(c) for c in self._columns() if c not in drop]
-        return self._query(f"SELECT {', '.join(keep)} FROM {self._name()}")
+                raise ValueError(f"drop_columns takes columns: col('a'), not {e}")
+            names.append(name)
+        return self._with(self._native.drop_columns(names))
 
     def rename_columns(self, *fields: Any) -> "Table":
-        renames = {}
-        for f in fields:
-            e = _to_expr(f)
-            inner = getattr(e, "inner", None)
-            if not isinstance(inner, _Column):
-                raise ValueError("rename_columns takes col('old').alias('new')")
-            renames[inner.name] = e._output_name()
-        cols = [
-            f"{quote_name(c)} AS {quote_name(renames[c])}" if c in renames else quote_name(c)
-            for c in self._columns()
-        ]
-        return self._query(f"SELECT {', '.join(cols)} FROM {self._name()}")
+        renames = []
+        for e in self._build(fields):
+            pair = e.renamed_column()
+            if pair is None:
+                raise ValueError(f"rename_columns takes col('old').alias('new'), not {e}")
+            renames.append(pair)
+        return self._with(self._native.rename_columns(renames))
 
     def alias(self, field: str, *fields: str) -> "Table":
         names = [field, *fields]
         cols = self._columns()
         if len(names) != len(cols):
             raise ValueError(f"{len(names)} names for {len(cols)} columns")
-        sel = [f"{quote_name(c)} AS {quote_name(n)}" for c, n in zip(cols, names)]
-        return self._query(f"SELECT {', '.join(sel)} FROM {self._name()}")
+        return self.select(*[_Column(c).alias(n) for c, n in zip(cols, names)])
 
     def group_by(self, *fields: Any) -> "GroupedTable":
         return GroupedTable(self, fields)
@@ -151,42 +126,46 @@ class Table:
         return GroupWindowedTable(self, window)
 
     def distinct(self) -> "Table":
-        return self._query(f"SELECT DISTINCT * FROM {self._name()}")
+        return self._with(self._native.distinct())
 
     def join(self, right: "Table", join_predicate: Any = None) -> Any:
         """``join(right, cond)``, or ``join(right).where(cond)`` as in PyFlink."""
         if join_predicate is None:
             return PendingJoin(self, right)
-        return self._join("JOIN", right, join_predicate)
+        return self._join(right, join_predicate, False)
 
     def left_outer_join(self, right: "Table", join_predicate: Any = None) -> "Table":
         if join_predicate is None:
             raise ValueError("left_outer_join needs a join predicate")
-        return self._join("LEFT JOIN", right, join_predicate)
+        return self._join(right, join_predicate, True)
 
-    def _join(self, how: str, right: "Table", predicate: Any) -> "Table":
-        p = _to_expr(predicate)._render(self._ctx())
-        return self._query(f"SELECT * FROM {self._name()} {how} {right._name()} ON {p}")
+    def _join(self, right: "Table", predicate: Any, left_outer: bool) -> "Table":
+        # The condition sees the columns of both sides.
+        both = self._native.join_scope(right._native)
+        cond = _to_expr(predicate)._build(BuildContext(self._env, both))
+        return self._with(self._native.join(right._native, cond, left_outer))
 
     def union_all(self, right: "Table") -> "Table":
-        return self._query(f"SELECT * FROM {self._name()} UNION ALL SELECT * FROM {right._name()}")
+        return self._with(self._native.union_all(right._native))
 
     def union(self, right: "Table") -> "Table":
-        return self._query(f"SELECT * FROM {self._name()} UNION SELECT * FROM {right._name()}")
+        return self._with(self._native.union_all(right._native).distinct())
 
     def order_by(self, *fields: Any) -> "Table":
-        keys = render_list(fields, self._ctx())
-        return self._query(f"SELECT * FROM {self._name()} ORDER BY {', '.join(keys)}")
+        return self._with(self._native.order_by(self._build(fields)))
 
     def limit(self, fetch: int, offset: int = 0) -> "Table":
-        off = f" OFFSET {int(offset)}" if offset else ""
-        return self._query(f"SELECT * FROM {self._name()} LIMIT {int(fetch)}{off}")
+        if int(fetch) < 0 or int(offset) < 0:
+            raise ValueError(f"limit({fetch}, {offset}): fetch and offset cannot be negative")
+        return self._with(self._native.limit(int(fetch), int(offset)))
 
     def fetch(self, fetch: int) -> "Table":
         return self.limit(fetch)
 
     def offset(self, offset: int) -> "Table":
-        return self._query(f"SELECT * FROM {self._name()} LIMIT {2**62} OFFSET {int(offset)}")
+        if int(offset) < 0:
+            raise ValueError(f"offset({offset}) cannot be negative")
+        return self._with(self._native.limit(2**62, int(offset)))
 
     # -- running --
     def execute(self) -> TableResult:
@@ -231,7 +210,7 @@ class PendingJoin:
         self._right = right
 
     def where(self, predicate: Any) -> Table:
-        return self._left._join("JOIN", self._right, predicate)
+        return self._left._join(self._right, predicate, False)
 
     filter = where
 
@@ -243,18 +222,18 @@ class PendingJoin:
 
 
 class GroupedTable:
-    def __init__(self, table: Table, keys: Sequence[Any], windows: Any = None) -> None:
+    def __init__(self, table: Table, keys: Sequence[Any], window: Optional[GroupWindow] = None) -> None:
         self._table = table
         self._keys = list(keys)
-        self._windows = windows or {}
+        self._window = window
 
     def select(self, *fields: Any) -> Table:
         t = self._table
-        ctx = t._ctx(self._windows)
-        exprs = render_list(fields, ctx)
-        keys = render_list(self._keys, ctx)
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        return t._query(f"SELECT {', '.join(exprs)} FROM {t._name()}{group}")
+        alias = self._window._alias if self._window is not None else None
+        ctx = t._ctx(alias)
+        keys, exprs = build_list(self._keys, ctx), build_list(fields, ctx)
+        spec = self._window._native_spec(ctx) if self._window is not None else None
+        return t._with(t._native.group_by_select(keys, exprs, spec))
 
     def aggregate(self, *args: Any) -> Any:
         raise NotImplementedError("aggregate() with UDAFs is not supported yet; use select()")
@@ -266,13 +245,8 @@ class GroupWindowedTable:
         self._window = window
 
     def group_by(self, *fields: Any) -> GroupedTable:
-        bound = self._window.bind(self._table._ctx())
-        alias = self._window._alias
-        keys = list(fields)
-        names = [k._output_name() if isinstance(k, Expression) else k for k in keys]
-        if alias not in names:
-            raise ValueError(f"group_by of a window must include the window alias col('{alias}')")
-        return GroupedTable(self._table, keys, {alias: bound})
+        self._window._check()
+        return GroupedTable(self._table, fields, self._window)
 
 
 __all__ = ["Table", "GroupedTable", "GroupWindowedTable", "TableSchema"]

@@ -10,19 +10,17 @@ import itertools
 import os
 import sys
 import weakref
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import cloudpickle
 
 from weir import _native
 from weir.common import Configuration, Row
-from weir.table.expression import quote_name
 from weir.table.table import Table
 from weir.table.table_result import ResultKind, TableResult
-from weir.table.types import DataType, RowType, type_text
+from weir.table.types import RowType
 from weir.table.udf import UserDefinedScalarFunctionWrapper
 
-_view_ids = itertools.count(1)
 _udf_ids = itertools.count(1)
 _live_envs: "weakref.WeakSet[TableEnvironment]" = weakref.WeakSet()
 
@@ -280,7 +278,7 @@ class TableEnvironment:
         return self._native.drop_temporary_view(view_path)
 
     def list_tables(self) -> List[str]:
-        return [t for t in self._native.list_tables() if not t.startswith("__weir_")]
+        return self._native.list_tables()
 
     list_temporary_views = list_tables
 
@@ -325,16 +323,11 @@ class TableEnvironment:
             self._native.register_python_function(key, _pickle(f), f.result_type, f.name)
             self._inline_keys[id(f)] = key
             self._inline_funcs.append(f)
-        return quote_name(key)
+        return key
 
     # -- running --
     def create_statement_set(self) -> StatementSet:
         return StatementSet(self)
-
-    def _hidden_view(self, table: Table) -> str:
-        name = f"__weir_t{next(_view_ids)}"
-        self._native.create_temporary_view(name, table._native)
-        return name
 
     def _prepare_python(self) -> None:
         if self._native.get_config("python.executable") is None:

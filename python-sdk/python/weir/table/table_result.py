@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 from enum import Enum
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from weir.common import Row, RowKind
 

@@ -8,7 +8,7 @@ the worker processes with cloudpickle; ``open`` runs there, once per worker.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from weir.table.expression import Expression, _UdfCall, _wrap
 from weir.table.types import DataType, type_text

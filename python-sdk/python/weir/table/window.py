@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from weir.table.expression import Expression, RenderContext, _Interval, _to_expr
+from weir.table.expression import BuildContext, Expression, _Interval, _to_expr
 
 
 class GroupWindow:
@@ -47,27 +47,14 @@ class GroupWindow:
             if e is not None and not isinstance(e, _Interval):
                 raise ValueError("window sizes are intervals, e.g. lit(10).seconds")
 
-    def bind(self, ctx: RenderContext) -> "BoundWindow":
+    def _native_spec(self, ctx: BuildContext) -> tuple:
+        """(kind, size ms, slide ms, time column, alias) for the engine."""
         self._check()
-        return BoundWindow(self, ctx)
-
-
-class BoundWindow:
-    def __init__(self, w: GroupWindow, ctx: RenderContext) -> None:
-        time = w._time._render(ctx)  # type: ignore[union-attr]
-        size = w._size._render(ctx)  # type: ignore[union-attr]
-        if w._kind == "HOP":
-            slide = w._slide._render(ctx)  # type: ignore[union-attr]
-            self.args = f"{time}, {slide}, {size}"
-        else:
-            self.args = f"{time}, {size}"
-        self.kind = w._kind
-
-    def group_key(self) -> str:
-        return f"{self.kind}({self.args})"
-
-    def property_sql(self, prop: str) -> str:
-        return f"{self.kind}_{prop}({self.args})"
+        time = self._time._build(ctx).column_name()  # type: ignore[union-attr]
+        if time is None:
+            raise ValueError(f"a {self._kind} window is .on() a time attribute column, not {self._time}")
+        slide = self._slide.millis() if self._slide is not None else None  # type: ignore[attr-defined]
+        return (self._kind, self._size.millis(), slide, time, self._alias)  # type: ignore[union-attr]
 
 
 class Tumble:
