@@ -90,17 +90,9 @@ impl TableDef {
     /// A parallelism set on the table (`scan.parallelism` / `sink.parallelism`, as Flink's
     /// connectors take them).
     pub fn parallelism_option(&self, key: &str) -> Result<Option<usize>> {
-        match self.options.get(key) {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(Some(n)),
-                _ => Err(option_err(
-                    &self.name,
-                    key,
-                    format!("expected a whole number of at least 1, found '{v}'"),
-                )),
-            },
-        }
+        Ok(crate::options::Options::table(&self.name, &self.options)
+            .at_least(key, 1)?
+            .map(|n| n as usize))
     }
 
     fn connector(&self) -> Result<&str> {
@@ -193,17 +185,9 @@ impl TableDef {
         Ok(match self.connector()? {
             "print" => {
                 self.check_keys(&["print-identifier", "standard-error", "sink.parallelism"])?;
-                let stderr = match self.options.get("standard-error").map(String::as_str) {
-                    None | Some("false") => false,
-                    Some("true") => true,
-                    Some(v) => {
-                        return Err(option_err(
-                            &self.name,
-                            "standard-error",
-                            format!("expected true or false, found '{v}'"),
-                        ))
-                    }
-                };
+                let stderr = crate::options::Options::table(&self.name, &self.options)
+                    .bool("standard-error")?
+                    .unwrap_or(false);
                 Arc::new(PrintSink {
                     name: self.name.clone(),
                     identifier: self.options.get("print-identifier").cloned(),

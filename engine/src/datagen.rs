@@ -46,26 +46,9 @@ impl Datagen {
         schema: SchemaRef,
         options: &BTreeMap<String, String>,
     ) -> Result<Datagen> {
-        let num = |key: &str| -> Result<Option<i64>> {
-            options
-                .get(key)
-                .map(|v| {
-                    v.trim().parse::<i64>().map_err(|_| {
-                        option_err(table, key, format!("expected a whole number, found '{v}'"))
-                    })
-                })
-                .transpose()
-        };
-        let float = |key: &str| -> Result<Option<f64>> {
-            options
-                .get(key)
-                .map(|v| {
-                    v.trim().parse::<f64>().map_err(|_| {
-                        option_err(table, key, format!("expected a number, found '{v}'"))
-                    })
-                })
-                .transpose()
-        };
+        let opts = crate::options::Options::table(table, options);
+        let num = |key: &str| opts.number::<i64>(key);
+        let float = |key: &str| opts.number::<f64>(key);
         let mut known = vec![
             "connector".to_string(),
             "rows-per-second".into(),

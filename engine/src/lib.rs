@@ -4,11 +4,11 @@
 //!
 //! SQL ([`sql`]) and the Table API ([`table`]) build a logical plan ([`plan`]) that runs as a
 //! parallel job graph ([`runtime`]) of operators on record batches. Functions outside the
-//! engine (Python UDFs) plug in through [`udf`]; their workers speak [`channel`].
+//! engine (Python UDFs) plug in through [`udf`]; the Python worker backend is the crate
+//! `weir-udf-python`.
 
 pub mod agg_ops;
 pub mod aggregate;
-pub mod channel;
 pub mod connectors;
 pub mod datagen;
 pub mod error;
@@ -17,8 +17,8 @@ pub mod functions;
 pub mod job;
 pub mod operator;
 pub mod ops;
+pub mod options;
 pub mod plan;
-pub mod process;
 pub mod runtime;
 pub mod session;
 pub mod sql;

@@ -12,7 +12,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use weir_engine::job::JobSummary;
 use weir_engine::job::Sink;
-use weir_engine::process::{ProcessBackend, PythonFunction};
 use weir_engine::runtime::{JobControl, JobGraph, SinkFactory};
 use weir_engine::session::ProcessSession;
 use weir_engine::sql::SqlOutcome;
@@ -20,6 +19,7 @@ use weir_engine::stream::StreamBatch;
 use weir_engine::table::{Table as EngineTable, TableEnvironment};
 use weir_engine::types::{type_name, SqlType};
 use weir_engine::udf::UdfRef;
+use weir_udf_python::process::{ProcessBackend, PythonFunction};
 
 use crate::convert::{list_items, value_to_py, values_to_array};
 use crate::errors::{raise, IntoPyException};

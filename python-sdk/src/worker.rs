@@ -12,10 +12,10 @@ use arrow_schema::{DataType, Field, Schema};
 use pyo3::exceptions::{PyConnectionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use weir_engine::channel::{self, Frame, DEFAULT_MAX_FRAME, HEADER_LEN};
 use weir_engine::types::SqlType;
 use weir_metrics::remote::UpdateCollector;
 use weir_metrics::{Registry, RegistryOptions};
+use weir_udf_python::channel::{self, Frame, DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::convert::{column_to_list, list_to_array};
 use crate::metrics::PyMetricGroup;

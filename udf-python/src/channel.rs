@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use crate::error::{EngineError, Result};
+use weir_engine::error::{EngineError, Result};
 
 /// Frame magic.
 pub const MAGIC: &[u8; 2] = b"WF";

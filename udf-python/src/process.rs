@@ -30,9 +30,9 @@ use weir_metrics::remote::{AggregationLevel, RemoteMetrics};
 use weir_metrics::{Counter, Distribution};
 
 use crate::channel::{self, Frame, FunctionSpec, Handshake};
-use crate::error::{EngineError, Result};
-use crate::types::type_name;
-use crate::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
+use weir_engine::error::{EngineError, Result};
+use weir_engine::types::type_name;
+use weir_engine::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
 
 /// What the Python SDK stores in a [`crate::udf::UdfRef`]'s payload.
 #[derive(Debug)]
@@ -67,90 +67,37 @@ struct Options {
     level: AggregationLevel,
 }
 
-fn bad_option(key: &str, value: &str, expected: &str) -> EngineError {
-    EngineError::Execution(format!(
-        "configuration '{key}' = '{value}' is not valid: expected {expected}"
-    ))
-}
-
-fn parse_number(config: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64> {
-    match config.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| bad_option(key, v, "a whole number")),
-    }
-}
-
-/// A duration in ms; `10 s`, `500 ms`, `1 min` are accepted too.
-fn parse_millis(config: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration> {
-    let Some(v) = config.get(key) else {
-        return Ok(Duration::from_millis(default));
-    };
-    let t = v.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| bad_option(key, v, "a duration such as 1000, 500 ms or 10 s"))?;
-    let ms = match unit.trim() {
-        "" | "ms" => n,
-        "s" => n.saturating_mul(1000),
-        "min" => n.saturating_mul(60_000),
-        _ => {
-            return Err(bad_option(
-                key,
-                v,
-                "a duration such as 1000, 500 ms or 10 s",
-            ))
-        }
-    };
-    Ok(Duration::from_millis(ms))
-}
-
 impl Options {
     fn from_config(config: &BTreeMap<String, String>) -> Result<Self> {
-        let bundle_size = parse_number(config, keys::BUNDLE_SIZE, 1000)?;
-        if bundle_size == 0 {
-            return Err(bad_option(keys::BUNDLE_SIZE, "0", "at least 1"));
-        }
-        if let Some(v) = config.get(keys::ON_ERROR) {
-            if v != "fail" && v != "skip" {
-                return Err(bad_option(keys::ON_ERROR, v, "`fail` or `skip`"));
-            }
-        }
-        if let Some(mode) = config.get("python.execution-mode") {
-            if mode != "process" {
-                return Err(bad_option(
-                    "python.execution-mode",
-                    mode,
-                    "`process` (the embedded `thread` mode is not available yet)",
-                ));
-            }
-        }
-        let level = match config.get(keys::AGGREGATION) {
+        let o = weir_engine::options::Options::config(config);
+        let bundle_size = o.at_least(keys::BUNDLE_SIZE, 1)?.unwrap_or(1000);
+        o.choice(keys::ON_ERROR, &["fail", "skip"], "`fail` or `skip`")?;
+        o.choice(
+            "python.execution-mode",
+            &["process"],
+            "`process` (the embedded `thread` mode is not available yet)",
+        )?;
+        let level = match o.get(keys::AGGREGATION) {
             None => AggregationLevel::default(),
             Some(v) => AggregationLevel::parse(v)
-                .ok_or_else(|| bad_option(keys::AGGREGATION, v, "`subtask` or `operator`"))?,
+                .ok_or_else(|| o.invalid(keys::AGGREGATION, v, "`subtask` or `operator`"))?,
+        };
+        let ms = |key: &str, default: u64| -> Result<Duration> {
+            Ok(o.duration(key)?.unwrap_or(Duration::from_millis(default)))
         };
         Ok(Self {
-            python: config
-                .get(keys::EXECUTABLE)
-                .cloned()
-                .unwrap_or_else(|| "python3".into()),
+            python: o.get(keys::EXECUTABLE).unwrap_or("python3").to_string(),
             bundle_size: bundle_size as usize,
-            bundle_time: parse_millis(config, keys::BUNDLE_TIME, 1000)?,
-            max_in_flight: parse_number(config, keys::MAX_IN_FLIGHT, 4)?.max(1) as usize,
-            max_restarts: parse_number(config, keys::MAX_RESTARTS, 5)? as usize,
-            restart_window: parse_millis(config, keys::RESTART_WINDOW, 60_000)?,
-            start_timeout: parse_millis(config, keys::START_TIMEOUT, 60_000)?,
+            bundle_time: ms(keys::BUNDLE_TIME, 1000)?,
+            max_in_flight: o.number::<u64>(keys::MAX_IN_FLIGHT)?.unwrap_or(4).max(1) as usize,
+            max_restarts: o.number::<u64>(keys::MAX_RESTARTS)?.unwrap_or(5) as usize,
+            restart_window: ms(keys::RESTART_WINDOW, 60_000)?,
+            start_timeout: ms(keys::START_TIMEOUT, 60_000)?,
             level,
         })
     }
 }
 
-/// A private directory for a job's sockets, removed when its last worker is gone.
 struct JobDir {
     path: PathBuf,
 }
