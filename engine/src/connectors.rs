@@ -82,7 +82,9 @@ impl TableDef {
     /// The processing-time column (`p AS PROCTIME()`), if any.
     pub fn proctime_column(&self) -> Option<String> {
         self.columns.iter().find_map(|c| match c {
-            Column::Computed(n, Expr::Call(crate::functions::Func::Proctime, _)) => Some(n.clone()),
+            Column::Computed(n, Expr::Call(crate::expr::functions::Func::Proctime, _)) => {
+                Some(n.clone())
+            }
             _ => None,
         })
     }

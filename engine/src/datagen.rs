@@ -298,7 +298,7 @@ impl Datagen {
                             (0..n).map(|_| Some(unit() < 0.5)),
                         )),
                         DataType::Timestamp(..) | DataType::Date32 => {
-                            let now = crate::functions::now_millis();
+                            let now = crate::expr::functions::now_millis();
                             let a = arrow_array::TimestampMillisecondArray::from_iter_values(
                                 (0..n).map(|_| now + (min * unit()) as i64),
                             );

@@ -7,16 +7,12 @@
 //! engine (Python UDFs) plug in through [`udf`]; the Python worker backend is the crate
 //! `weir-udf-python`.
 
-pub mod agg_ops;
-pub mod aggregate;
 pub mod connectors;
 pub mod datagen;
 pub mod error;
 pub mod expr;
-pub mod functions;
 pub mod job;
-pub mod operator;
-pub mod ops;
+pub mod operators;
 pub mod options;
 pub mod plan;
 pub mod runtime;

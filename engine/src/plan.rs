@@ -9,12 +9,12 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions};
 
-use crate::agg_ops::{AggSpec, GroupAggregate, WindowAggregate, WindowKind};
 use crate::connectors::{TableDef, ValuesSource};
 use crate::error::{EngineError, Result};
 use crate::expr::{col, AggFunc, Expr, WindowProperty};
-use crate::operator::Calc;
-use crate::ops::{HashJoin, JoinKind, Limit, Sort, Union, WindowAssign};
+use crate::operators::Calc;
+use crate::operators::{AggSpec, GroupAggregate, WindowAggregate, WindowKind};
+use crate::operators::{HashJoin, JoinKind, Limit, Sort, Union, WindowAssign};
 use crate::runtime::{JobGraph, Node, NodeKind, Partitioning, SinkFactory};
 use crate::udf::UdfCall;
 
@@ -568,7 +568,7 @@ pub fn plan_aggregate(
                         return;
                     }
                 };
-                match crate::aggregate::result_type(*func, t.as_ref()) {
+                match crate::operators::state::result_type(*func, t.as_ref()) {
                     Ok(out) => {
                         let n = aggs.len();
                         aggs.push((
@@ -756,10 +756,10 @@ struct Builder {
     counter: usize,
 }
 
-fn factory<O: crate::operator::Operator + 'static>(
+fn factory<O: crate::operators::Operator + 'static>(
     make: impl Fn() -> Result<O> + Send + Sync + 'static,
 ) -> crate::runtime::OperatorFactory {
-    Arc::new(move |_| Ok(Box::new(make()?) as Box<dyn crate::operator::Operator>))
+    Arc::new(move |_| Ok(Box::new(make()?) as Box<dyn crate::operators::Operator>))
 }
 
 impl Builder {
@@ -860,7 +860,7 @@ impl Builder {
                     updating,
                     batch_mode,
                 )?;
-                let schema = crate::operator::Operator::output_schema(&op);
+                let schema = crate::operators::Operator::output_schema(&op);
                 let (n2, s2, k2, a2) =
                     (name.clone(), in_schema.clone(), keys.clone(), aggs.clone());
                 let f = factory(move || {
@@ -907,7 +907,7 @@ impl Builder {
                     keys.clone(),
                     aggs.clone(),
                 )?;
-                let schema = crate::operator::Operator::output_schema(&op);
+                let schema = crate::operators::Operator::output_schema(&op);
                 let (n2, s2, k2, a2, kind, t2) = (
                     name.clone(),
                     in_schema,
@@ -926,7 +926,7 @@ impl Builder {
                 let in_schema = self.nodes[i].schema.clone();
                 let name = self.name("WindowTableFunction");
                 let op = WindowAssign::new(&name, &in_schema, *kind, col(time))?;
-                let schema = crate::operator::Operator::output_schema(&op);
+                let schema = crate::operators::Operator::output_schema(&op);
                 let p = self.nodes[i].parallelism;
                 let (n2, kind, t2) = (name.clone(), *kind, time.clone());
                 let f = factory(move || WindowAssign::new(&n2, &in_schema, kind, col(&t2)));
@@ -1193,7 +1193,7 @@ impl Builder {
         let in_schema = self.nodes[i].schema.clone();
         let name = self.name("Calc");
         let op = Calc::new(&name, &in_schema, filter.clone(), projections.clone())?;
-        let schema = crate::operator::Operator::output_schema(&op);
+        let schema = crate::operators::Operator::output_schema(&op);
         let p = self.nodes[i].parallelism;
         let n2 = name.clone();
         let f = factory(move || Calc::new(&n2, &in_schema, filter.clone(), projections.clone()));

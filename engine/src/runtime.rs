@@ -22,7 +22,7 @@ use weir_metrics::{Counter, Gauge, MetricGroup, Registry};
 use crate::error::{EngineError, Result};
 use crate::expr::Expr;
 use crate::job::{JobSummary, Sink, MAX_BATCH_ROWS};
-use crate::operator::Operator;
+use crate::operators::Operator;
 use crate::stream::StreamBatch;
 use crate::udf::{FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
 
@@ -294,7 +294,7 @@ impl TaskMetrics {
             return;
         }
         self.watermark.set_f64(wm as f64 / 1000.0);
-        let lag = (crate::functions::now_millis() - wm) as f64 / 1000.0;
+        let lag = (crate::expr::functions::now_millis() - wm) as f64 / 1000.0;
         self.watermark_lag.set_f64(lag);
     }
 }
@@ -387,7 +387,7 @@ impl Outputs {
                             })?;
                     let mut idx: Vec<Vec<u32>> = vec![Vec::new(); targets];
                     for i in 0..n {
-                        let h = crate::aggregate::hash_bytes(rows.row(i).as_ref());
+                        let h = crate::operators::state::hash_bytes(rows.row(i).as_ref());
                         idx[(h % targets as u64) as usize].push(i as u32);
                     }
                     let mut parts = Vec::new();
@@ -770,7 +770,7 @@ async fn run_source(
 /// The largest value of a timestamp expression on a batch, in ms.
 fn max_millis(e: &Expr, b: &RecordBatch, context: &str) -> Result<Option<i64>> {
     let v = e.evaluate(b)?.into_array(b.num_rows())?;
-    let ms = crate::agg_ops::millis_of(&v, context)?;
+    let ms = crate::operators::millis_of(&v, context)?;
     Ok(arrow_arith::aggregate::max(&ms))
 }
 
@@ -800,7 +800,7 @@ async fn run_operator(
                 _ = ticker.tick() => {
                     let t0 = Instant::now();
                     if timer_every.is_some() {
-                        op.on_timer(crate::functions::now_millis(), &mut buf)?;
+                        op.on_timer(crate::expr::functions::now_millis(), &mut buf)?;
                     }
                     clock.busy += t0.elapsed();
                     for b in buf.drain(..) {

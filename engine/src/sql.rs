@@ -16,11 +16,11 @@ use sqlparser::ast as sq;
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-use crate::agg_ops::WindowKind;
 use crate::connectors::{Column, TableDef};
 use crate::error::{EngineError, Result};
 use crate::expr::{col, AggFunc, BinaryOp, Expr, Func, Literal, WindowProperty};
-use crate::ops::JoinKind;
+use crate::operators::JoinKind;
+use crate::operators::WindowKind;
 use crate::plan::{plan_aggregate, GroupWindow, Plan};
 use crate::runtime::JobGraph;
 use crate::table::{join_plan, sort_key, Table, TableEnvironment};
@@ -1531,12 +1531,12 @@ impl<'a> Planner<'a> {
                 };
                 match &ts.data_type {
                     sq::DataType::Timestamp(..) => Expr::Literal(Literal::Timestamp(
-                        crate::functions::parse_timestamp(&v, None).ok_or_else(|| {
+                        crate::expr::functions::parse_timestamp(&v, None).ok_or_else(|| {
                             sql_err(&whole(), format!("'{v}' is not a timestamp"))
                         })?,
                     )),
                     sq::DataType::Date => Expr::Literal(Literal::Date(
-                        crate::functions::parse_date(&v)
+                        crate::expr::functions::parse_date(&v)
                             .ok_or_else(|| sql_err(&whole(), format!("'{v}' is not a date")))?,
                     )),
                     other => {

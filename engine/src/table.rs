@@ -26,12 +26,12 @@ use arrow_array::RecordBatch;
 use arrow_schema::{SchemaRef, SortOptions};
 use weir_metrics::Registry;
 
-use crate::agg_ops::WindowKind;
 use crate::connectors::{CollectSink, TableDef};
 use crate::error::{EngineError, Result};
 use crate::expr::{col, Expr, WindowProperty};
 use crate::job::{Collect, JobSummary};
-use crate::ops::JoinKind;
+use crate::operators::JoinKind;
+use crate::operators::WindowKind;
 use crate::plan::{
     name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan,
 };

@@ -177,7 +177,7 @@ async fn run(args: Args, session: ProcessSession) -> Result<ExitCode, String> {
                 let wm = if wm == i64::MIN {
                     "-".to_string()
                 } else {
-                    weir_engine::functions::format_millis(wm)
+                    weir_engine::expr::functions::format_millis(wm)
                 };
                 if interactive {
                     eprint!(

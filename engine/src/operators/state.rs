@@ -15,6 +15,7 @@ use arrow_array::{Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, UI
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::DataType;
 
+use super::arrow;
 use crate::error::{EngineError, Result};
 use crate::expr::AggFunc;
 use crate::types::type_name;
@@ -27,13 +28,6 @@ pub fn fixed_hasher() -> foldhash::fast::FixedState {
 /// Hash of one encoded row.
 pub fn hash_bytes(b: &[u8]) -> u64 {
     fixed_hasher().hash_one(b)
-}
-
-fn arrow(context: &str) -> impl Fn(arrow_schema::ArrowError) -> EngineError + '_ {
-    move |source| EngineError::Arrow {
-        context: context.to_string(),
-        source,
-    }
 }
 
 /// Maps group keys (encoded rows) to dense ids, reusing freed ids.

@@ -1,28 +1,18 @@
-//! The other operators: the regular streaming join, union, sort and limit on bounded input,
-//! and window assignment (the `TUMBLE`/`HOP` table functions without an aggregate).
+//! The regular streaming join (inner and left outer) on equality keys, with retractions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, ArrayRef, Int8Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
-};
+use arrow_array::{Array, ArrayRef, Int8Array, RecordBatch};
 use arrow_row::{OwnedRow, RowConverter, SortField};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, SortOptions, TimeUnit};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use weir_metrics::MetricGroup;
 
-use crate::agg_ops::{millis_of, WindowKind};
 use crate::error::{EngineError, Result};
 use crate::expr::Expr;
-use crate::operator::{metric, Operator};
 use crate::stream::{RowKind, StreamBatch};
 
-fn arrow(context: &str) -> impl Fn(arrow_schema::ArrowError) -> EngineError + '_ {
-    move |source| EngineError::Arrow {
-        context: context.to_string(),
-        source,
-    }
-}
+use super::{arrow, filter_batch, metric, Operator};
 
 /// Inner or left outer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +120,8 @@ impl HashJoin {
             .map_err(arrow(name))?,
             converters: [conv(left)?, right_conv],
             state: [
-                HashMap::with_hasher(crate::aggregate::fixed_hasher()),
-                HashMap::with_hasher(crate::aggregate::fixed_hasher()),
+                HashMap::with_hasher(crate::operators::state::fixed_hasher()),
+                HashMap::with_hasher(crate::operators::state::fixed_hasher()),
             ],
             null_right,
             filter,
@@ -254,7 +244,7 @@ impl Operator for HashJoin {
             // Keep (or forget) the row on its own side.
             let list = mine
                 .entry(key.clone())
-                .or_insert_with(|| HashMap::with_hasher(crate::aggregate::fixed_hasher()));
+                .or_insert_with(|| HashMap::with_hasher(crate::operators::state::fixed_hasher()));
             match list.get_mut(&row) {
                 Some(e) => {
                     e.count += if add { 1 } else { -1 };
@@ -304,281 +294,6 @@ impl Operator for HashJoin {
         }
         if b.num_rows() > 0 {
             out.push(b);
-        }
-        Ok(())
-    }
-}
-
-/// Keeps the rows where `cond` is true (with their kinds); NULL counts as false.
-pub fn filter_batch(b: StreamBatch, cond: &Expr, context: &str) -> Result<StreamBatch> {
-    let mask = cond.evaluate(&b.data)?.into_array(b.num_rows())?;
-    let mask = mask
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .ok_or_else(|| EngineError::Execution(format!("{context}: condition is not BOOLEAN")))?;
-    b.filter(mask)
-}
-
-/// `UNION ALL`: every input's rows, brought to the output's types.
-pub struct Union {
-    name: String,
-    schema: SchemaRef,
-}
-
-impl Union {
-    pub fn new(name: &str, schema: SchemaRef) -> Self {
-        Self {
-            name: name.to_string(),
-            schema,
-        }
-    }
-}
-
-impl Operator for Union {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn output_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let cols = batch
-            .data
-            .columns()
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c.clone())
-                } else {
-                    arrow_cast::cast(c, f.data_type()).map_err(arrow(&self.name))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
-        out.push(StreamBatch {
-            data,
-            kinds: batch.kinds,
-        });
-        Ok(())
-    }
-}
-
-/// `ORDER BY ... [LIMIT n [OFFSET m]]` on bounded input: sorts everything at the end.
-pub struct Sort {
-    name: String,
-    schema: SchemaRef,
-    keys: Vec<(Expr, SortOptions)>,
-    limit: Option<usize>,
-    offset: usize,
-    batches: Vec<RecordBatch>,
-}
-
-impl Sort {
-    pub fn new(
-        name: &str,
-        schema: SchemaRef,
-        keys: Vec<(Expr, SortOptions)>,
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Result<Self> {
-        for (k, _) in &keys {
-            k.data_type(&schema)?;
-        }
-        Ok(Self {
-            name: name.to_string(),
-            schema,
-            keys,
-            limit,
-            offset,
-            batches: Vec::new(),
-        })
-    }
-}
-
-impl Operator for Sort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn output_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn process(&mut self, batch: StreamBatch, _out: &mut Vec<StreamBatch>) -> Result<()> {
-        if !batch.is_insert_only() {
-            return Err(EngineError::Execution(format!(
-                "{}: ORDER BY cannot take updates",
-                self.name
-            )));
-        }
-        self.batches.push(batch.data);
-        Ok(())
-    }
-    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let all = arrow_select::concat::concat_batches(&self.schema, &self.batches)
-            .map_err(arrow(&self.name))?;
-        self.batches.clear();
-        let n = all.num_rows();
-        let sorted = if self.keys.is_empty() {
-            all
-        } else {
-            let cols = self
-                .keys
-                .iter()
-                .map(|(k, o)| {
-                    Ok(arrow_ord::sort::SortColumn {
-                        values: k.evaluate(&all)?.into_array(n)?,
-                        options: Some(*o),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let idx =
-                arrow_ord::sort::lexsort_to_indices(&cols, None).map_err(arrow(&self.name))?;
-            arrow_select::take::take_record_batch(&all, &idx).map_err(arrow(&self.name))?
-        };
-        let start = self.offset.min(sorted.num_rows());
-        let len = self
-            .limit
-            .unwrap_or(usize::MAX)
-            .min(sorted.num_rows() - start);
-        let b = sorted.slice(start, len);
-        if b.num_rows() > 0 {
-            out.push(StreamBatch::inserts(b));
-        }
-        Ok(())
-    }
-}
-
-/// `LIMIT n [OFFSET m]` without ORDER BY: passes the first rows, then stops its input.
-pub struct Limit {
-    name: String,
-    schema: SchemaRef,
-    skip: usize,
-    left: usize,
-}
-
-impl Limit {
-    pub fn new(name: &str, schema: SchemaRef, limit: usize, offset: usize) -> Self {
-        Self {
-            name: name.to_string(),
-            schema,
-            skip: offset,
-            left: limit,
-        }
-    }
-}
-
-impl Operator for Limit {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn output_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let mut b = batch;
-        if self.skip > 0 {
-            let s = self.skip.min(b.num_rows());
-            self.skip -= s;
-            b = slice(&b, s, b.num_rows() - s);
-        }
-        let take = self.left.min(b.num_rows());
-        self.left -= take;
-        if take > 0 {
-            out.push(slice(&b, 0, take));
-        }
-        Ok(())
-    }
-    fn is_done(&self) -> bool {
-        self.left == 0
-    }
-}
-
-fn slice(b: &StreamBatch, offset: usize, len: usize) -> StreamBatch {
-    StreamBatch {
-        data: b.data.slice(offset, len),
-        kinds: b.kinds.as_ref().map(|k| Arc::new(k.slice(offset, len))),
-    }
-}
-
-/// The `TUMBLE`/`HOP` table functions on their own: each row gets `window_start`,
-/// `window_end` and `window_time` (a hopping window copies the row into every window).
-pub struct WindowAssign {
-    name: String,
-    kind: WindowKind,
-    time: Expr,
-    schema: SchemaRef,
-}
-
-impl WindowAssign {
-    pub fn new(name: &str, input: &Schema, kind: WindowKind, time: Expr) -> Result<Self> {
-        if let WindowKind::Session { .. } = kind {
-            return Err(EngineError::Plan {
-                expr: kind.describe(),
-                detail: "session windows need an aggregate (GROUP BY SESSION(...) or the Table API's Session window)".into(),
-            });
-        }
-        kind.validate()?;
-        time.data_type(input)?;
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("window_start", ts.clone(), false));
-        fields.push(Field::new("window_end", ts.clone(), false));
-        fields.push(Field::new("window_time", ts, false));
-        Ok(Self {
-            name: name.to_string(),
-            kind,
-            time,
-            schema: Arc::new(Schema::new(fields)),
-        })
-    }
-}
-
-impl Operator for WindowAssign {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn output_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let n = batch.num_rows();
-        let ts = millis_of(&self.time.evaluate(&batch.data)?.into_array(n)?, &self.name)?;
-        let (size, slide) = match self.kind {
-            WindowKind::Tumble { size } => (size, size),
-            WindowKind::Hop { size, slide } => (size, slide),
-            WindowKind::Session { .. } => return Ok(()),
-        };
-        let (mut idx, mut starts) = (Vec::new(), Vec::new());
-        for i in 0..n {
-            if ts.is_null(i) {
-                continue;
-            }
-            let t = crate::agg_ops::clamp_time(ts.value(i));
-            let mut start = t - t.rem_euclid(slide);
-            let mut list = Vec::new();
-            while start > t - size {
-                list.push(start);
-                start -= slide;
-            }
-            for s in list.into_iter().rev() {
-                idx.push(i as u32);
-                starts.push(s);
-            }
-        }
-        let StreamBatch { data, kinds } = batch.take(&UInt32Array::from(idx))?;
-        let mut cols = data.columns().to_vec();
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            starts.iter().copied(),
-        )));
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            starts.iter().map(|s| s + size),
-        )));
-        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            starts.iter().map(|s| s + size - 1),
-        )));
-        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
-        if data.num_rows() > 0 {
-            out.push(StreamBatch { data, kinds });
         }
         Ok(())
     }

@@ -1,66 +1,15 @@
-//! Operators: what transforms batches between a source and a sink.
+//! Calc: a fused filter and projection, the most common operator.
 
-use arrow_array::RecordBatch;
-use arrow_schema::{Field, Schema, SchemaRef};
 use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{Field, Schema, SchemaRef};
 
 use crate::error::{EngineError, Result};
 use crate::expr::Expr;
 use crate::stream::StreamBatch;
 
-/// A synchronous operator: each input batch gives zero or more output batches. (Operators
-/// that call out of process, such as Python UDF runners, get an asynchronous interface of
-/// their own with several batches in flight.)
-pub trait Operator: Send {
-    /// Name shown in metrics (`operator` label) and errors.
-    fn name(&self) -> &str;
-    /// Schema of what it emits.
-    fn output_schema(&self) -> SchemaRef;
-    /// Handles one batch, pushing results to `out`.
-    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()>;
-    /// Handles one batch of input number `input` (joins and unions have several).
-    fn process_input(
-        &mut self,
-        _input: usize,
-        batch: StreamBatch,
-        out: &mut Vec<StreamBatch>,
-    ) -> Result<()> {
-        self.process(batch, out)
-    }
-    /// The watermark of the operator's inputs advanced to `wm` (ms): fire what is due. Returns
-    /// the watermark to pass downstream.
-    fn on_watermark(&mut self, wm: i64, _out: &mut Vec<StreamBatch>) -> Result<i64> {
-        Ok(wm)
-    }
-    /// How often the operator wants [`Operator::on_timer`] (processing-time windows).
-    fn timer_interval(&self) -> Option<std::time::Duration> {
-        None
-    }
-    /// Processing time reached `now_ms`.
-    fn on_timer(&mut self, _now_ms: i64, _out: &mut Vec<StreamBatch>) -> Result<()> {
-        Ok(())
-    }
-    /// Registers the operator's own metrics (late rows, state size) in its subtask's group.
-    fn open(&mut self, _metrics: &weir_metrics::MetricGroup) -> Result<()> {
-        Ok(())
-    }
-    /// End of input: emit what is left.
-    fn finish(&mut self, _out: &mut Vec<StreamBatch>) -> Result<()> {
-        Ok(())
-    }
-    /// Whether the operator wants no more input (a satisfied LIMIT); its inputs are stopped.
-    fn is_done(&self) -> bool {
-        false
-    }
-}
-
-/// Registers a metric of an operator, turning a registry error into an engine error.
-pub fn metric<T>(
-    operator: &str,
-    r: std::result::Result<T, weir_metrics::MetricsError>,
-) -> Result<T> {
-    r.map_err(|e| EngineError::Execution(format!("registering metrics of {operator}: {e}")))
-}
+use super::Operator;
 
 /// Filter and projection in one pass (Flink calls it Calc): `SELECT exprs FROM in WHERE cond`.
 pub struct Calc {
@@ -126,7 +75,7 @@ impl Operator for Calc {
         // NULL counts as false, as in SQL's WHERE.
         let batch = match &self.condition {
             None => batch,
-            Some(c) => crate::ops::filter_batch(batch, c, &self.name)?,
+            Some(c) => crate::operators::filter_batch(batch, c, &self.name)?,
         };
         let StreamBatch { data, kinds } = batch;
         if data.num_rows() == 0 {
@@ -144,11 +93,22 @@ impl Operator for Calc {
     }
 }
 
+/// Keeps the rows where `cond` is true (with their kinds); NULL counts as false.
+pub fn filter_batch(b: StreamBatch, cond: &Expr, context: &str) -> Result<StreamBatch> {
+    let mask = cond.evaluate(&b.data)?.into_array(b.num_rows())?;
+    let mask = mask
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .ok_or_else(|| EngineError::Execution(format!("{context}: condition is not BOOLEAN")))?;
+    b.filter(mask)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::expr::col;
     use arrow_schema::DataType;
+    use arrow_schema::{Field, Schema};
 
     #[test]
     fn calc_refuses_what_cannot_run() {

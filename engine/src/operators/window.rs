@@ -1,421 +1,22 @@
-//! Aggregating operators: `GROUP BY` without a window (an updating changelog in streaming
-//! mode, final rows in batch mode) and windowed aggregation (tumbling, hopping and session
-//! windows on event time or processing time, fired by the watermark).
+//! Group windows (tumbling, hopping and session, on event or processing time, fired by the
+//! watermark) and the `TUMBLE`/`HOP` table functions without an aggregate (window assignment).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int64Array, Int8Array, RecordBatch, TimestampMillisecondArray};
-use arrow_row::{RowConverter, SortField};
+use arrow_array::{
+    Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use weir_metrics::{Counter, MetricGroup};
 
-use crate::aggregate::{new_accumulator, Accumulator, GroupTable};
 use crate::error::{EngineError, Result};
-use crate::expr::{AggFunc, Expr};
-use crate::operator::{metric, Operator};
-use crate::stream::{RowKind, StreamBatch};
+use crate::expr::Expr;
+use crate::stream::StreamBatch;
 
-/// One aggregate of an aggregating operator, planned.
-#[derive(Clone, Debug)]
-pub struct AggSpec {
-    pub func: AggFunc,
-    /// Evaluated on the input; `None` for `COUNT(*)`.
-    pub arg: Option<Expr>,
-    pub distinct: bool,
-    /// Output column name and type.
-    pub name: String,
-    pub output_type: DataType,
-}
-
-fn arrow(context: &str) -> impl Fn(arrow_schema::ArrowError) -> EngineError + '_ {
-    move |source| EngineError::Arrow {
-        context: context.to_string(),
-        source,
-    }
-}
-
-/// Keys, accumulators and how to turn groups into output columns; shared by both operators.
-struct AggCore {
-    name: String,
-    keys: Vec<Expr>,
-    key_converter: RowConverter,
-    specs: Vec<AggSpec>,
-    accs: Vec<Box<dyn Accumulator>>,
-    /// Whether input rows may be retractions (then signs are always passed).
-    updating_input: bool,
-    size: usize,
-}
-
-impl AggCore {
-    fn new(
-        name: &str,
-        input: &Schema,
-        keys: Vec<Expr>,
-        specs: Vec<AggSpec>,
-        updating_input: bool,
-    ) -> Result<Self> {
-        let mut fields = Vec::new();
-        for k in &keys {
-            fields.push(SortField::new(k.data_type(input)?));
-        }
-        let mut accs = Vec::new();
-        for s in &specs {
-            let t = s.arg.as_ref().map(|a| a.data_type(input)).transpose()?;
-            accs.push(new_accumulator(
-                s.func,
-                t.as_ref(),
-                &s.output_type,
-                s.distinct,
-            )?);
-        }
-        Ok(Self {
-            name: name.to_string(),
-            keys,
-            key_converter: RowConverter::new(fields).map_err(arrow(name))?,
-            specs,
-            accs,
-            updating_input,
-            size: 0,
-        })
-    }
-
-    fn key_rows(&self, batch: &RecordBatch) -> Result<KeyRows> {
-        if self.keys.is_empty() {
-            return Ok(KeyRows::None);
-        }
-        let cols = self
-            .keys
-            .iter()
-            .map(|k| k.evaluate(batch)?.into_array(batch.num_rows()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KeyRows::Rows(
-            self.key_converter
-                .convert_columns(&cols)
-                .map_err(arrow(&self.name))?,
-        ))
-    }
-
-    fn grow(&mut self, capacity: usize) {
-        if capacity > self.size {
-            let n = capacity.next_power_of_two().max(64);
-            for a in &mut self.accs {
-                a.resize(n);
-            }
-            self.size = n;
-        }
-    }
-
-    fn signs(&self, batch: &StreamBatch) -> Option<Vec<i8>> {
-        if !self.updating_input {
-            return None;
-        }
-        Some(
-            (0..batch.num_rows())
-                .map(|i| match batch.kind(i) {
-                    RowKind::Insert | RowKind::UpdateAfter => 1,
-                    RowKind::UpdateBefore | RowKind::Delete => -1,
-                })
-                .collect(),
-        )
-    }
-
-    fn update(&mut self, batch: &RecordBatch, groups: &[u32], signs: Option<&[i8]>) -> Result<()> {
-        for (spec, acc) in self.specs.iter().zip(self.accs.iter_mut()) {
-            let v = match &spec.arg {
-                Some(a) => Some(a.evaluate(batch)?.into_array(batch.num_rows())?),
-                None => None,
-            };
-            acc.update(v.as_ref(), groups, signs)?;
-        }
-        Ok(())
-    }
-
-    /// Key columns of these encoded keys.
-    fn key_columns(&self, keys: &[&[u8]]) -> Result<Vec<ArrayRef>> {
-        if self.keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let parser = self.key_converter.parser();
-        let rows: Vec<arrow_row::Row<'_>> = keys.iter().map(|k| parser.parse(k)).collect();
-        self.key_converter
-            .convert_rows(rows)
-            .map_err(arrow(&self.name))
-    }
-
-    fn agg_columns(&self, groups: &[u32]) -> Result<Vec<ArrayRef>> {
-        self.accs.iter().map(|a| a.evaluate(groups)).collect()
-    }
-
-    fn reset(&mut self, g: u32) {
-        for a in &mut self.accs {
-            a.reset(g);
-        }
-    }
-}
-
-/// Encoded group keys of a batch (no keys: every row in the one group).
-enum KeyRows {
-    Rows(arrow_row::Rows),
-    None,
-}
-
-impl KeyRows {
-    #[inline]
-    fn row(&self, i: usize) -> &[u8] {
-        match self {
-            KeyRows::Rows(r) => r.row(i).data(),
-            KeyRows::None => &[],
-        }
-    }
-}
-
-/// Output fields: keys (named), then the aggregates.
-fn agg_fields(input: &Schema, keys: &[(Expr, String)], specs: &[AggSpec]) -> Result<Vec<Field>> {
-    let mut fields = Vec::new();
-    for (k, n) in keys {
-        fields.push(Field::new(n, k.data_type(input)?, true));
-    }
-    for s in specs {
-        fields.push(Field::new(&s.name, s.output_type.clone(), true));
-    }
-    Ok(fields)
-}
-
-/// `GROUP BY keys` with aggregates, no window. Streaming mode emits a changelog per batch of
-/// input: `+I` for a new group, `-U`/`+U` when its result changes (nothing when it does not),
-/// `-D` when retractions empty it. Batch mode emits each group once, at the end.
-pub struct GroupAggregate {
-    core: AggCore,
-    schema: SchemaRef,
-    groups: GroupTable,
-    rows: Vec<i64>,
-    emitted: Vec<bool>,
-    batch_mode: bool,
-    out_converter: RowConverter,
-    state_keys: Option<weir_metrics::Gauge>,
-}
-
-impl GroupAggregate {
-    /// Plans the operator over `input`.
-    pub fn new(
-        name: &str,
-        input: &Schema,
-        keys: Vec<(Expr, String)>,
-        specs: Vec<AggSpec>,
-        updating_input: bool,
-        batch_mode: bool,
-    ) -> Result<Self> {
-        let fields = agg_fields(input, &keys, &specs)?;
-        let out_converter = RowConverter::new(
-            fields
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )
-        .map_err(arrow(name))?;
-        let core = AggCore::new(
-            name,
-            input,
-            keys.into_iter().map(|(e, _)| e).collect(),
-            specs,
-            updating_input,
-        )?;
-        Ok(Self {
-            core,
-            schema: Arc::new(Schema::new(fields)),
-            groups: GroupTable::default(),
-            rows: Vec::new(),
-            emitted: Vec::new(),
-            batch_mode,
-            out_converter,
-            state_keys: None,
-        })
-    }
-
-    fn output(&self, groups: &[u32]) -> Result<RecordBatch> {
-        let keys: Vec<&[u8]> = groups.iter().map(|g| self.groups.key(*g)).collect();
-        let mut cols = self.core.key_columns(&keys)?;
-        cols.extend(self.core.agg_columns(groups)?);
-        RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))
-    }
-}
-
-impl Operator for GroupAggregate {
-    fn name(&self) -> &str {
-        &self.core.name
-    }
-
-    fn output_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn open(&mut self, metrics: &MetricGroup) -> Result<()> {
-        self.state_keys = Some(metric(
-            &self.core.name,
-            metrics.gauge_with_help("state_keys", "Keys held in the operator's state"),
-        )?);
-        Ok(())
-    }
-
-    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let n = batch.num_rows();
-        let rows = self.core.key_rows(&batch.data)?;
-        let mut ids = Vec::with_capacity(n);
-        let mut touched = Vec::new();
-        for i in 0..n {
-            ids.push(self.groups.intern(rows.row(i)).0);
-        }
-        let cap = self.groups.capacity();
-        self.core.grow(cap);
-        if self.rows.len() < cap {
-            self.rows.resize(cap, 0);
-            self.emitted.resize(cap, false);
-        }
-        // Groups touched by this batch, each once, in first-seen order.
-        let mut seen = vec![false; cap];
-        for g in &ids {
-            if !std::mem::replace(&mut seen[*g as usize], true) {
-                touched.push(*g);
-            }
-        }
-        let signs = self.core.signs(&batch);
-        let before: Vec<u32> = if self.batch_mode {
-            Vec::new()
-        } else {
-            touched
-                .iter()
-                .copied()
-                .filter(|g| self.emitted[*g as usize])
-                .collect()
-        };
-        let old = if before.is_empty() {
-            None
-        } else {
-            Some(self.output(&before)?)
-        };
-        self.core.update(&batch.data, &ids, signs.as_deref())?;
-        for (i, g) in ids.iter().enumerate() {
-            self.rows[*g as usize] += signs.as_ref().map_or(1, |s| s[i] as i64);
-        }
-        // Groups emptied by retractions are deleted.
-        let (alive, dead): (Vec<u32>, Vec<u32>) =
-            touched.iter().partition(|g| self.rows[**g as usize] > 0);
-        if self.batch_mode {
-            for g in dead {
-                self.groups.remove(g);
-                self.core.reset(g);
-                self.rows[g as usize] = 0;
-            }
-            if let Some(s) = &self.state_keys {
-                s.set_i64(self.groups.len() as i64);
-            }
-            return Ok(());
-        }
-        let new = if alive.is_empty() {
-            None
-        } else {
-            Some(self.output(&alive)?)
-        };
-        // Compare old and new results of groups that were emitted before.
-        let old_rows = match &old {
-            Some(b) => Some(
-                self.out_converter
-                    .convert_columns(b.columns())
-                    .map_err(arrow(&self.core.name))?,
-            ),
-            None => None,
-        };
-        let new_rows = match &new {
-            Some(b) => Some(
-                self.out_converter
-                    .convert_columns(b.columns())
-                    .map_err(arrow(&self.core.name))?,
-            ),
-            None => None,
-        };
-        let old_pos: HashMap<u32, usize> =
-            before.iter().enumerate().map(|(i, g)| (*g, i)).collect();
-        let new_pos: HashMap<u32, usize> = alive.iter().enumerate().map(|(i, g)| (*g, i)).collect();
-        // (source batch 0 = old, 1 = new; row), kind
-        let mut picks: Vec<(usize, usize)> = Vec::new();
-        let mut kinds: Vec<i8> = Vec::new();
-        for g in &touched {
-            let o = old_pos.get(g).copied();
-            let nw = new_pos.get(g).copied();
-            match (o, nw) {
-                (Some(o), Some(nw)) => {
-                    let same = match (&old_rows, &new_rows) {
-                        (Some(a), Some(b)) => a.row(o) == b.row(nw),
-                        _ => false,
-                    };
-                    if !same {
-                        picks.push((0, o));
-                        kinds.push(RowKind::UpdateBefore as i8);
-                        picks.push((1, nw));
-                        kinds.push(RowKind::UpdateAfter as i8);
-                    }
-                }
-                (None, Some(nw)) => {
-                    picks.push((1, nw));
-                    kinds.push(RowKind::Insert as i8);
-                    self.emitted[*g as usize] = true;
-                }
-                (Some(o), None) => {
-                    picks.push((0, o));
-                    kinds.push(RowKind::Delete as i8);
-                }
-                (None, None) => {}
-            }
-        }
-        for g in dead {
-            self.groups.remove(g);
-            self.core.reset(g);
-            self.rows[g as usize] = 0;
-            self.emitted[g as usize] = false;
-        }
-        if let Some(s) = &self.state_keys {
-            s.set_i64(self.groups.len() as i64);
-        }
-        if picks.is_empty() {
-            return Ok(());
-        }
-        let empty = RecordBatch::new_empty(self.schema.clone());
-        let sources = [
-            old.as_ref().unwrap_or(&empty),
-            new.as_ref().unwrap_or(&empty),
-        ];
-        let cols = (0..self.schema.fields().len())
-            .map(|c| {
-                let arrays: Vec<&dyn Array> =
-                    sources.iter().map(|b| b.column(c).as_ref()).collect();
-                arrow_select::interleave::interleave(&arrays, &picks)
-                    .map_err(arrow(&self.core.name))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data =
-            RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
-        let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
-        out.push(StreamBatch {
-            data,
-            kinds: (!all_inserts).then(|| Arc::new(Int8Array::from(kinds))),
-        });
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
-        if !self.batch_mode || self.groups.is_empty() {
-            return Ok(());
-        }
-        let live: Vec<u32> = (0..self.groups.capacity() as u32)
-            .filter(|g| self.rows.get(*g as usize).is_some_and(|r| *r > 0))
-            .collect();
-        for chunk in live.chunks(crate::job::MAX_BATCH_ROWS) {
-            out.push(StreamBatch::inserts(self.output(chunk)?));
-        }
-        Ok(())
-    }
-}
+use super::aggregate::{agg_fields, AggCore, AggSpec};
+use super::state::GroupTable;
+use super::{arrow, metric, Operator};
 
 /// The kinds of group windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -582,7 +183,7 @@ impl WindowAggregate {
             proctime,
             groups: GroupTable::default(),
             pending: BTreeMap::new(),
-            sessions: HashMap::with_hasher(crate::aggregate::fixed_hasher()),
+            sessions: HashMap::with_hasher(crate::operators::state::fixed_hasher()),
             session_key: Vec::new(),
             free_slots: Vec::new(),
             watermark: i64::MIN,
@@ -843,7 +444,7 @@ impl Operator for WindowAggregate {
         let data = batch.data;
         let n = data.num_rows();
         let ts = if self.proctime {
-            Int64Array::from(vec![crate::functions::now_millis(); n])
+            Int64Array::from(vec![crate::expr::functions::now_millis(); n])
         } else {
             millis_of(&self.time.evaluate(&data)?.into_array(n)?, &self.core.name)?
         };
@@ -924,5 +525,90 @@ impl Operator for WindowAggregate {
         // End of input fires every window, as Flink's final MAX watermark does.
         self.watermark = i64::MAX;
         self.fire(i64::MAX, out)
+    }
+}
+
+/// `window_end` and `window_time` (a hopping window copies the row into every window).
+/// The `TUMBLE`/`HOP` table functions on their own: each row gets `window_start`,
+/// `window_end` and `window_time` (a hopping window copies the row into every window).
+pub struct WindowAssign {
+    name: String,
+    kind: WindowKind,
+    time: Expr,
+    schema: SchemaRef,
+}
+
+impl WindowAssign {
+    pub fn new(name: &str, input: &Schema, kind: WindowKind, time: Expr) -> Result<Self> {
+        if let WindowKind::Session { .. } = kind {
+            return Err(EngineError::Plan {
+                expr: kind.describe(),
+                detail: "session windows need an aggregate (GROUP BY SESSION(...) or the Table API's Session window)".into(),
+            });
+        }
+        kind.validate()?;
+        time.data_type(input)?;
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("window_start", ts.clone(), false));
+        fields.push(Field::new("window_end", ts.clone(), false));
+        fields.push(Field::new("window_time", ts, false));
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+            time,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+impl Operator for WindowAssign {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let n = batch.num_rows();
+        let ts = millis_of(&self.time.evaluate(&batch.data)?.into_array(n)?, &self.name)?;
+        let (size, slide) = match self.kind {
+            WindowKind::Tumble { size } => (size, size),
+            WindowKind::Hop { size, slide } => (size, slide),
+            WindowKind::Session { .. } => return Ok(()),
+        };
+        let (mut idx, mut starts) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            if ts.is_null(i) {
+                continue;
+            }
+            let t = crate::operators::clamp_time(ts.value(i));
+            let mut start = t - t.rem_euclid(slide);
+            let mut list = Vec::new();
+            while start > t - size {
+                list.push(start);
+                start -= slide;
+            }
+            for s in list.into_iter().rev() {
+                idx.push(i as u32);
+                starts.push(s);
+            }
+        }
+        let StreamBatch { data, kinds } = batch.take(&UInt32Array::from(idx))?;
+        let mut cols = data.columns().to_vec();
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().copied(),
+        )));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().map(|s| s + size),
+        )));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            starts.iter().map(|s| s + size - 1),
+        )));
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
+        if data.num_rows() > 0 {
+            out.push(StreamBatch { data, kinds });
+        }
+        Ok(())
     }
 }

@@ -186,7 +186,9 @@ pub enum WindowProperty {
     Rowtime,
 }
 
-pub use crate::functions::Func;
+pub mod functions;
+
+pub use functions::Func;
 
 /// `col(name)`.
 pub fn col(name: &str) -> Expr {
@@ -547,10 +549,14 @@ impl fmt::Display for Expr {
                 write!(f, "INTERVAL '{}' SECOND", *ms as f64 / 1000.0)
             }
             Expr::Literal(Literal::Timestamp(ms)) => {
-                write!(f, "TIMESTAMP '{}'", crate::functions::format_millis(*ms))
+                write!(
+                    f,
+                    "TIMESTAMP '{}'",
+                    crate::expr::functions::format_millis(*ms)
+                )
             }
             Expr::Literal(Literal::Date(d)) => {
-                write!(f, "DATE '{}'", crate::functions::format_date(*d))
+                write!(f, "DATE '{}'", crate::expr::functions::format_date(*d))
             }
             Expr::Call(func, args) => {
                 let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
