@@ -8,10 +8,8 @@
 //! `weir-udf-python`.
 
 pub mod connectors;
-pub mod datagen;
 pub mod error;
 pub mod expr;
-pub mod job;
 pub mod operators;
 pub mod options;
 pub mod plan;

@@ -41,7 +41,7 @@ use weir_metrics::export::Reporters;
 use weir_metrics::{Counter, Gauge, GaugeValue, Registry};
 
 use crate::error::{EngineError, Result};
-use crate::job::JobSummary;
+use crate::runtime::job::JobSummary;
 use crate::runtime::{JobControl, JobGraph};
 
 /// How many finished jobs keep their series exported (the oldest are removed first).

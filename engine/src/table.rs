@@ -29,12 +29,12 @@ use weir_metrics::Registry;
 use crate::connectors::{CollectSink, TableDef};
 use crate::error::{EngineError, Result};
 use crate::expr::{col, Expr, WindowProperty};
-use crate::job::{Collect, JobSummary};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
 use crate::plan::{
     name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan,
 };
+use crate::runtime::job::{Collect, JobSummary};
 use crate::runtime::{JobGraph, SinkFactory};
 use crate::session::{EnvId, ProcessSession};
 use crate::stream::StreamBatch;

@@ -8,6 +8,8 @@
 //! back. Every subtask reports records, batches and bytes in and out, busy and backpressured
 //! time ratios, and its watermark through `weir-metrics`.
 
+pub mod job;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use weir_metrics::{Counter, Gauge, MetricGroup, Registry};
 
 use crate::error::{EngineError, Result};
 use crate::expr::Expr;
-use crate::job::{JobSummary, Sink, MAX_BATCH_ROWS};
 use crate::operators::Operator;
+use crate::runtime::job::{JobSummary, Sink, MAX_BATCH_ROWS};
 use crate::stream::StreamBatch;
 use crate::udf::{FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
 

@@ -13,6 +13,7 @@ use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, S
 use arrow_schema::{DataType, SchemaRef};
 
 use crate::error::{EngineError, Result};
+use crate::runtime::{Source, SourceFactory};
 use crate::types::type_name;
 
 enum FieldGen {
@@ -341,6 +342,33 @@ impl Datagen {
                 context: format!("datagen table {}", self.table),
                 source,
             })
+    }
+}
+
+/// The datagen source as the runtime starts it.
+pub(crate) struct DatagenSource(pub(crate) Datagen);
+
+impl Source for Datagen {
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
+        Datagen::next_batch(self, max_rows)
+    }
+    fn rows_per_second(&self) -> u64 {
+        self.rows_per_second
+    }
+}
+
+impl SourceFactory for DatagenSource {
+    fn name(&self) -> &str {
+        self.0.table()
+    }
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+    fn is_bounded(&self) -> bool {
+        self.0.is_bounded()
+    }
+    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+        Ok(Box::new(self.0.split(subtask, parallelism)))
     }
 }
 
