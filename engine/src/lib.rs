@@ -12,6 +12,7 @@ pub mod error;
 pub mod expr;
 pub mod operators;
 pub mod options;
+pub mod physical;
 pub mod plan;
 pub mod runtime;
 pub mod session;

@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int8Array, RecordBatch};
 
+/// Rows per batch a source emits when it is not rate-limited, and the most rows an
+/// operator emits in one batch.
+pub const MAX_BATCH_ROWS: usize = 8192;
+
 /// The change a row stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i8)]

@@ -31,9 +31,8 @@ use crate::error::{EngineError, Result};
 use crate::expr::{col, Expr, WindowProperty};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
-use crate::plan::{
-    name_projections, plan_aggregate, to_job_graph, GroupWindow, PhysicalOptions, Plan,
-};
+use crate::physical::{to_job_graph, PhysicalOptions};
+use crate::plan::{name_projections, plan_aggregate, GroupWindow, Plan};
 use crate::runtime::job::{Collect, JobSummary};
 use crate::runtime::{JobGraph, SinkFactory};
 use crate::session::{EnvId, ProcessSession};

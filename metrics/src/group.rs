@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::counter::Counter;
 use crate::distribution::Distribution;
-use crate::error::{NameKind, Result};
+use crate::error::{MetricsError, NameKind, Result};
 use crate::gauge::{Gauge, GaugeValue};
 use crate::meter::Meter;
 use crate::name::{validate_label_key, validate_label_value, validate_name};
 use crate::protocol::PathPart;
-use crate::registry::{Metric, MetricSpec, Origin, Registry};
+use crate::registry::{Metric, MetricSpec, Origin, Registry, USER_NAMESPACE};
 
 /// A scope of metrics: a path of group names and a set of variables (labels).
 ///
@@ -47,6 +47,29 @@ struct GroupNode {
     /// Ids of this group and all its ancestors.
     scopes: Arc<[u64]>,
     children: Mutex<HashMap<ChildKey, Arc<GroupNode>>>,
+}
+
+// Roots of the group tree are made from the registry; defined here so that the registry
+// (storage) does not depend on groups (the API over it).
+impl Registry {
+    /// The root group for one UDF instance's metrics, carrying `labels` (for example
+    /// `job_name`, `operator`, `subtask`). Closing it removes its series.
+    pub fn user_group(&self, labels: &[(&str, &str)]) -> Result<MetricGroup> {
+        MetricGroup::root(self.clone(), USER_NAMESPACE, labels)
+    }
+
+    /// A root group for weir's own metrics of one subsystem (`operator`, `job`, `udf`, ...).
+    /// `user` is refused: that namespace belongs to UDFs.
+    pub fn system_group(&self, subsystem: &str, labels: &[(&str, &str)]) -> Result<MetricGroup> {
+        if subsystem == USER_NAMESPACE {
+            return Err(MetricsError::InvalidName {
+                what: NameKind::Group,
+                name: subsystem.into(),
+                rule: "the `user` namespace is reserved for UDF metrics; weir's own metrics use another subsystem name",
+            });
+        }
+        MetricGroup::root(self.clone(), subsystem, labels)
+    }
 }
 
 impl std::fmt::Debug for MetricGroup {

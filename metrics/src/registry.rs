@@ -28,7 +28,6 @@ use crate::counter::Counter;
 use crate::distribution::Distribution;
 use crate::error::{MetricsError, NameKind, Result};
 use crate::gauge::Gauge;
-use crate::group::MetricGroup;
 use crate::meter::Meter;
 use crate::name::{validate_label_key, validate_label_value, validate_name};
 use crate::protocol::PathPart;
@@ -256,25 +255,6 @@ impl Registry {
         &self.inner.options
     }
 
-    /// The root group for one UDF instance's metrics, carrying `labels` (for example
-    /// `job_name`, `operator`, `subtask`). Closing it removes its series.
-    pub fn user_group(&self, labels: &[(&str, &str)]) -> Result<MetricGroup> {
-        MetricGroup::root(self.clone(), USER_NAMESPACE, labels)
-    }
-
-    /// A root group for weir's own metrics of one subsystem (`operator`, `job`, `udf`, ...).
-    /// `user` is refused: that namespace belongs to UDFs.
-    pub fn system_group(&self, subsystem: &str, labels: &[(&str, &str)]) -> Result<MetricGroup> {
-        if subsystem == USER_NAMESPACE {
-            return Err(MetricsError::InvalidName {
-                what: NameKind::Group,
-                name: subsystem.into(),
-                rule: "the `user` namespace is reserved for UDF metrics; weir's own metrics use another subsystem name",
-            });
-        }
-        MetricGroup::root(self.clone(), subsystem, labels)
-    }
-
     pub(crate) fn new_scope_id(&self) -> u64 {
         self.inner.next_scope.fetch_add(1, Relaxed)
     }
@@ -432,16 +412,28 @@ impl Registry {
     }
 
     fn count_dropped(&self, family: &str) {
-        // Made when needed: a group kept in the registry would hold the registry and leak it.
-        if let Ok(own) = self.system_group("metrics", &[]) {
-            if let Ok(g) = own.with_label("metric", family) {
-                if let Ok(c) = g.counter_with_help(
-                    "series_dropped",
-                    "Series not registered because their family reached metrics.weir.cardinality-limit",
-                ) {
-                    c.inc(1);
-                }
-            }
+        // Registered here, not through a group: a group kept in the registry would hold the
+        // registry and leak it.
+        let labels = BTreeMap::from([("metric".to_string(), family.to_string())]);
+        let parts: Arc<[PathPart]> = Arc::from(Vec::new());
+        let scopes: Arc<[u64]> = Arc::from(vec![self.new_scope_id()]);
+        let origin = Origin {
+            namespace: "metrics",
+            names: &[],
+            parts: &parts,
+            labels: &labels,
+            scopes: &scopes,
+        };
+        if let Ok(Metric::Counter(c)) = self.register(
+            &origin,
+            "series_dropped",
+            MetricSpec::Counter,
+            None,
+            Some(
+                "Series not registered because their family reached metrics.weir.cardinality-limit",
+            ),
+        ) {
+            c.inc(1);
         }
     }
 

@@ -166,7 +166,7 @@ impl Source for FileReader {
                 ))
             })?;
             let reader = BufReader::new(file);
-            let batch = max_rows.clamp(1, crate::runtime::job::MAX_BATCH_ROWS);
+            let batch = max_rows.clamp(1, crate::stream::MAX_BATCH_ROWS);
             let err = |e: arrow_schema::ArrowError| {
                 EngineError::Execution(format!(
                     "table `{}`: reading {}: {e}",

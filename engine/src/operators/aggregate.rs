@@ -412,7 +412,7 @@ impl Operator for GroupAggregate {
         let live: Vec<u32> = (0..self.groups.capacity() as u32)
             .filter(|g| self.rows.get(*g as usize).is_some_and(|r| *r > 0))
             .collect();
-        for chunk in live.chunks(crate::runtime::job::MAX_BATCH_ROWS) {
+        for chunk in live.chunks(crate::stream::MAX_BATCH_ROWS) {
             out.push(StreamBatch::inserts(self.output(chunk)?));
         }
         Ok(())

@@ -207,7 +207,7 @@ impl WindowAggregate {
 
     fn emit(&mut self, windows: Vec<(i64, i64, u32)>, out: &mut Vec<StreamBatch>) -> Result<()> {
         // (start, end, slot) for tumble/hop (slot = group id) or sessions.
-        for chunk in windows.chunks(crate::runtime::job::MAX_BATCH_ROWS) {
+        for chunk in windows.chunks(crate::stream::MAX_BATCH_ROWS) {
             let slots: Vec<u32> = chunk.iter().map(|w| w.2).collect();
             let keys: Vec<&[u8]> = chunk
                 .iter()

@@ -7,9 +7,6 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::stream::StreamBatch;
 
-/// Rows per batch a source emits when it is not rate-limited.
-pub const MAX_BATCH_ROWS: usize = 8192;
-
 /// Where rows end.
 pub trait Sink: Send {
     /// Name shown in metrics and errors.

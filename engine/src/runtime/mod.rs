@@ -24,8 +24,9 @@ use weir_metrics::{Counter, Gauge, MetricGroup, Registry};
 use crate::error::{EngineError, Result};
 use crate::expr::Expr;
 use crate::operators::Operator;
-use crate::runtime::job::{JobSummary, Sink, MAX_BATCH_ROWS};
+use crate::runtime::job::{JobSummary, Sink};
 use crate::stream::StreamBatch;
+use crate::stream::MAX_BATCH_ROWS;
 use crate::udf::{FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
 
 /// Batches that may wait in a subtask's inbox.

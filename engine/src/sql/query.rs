@@ -1,11 +1,5 @@
-//! SQL: Flink's dialect for what weir runs. Queries go through the `sqlparser` crate; Flink's
-//! DDL (`CREATE TABLE ... WATERMARK FOR ... WITH (...)`, `CREATE FUNCTION ... LANGUAGE
-//! PYTHON`), which no sqlparser dialect reads, is parsed here, with sqlparser for the
-//! expressions inside it.
-//!
-//! Statements: `CREATE [TEMPORARY] TABLE`, `CREATE [TEMPORARY] VIEW`, `CREATE [TEMPORARY]
-//! [SYSTEM] FUNCTION`, `DROP TABLE|VIEW`, `SET 'key' = 'value'`, `SELECT`, `INSERT INTO`,
-//! `EXPLAIN`, `SHOW TABLES`, `DESCRIBE`.
+//! Queries: sqlparser's AST planned into the logical plan (FROM, joins, windows, GROUP BY,
+//! the select list), and the name resolution the Table API shares.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,642 +7,24 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema};
 use sqlparser::ast as sq;
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
 
-use crate::connectors::{Column, TableDef};
+use super::{object_name, parse_err, parse_one, sql_err};
 use crate::error::{EngineError, Result};
 use crate::expr::{col, AggFunc, BinaryOp, Expr, Func, Literal, WindowProperty};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
 use crate::plan::{plan_aggregate, GroupWindow, Plan};
-use crate::runtime::JobGraph;
 use crate::table::{join_plan, sort_key, Table, TableEnvironment};
 use crate::types::SqlType;
 
-/// What a statement did.
-pub enum SqlOutcome {
-    /// DDL or SET: done.
-    Ok(String),
-    /// A query to run or inspect.
-    Query(Table),
-    /// `INSERT INTO`: a job to run.
-    Insert { sink: String, job: JobGraph },
-    /// `EXPLAIN`, `SHOW`, `DESCRIBE`: text.
-    Text(String),
-    /// `CREATE FUNCTION ... AS 'path' LANGUAGE lang`: for the SDK that can load it.
-    CreateFunction {
-        name: String,
-        path: String,
-        language: String,
-    },
-}
-
-/// A statement as errors quote it: on one line, at most 120 characters.
-fn quoted(stmt: &str) -> String {
-    let s: String = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() > 120 {
-        format!("{}...", s.chars().take(117).collect::<String>())
-    } else {
-        s
-    }
-}
-
-fn sql_err(stmt: &str, detail: impl Into<String>) -> EngineError {
-    EngineError::Plan {
-        expr: quoted(stmt),
-        detail: detail.into(),
-    }
-}
-
-fn no_table(stmt: &str, detail: impl Into<String>) -> EngineError {
-    EngineError::NoSuchTable {
-        expr: quoted(stmt),
-        detail: detail.into(),
-    }
-}
-
-fn parse_err(stmt: &str, detail: impl Into<String>) -> EngineError {
-    EngineError::Parse {
-        expr: quoted(stmt),
-        detail: detail.into(),
-    }
-}
-
-/// Splits a script into statements at `;`, outside quotes and comments; comments are
-/// dropped.
-pub fn split_statements(script: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let chars: Vec<char> = script.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\'' | '"' | '`' => {
-                cur.push(c);
-                i += 1;
-                while i < chars.len() {
-                    cur.push(chars[i]);
-                    if chars[i] == c {
-                        if i + 1 < chars.len() && chars[i + 1] == c {
-                            cur.push(c);
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-                cur.push('\n');
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                    i += 1;
-                }
-                i += 1;
-                cur.push(' ');
-            }
-            ';' => {
-                if !cur.trim().is_empty() {
-                    out.push(cur.trim().to_string());
-                }
-                cur.clear();
-            }
-            c => cur.push(c),
-        }
-        i += 1;
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .take(6)
-        .map(|w| w.to_ascii_uppercase())
-        .collect()
-}
-
-impl TableEnvironment {
-    /// Runs one SQL statement (DDL takes effect at once; queries and inserts are planned).
-    pub fn execute_sql(&self, stmt: &str) -> Result<SqlOutcome> {
-        let stmt = stmt.trim().trim_end_matches(';').trim();
-        let w = words(stmt);
-        let w: Vec<&str> = w.iter().map(String::as_str).collect();
-        let skip_temp = |i: usize| {
-            if w.get(i) == Some(&"TEMPORARY") {
-                i + 1
-            } else {
-                i
-            }
-        };
-        if w.first() == Some(&"CREATE") {
-            let mut i = skip_temp(1);
-            if w.get(i) == Some(&"SYSTEM") {
-                i += 1;
-            }
-            match w.get(i) {
-                Some(&"TABLE") => {
-                    let (def, if_not_exists) = parse_create_table(stmt)?;
-                    let name = def.name.clone();
-                    self.create_table(def, if_not_exists)?;
-                    return Ok(SqlOutcome::Ok(format!("created table {name}")));
-                }
-                Some(&"FUNCTION") => return parse_create_function(stmt),
-                Some(&"VIEW") => {}
-                _ => return Err(sql_err(stmt, "weir can CREATE TABLE, VIEW or FUNCTION")),
-            }
-        }
-        if w.first() == Some(&"SET") {
-            let rest = stmt[3..].trim();
-            let (k, v) = rest
-                .split_once('=')
-                .ok_or_else(|| sql_err(stmt, "SET takes 'key' = 'value'"))?;
-            let unq = |s: &str| s.trim().trim_matches('\'').trim_matches('"').to_string();
-            self.set_config(&unq(k), &unq(v))?;
-            return Ok(SqlOutcome::Ok(format!("set {}", unq(k))));
-        }
-        if w.len() >= 2 && w[0] == "SHOW" && w[1] == "TABLES" {
-            return Ok(SqlOutcome::Text(self.list_tables().join("\n")));
-        }
-        if w.first() == Some(&"DESCRIBE") || w.first() == Some(&"DESC") {
-            let name = stmt
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("")
-                .trim_matches('`');
-            return Ok(SqlOutcome::Text(self.from_path(name)?.schema_text()?));
-        }
-        if w.first() == Some(&"EXPLAIN") {
-            let re = regex::Regex::new(r"(?is)^\s*EXPLAIN(?:\s+PLAN\s+FOR)?\s+(.*)$")
-                .expect("valid pattern");
-            let rest = re
-                .captures(stmt)
-                .and_then(|c| c.get(1))
-                .map(|m| m.as_str())
-                .ok_or_else(|| sql_err(stmt, "EXPLAIN takes a query or an INSERT"))?;
-            return Ok(SqlOutcome::Text(
-                match self.statement(&parse_one(rest)?, rest)? {
-                    Planned::Query(t) => t.explain()?,
-                    Planned::Insert { sink, query, job } => format!(
-                        "== Logical Plan ==\nSink(table=[{sink}])\n{}\n== Physical Plan ==\n{}",
-                        indent(&query.plan().explain()),
-                        job.describe()
-                    ),
-                    Planned::Done(_) => {
-                        return Err(sql_err(stmt, "EXPLAIN takes a query or an INSERT"))
-                    }
-                },
-            ));
-        }
-        if w.first() == Some(&"DROP") {
-            let parts: Vec<&str> = stmt.split_whitespace().collect();
-            let mut i = skip_temp(1);
-            i += 1; // TABLE / VIEW
-            let if_exists = w.get(i) == Some(&"IF");
-            if if_exists {
-                i += 2;
-            }
-            let name = parts.get(i).map(|s| s.trim_matches('`')).unwrap_or("");
-            if !self.drop(name) && !if_exists {
-                return Err(no_table(stmt, format!("no table or view `{name}`")));
-            }
-            return Ok(SqlOutcome::Ok(format!("dropped {name}")));
-        }
-        Ok(match self.statement(&parse_one(stmt)?, stmt)? {
-            Planned::Query(t) => SqlOutcome::Query(t),
-            Planned::Insert { sink, job, .. } => SqlOutcome::Insert { sink, job },
-            Planned::Done(m) => SqlOutcome::Ok(m),
-        })
-    }
-
-    /// Plans one statement sqlparser has parsed (`stmt` is its text, for errors).
-    fn statement(&self, st: &sq::Statement, stmt: &str) -> Result<Planned> {
-        match st {
-            sq::Statement::Query(q) => {
-                let plan = Planner::new(self).query(q)?;
-                Ok(Planned::Query(Table::from_plan(self, plan)))
-            }
-            sq::Statement::CreateView { name, query, .. } => {
-                let plan = Planner::new(self).query(query)?;
-                let name = object_name(name);
-                self.create_temporary_view(&name, &Table::from_plan(self, plan))?;
-                Ok(Planned::Done(format!("created view {name}")))
-            }
-            sq::Statement::Insert(ins) => {
-                let sink = match &ins.table {
-                    sq::TableObject::TableName(n) => object_name(n),
-                    other => return Err(sql_err(stmt, format!("cannot insert into {other}"))),
-                };
-                let source = ins
-                    .source
-                    .as_ref()
-                    .ok_or_else(|| sql_err(stmt, "INSERT needs a query"))?;
-                let plan = Planner::new(self).query(source)?;
-                let mut table = Table::from_plan(self, plan);
-                if !ins.columns.is_empty() {
-                    // INSERT INTO t (a, b): reorder to the table's columns.
-                    let def = self
-                        .table_def(&sink)
-                        .ok_or_else(|| no_table(stmt, format!("no table `{sink}`")))?;
-                    let target = def.schema()?;
-                    let given: Vec<String> = ins.columns.iter().map(|c| c.value.clone()).collect();
-                    let src = table.schema()?;
-                    let mut exprs = Vec::new();
-                    for f in target.fields() {
-                        match given.iter().position(|g| g == f.name()) {
-                            Some(p) => exprs.push(col(src.field(p).name()).alias(f.name())),
-                            None => exprs.push(
-                                Expr::Literal(Literal::Null)
-                                    .cast(f.data_type().clone())
-                                    .alias(f.name()),
-                            ),
-                        }
-                    }
-                    table = table.select(exprs)?;
-                }
-                let job = self.plan_insert(&table, &sink)?;
-                Ok(Planned::Insert {
-                    sink,
-                    query: table,
-                    job,
-                })
-            }
-            other => Err(sql_err(
-                stmt,
-                format!(
-                    "weir does not run this kind of statement: {}",
-                    first_words(&other.to_string())
-                ),
-            )),
-        }
-    }
-
-    /// Plans a query (`sql_query`).
-    pub fn sql_query(&self, query: &str) -> Result<Table> {
-        match self.execute_sql(query)? {
-            SqlOutcome::Query(t) => Ok(t),
-            _ => Err(sql_err(
-                query,
-                "sql_query takes a SELECT; use execute_sql for other statements",
-            )),
-        }
-    }
-}
-
-fn indent(s: &str) -> String {
-    s.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-fn first_words(s: &str) -> String {
-    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// Parses one statement (after the TABLE(...) rewrite sqlparser needs).
-fn parse_one(stmt: &str) -> Result<sq::Statement> {
-    let text = rewrite_table_functions(stmt);
-    let mut parsed =
-        Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| parse_err(stmt, e.to_string()))?;
-    match parsed.len() {
-        1 => Ok(parsed.remove(0)),
-        _ => Err(sql_err(stmt, "expected one statement")),
-    }
-}
-
-/// What a parsed statement became.
-enum Planned {
-    Query(Table),
-    Insert {
-        sink: String,
-        /// The query (with the INSERT column list applied), before the casts to the sink.
-        query: Table,
-        job: JobGraph,
-    },
-    Done(String),
-}
-
-/// `TABLE(TUMBLE(TABLE t, ...))` -> `TABLE(TUMBLE(t, ...))`, which sqlparser reads.
-fn rewrite_table_functions(s: &str) -> String {
-    let re = regex::Regex::new(r"(?i)([(,]\s*)TABLE\s+").expect("valid pattern");
-    re.replace_all(s, "$1").into_owned()
-}
-
-fn object_name(n: &sq::ObjectName) -> String {
-    n.0.iter()
-        .map(|p| match p {
-            sq::ObjectNamePart::Identifier(i) => i.value.clone(),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// Splits `text` at top-level commas (outside parentheses, angle brackets and quotes).
-fn split_top(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut angle = 0i32;
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for c in text.chars() {
-        if let Some(q) = quote {
-            cur.push(c);
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' | '`' => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            '(' => {
-                depth += 1;
-                cur.push(c);
-            }
-            ')' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            // `<` opens a bracket only after a type name (ARRAY<INT>), not in `a < b`.
-            '<' if {
-                let before = cur.trim_end().to_ascii_uppercase();
-                ["ARRAY", "MAP", "ROW", "MULTISET"]
-                    .iter()
-                    .any(|t| before.ends_with(t))
-                    || angle > 0
-            } =>
-            {
-                angle += 1;
-                depth += 1;
-                cur.push(c);
-            }
-            '>' if angle > 0 => {
-                angle -= 1;
-                depth -= 1;
-                cur.push(c);
-            }
-            ',' if depth == 0 => {
-                out.push(cur.trim().to_string());
-                cur.clear();
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
-}
-
-/// The text between the parenthesis at `open` and its match.
-fn paren_block(s: &str, open: usize) -> Option<(String, usize)> {
-    let mut depth = 0;
-    let mut quote: Option<char> = None;
-    for (i, c) in s[open..].char_indices() {
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' | '`' => quote = Some(c),
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((s[open + 1..open + i].to_string(), open + i + 1));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn unquote_ident(s: &str) -> String {
-    let s = s.trim();
-    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
-        s[1..s.len() - 1].to_string()
-    } else {
-        s.to_string()
-    }
-}
-
-fn unquote_string(s: &str) -> Option<String> {
-    let s = s.trim();
-    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
-        Some(s[1..s.len() - 1].replace("''", "'"))
-    } else {
-        None
-    }
-}
-
-/// Parses an expression with sqlparser and converts it over `scope`.
-fn parse_expr(text: &str, scope: &Scope, env: &TableEnvironment) -> Result<Expr> {
-    let e = Parser::new(&GenericDialect {})
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| sql_err(text, e.to_string()))?;
-    Planner::new(env).expr(&e, scope)
-}
-
-/// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (columns) [COMMENT ...] WITH (options)`.
-pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
-    let open = stmt
-        .find('(')
-        .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
-    let head: Vec<&str> = stmt[..open].split_whitespace().collect();
-    let upper: Vec<String> = head.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let if_not_exists = upper.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"]);
-    let name = unquote_ident(
-        head.last()
-            .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?,
-    );
-    if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("EXISTS") {
-        return Err(sql_err(stmt, "CREATE TABLE needs a name"));
-    }
-    let (body, after) = paren_block(stmt, open)
-        .ok_or_else(|| sql_err(stmt, "unbalanced parentheses in the column list"))?;
-    let rest = stmt[after..].trim();
-    let mut options = BTreeMap::new();
-    let rest_upper = rest.to_ascii_uppercase();
-    if let Some(p) = rest_upper.find("WITH") {
-        let o = rest[p..]
-            .find('(')
-            .ok_or_else(|| sql_err(stmt, "WITH needs ('key' = 'value', ...)"))?
-            + p;
-        let (opts, _) =
-            paren_block(rest, o).ok_or_else(|| sql_err(stmt, "unbalanced parentheses in WITH"))?;
-        for item in split_top(&opts) {
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| sql_err(stmt, format!("option `{item}` is not 'key' = 'value'")))?;
-            let k = unquote_string(k).ok_or_else(|| {
-                sql_err(
-                    stmt,
-                    format!("option key {} must be quoted: 'key'", k.trim()),
-                )
-            })?;
-            let v = unquote_string(v).ok_or_else(|| {
-                sql_err(
-                    stmt,
-                    format!("the value of option '{k}' must be quoted: '{}'", v.trim()),
-                )
-            })?;
-            options.insert(k, v);
-        }
-    }
-    let mut columns = Vec::new();
-    let mut watermark_text = None;
-    for item in split_top(&body) {
-        let up = item.to_ascii_uppercase();
-        if up.starts_with("WATERMARK") {
-            // WATERMARK FOR col AS expr
-            let mut it = item.split_whitespace();
-            it.next();
-            if !it.next().is_some_and(|w| w.eq_ignore_ascii_case("FOR")) {
-                return Err(sql_err(
-                    &item,
-                    "expected WATERMARK FOR column AS expression",
-                ));
-            }
-            let c = unquote_ident(it.next().unwrap_or(""));
-            let as_pos = up
-                .find(" AS ")
-                .ok_or_else(|| sql_err(&item, "expected WATERMARK FOR column AS expression"))?;
-            watermark_text = Some((c, item[as_pos + 4..].trim().to_string()));
-            continue;
-        }
-        if up.starts_with("PRIMARY KEY") || up.starts_with("CONSTRAINT") {
-            continue;
-        }
-        let mut sp = item.splitn(2, char::is_whitespace);
-        let cname = unquote_ident(sp.next().unwrap_or(""));
-        let rest = sp.next().unwrap_or("").trim().to_string();
-        let rest_up = rest.to_ascii_uppercase();
-        if rest_up.starts_with("AS ") {
-            columns.push((cname, None, Some(rest[3..].trim().to_string())));
-            continue;
-        }
-        // TYPE [NOT NULL] [METADATA ...] [COMMENT '...']
-        let mut type_text = rest.clone();
-        for cut in [" COMMENT ", " METADATA", " PRIMARY KEY"] {
-            if let Some(p) = type_text.to_ascii_uppercase().find(cut) {
-                type_text.truncate(p);
-            }
-        }
-        let t = SqlType::parse(type_text.trim()).map_err(|e| sql_err(&item, e.to_string()))?;
-        columns.push((cname, Some(t), None));
-    }
-    if columns.is_empty() {
-        return Err(sql_err(stmt, "a table needs at least one column"));
-    }
-    // Types of computed columns come from the physical ones.
-    let physical = Schema::new(
-        columns
-            .iter()
-            .filter_map(|(n, t, _)| {
-                t.as_ref()
-                    .map(|t| Field::new(n, t.data_type.clone(), t.nullable))
-            })
-            .collect::<Vec<_>>(),
-    );
-    let env = TableEnvironment::in_streaming_mode();
-    let scope = Scope::of_schema(None, &physical);
-    let mut cols = Vec::new();
-    for (n, t, e) in columns {
-        cols.push(match (t, e) {
-            (Some(t), _) => Column::Physical(Field::new(&n, t.data_type, t.nullable)),
-            (None, Some(text)) => Column::Computed(n, parse_expr(&text, &scope, &env)?),
-            _ => unreachable!("a column has a type or an expression"),
-        });
-    }
-    let def0 = TableDef {
-        name: name.clone(),
-        columns: cols,
-        watermark: None,
-        options,
-    };
-    let watermark = match watermark_text {
-        None => None,
-        Some((c, text)) => {
-            let full = def0.schema()?;
-            let scope = Scope::of_schema(None, &full);
-            Some((c, parse_expr(&text, &scope, &env)?))
-        }
-    };
-    Ok((TableDef { watermark, ..def0 }, if_not_exists))
-}
-
-fn parse_create_function(stmt: &str) -> Result<SqlOutcome> {
-    let up = stmt.to_ascii_uppercase();
-    let f = up
-        .find("FUNCTION")
-        .ok_or_else(|| sql_err(stmt, "expected CREATE FUNCTION"))?
-        + 8;
-    let mut rest = stmt[f..].trim();
-    if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
-        rest = rest[13..].trim();
-    }
-    let mut it = rest.splitn(2, char::is_whitespace);
-    let name = unquote_ident(it.next().unwrap_or(""));
-    let rest = it.next().unwrap_or("").trim();
-    if !rest.to_ascii_uppercase().starts_with("AS ") {
-        return Err(sql_err(
-            stmt,
-            "expected CREATE FUNCTION name AS 'module.function' LANGUAGE PYTHON",
-        ));
-    }
-    let rest = rest[3..].trim();
-    if !rest.starts_with('\'') {
-        return Err(sql_err(
-            stmt,
-            "the function's path must be quoted: AS 'module.function'",
-        ));
-    }
-    let end = rest[1..].find('\'').map(|p| p + 2).unwrap_or(rest.len());
-    let path = unquote_string(&rest[..end])
-        .ok_or_else(|| sql_err(stmt, "the function's path must be quoted"))?;
-    let tail: Vec<String> = rest[end..]
-        .split_whitespace()
-        .map(|s| s.to_ascii_uppercase())
-        .collect();
-    let language = match tail.as_slice() {
-        [] => "JAVA".to_string(),
-        [l, lang] if l == "LANGUAGE" => lang.clone(),
-        _ => return Err(sql_err(stmt, "expected LANGUAGE PYTHON after the path")),
-    };
-    Ok(SqlOutcome::CreateFunction {
-        name,
-        path,
-        language,
-    })
-}
-
 /// Columns visible in a query: `(qualifier, name in SQL, column in the plan)`.
 #[derive(Clone, Default)]
-struct Scope {
+pub(crate) struct Scope {
     cols: Vec<(Option<String>, String, String)>,
 }
 
 impl Scope {
-    fn of_schema(qualifier: Option<&str>, s: &Schema) -> Scope {
+    pub(crate) fn of_schema(qualifier: Option<&str>, s: &Schema) -> Scope {
         Scope {
             cols: s
                 .fields()
@@ -706,12 +82,12 @@ impl Scope {
     }
 }
 
-struct Planner<'a> {
+pub(crate) struct Planner<'a> {
     env: &'a TableEnvironment,
     ctes: BTreeMap<String, Plan>,
 }
 
-fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
+pub(crate) fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
     let value = match i.value.as_ref() {
         sq::Expr::Value(v) => match &v.value {
             sq::Value::SingleQuotedString(s) => s.clone(),
@@ -752,14 +128,14 @@ fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(env: &'a TableEnvironment) -> Self {
+    pub(crate) fn new(env: &'a TableEnvironment) -> Self {
         Self {
             env,
             ctes: BTreeMap::new(),
         }
     }
 
-    fn query(&mut self, q: &sq::Query) -> Result<Plan> {
+    pub(crate) fn query(&mut self, q: &sq::Query) -> Result<Plan> {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 let p = self.query(&cte.query)?;
@@ -1307,7 +683,7 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn expr(&mut self, e: &sq::Expr, scope: &Scope) -> Result<Expr> {
+    pub(crate) fn expr(&mut self, e: &sq::Expr, scope: &Scope) -> Result<Expr> {
         use sq::Expr as E;
         let whole = || e.to_string();
         Ok(match e {
@@ -1696,7 +1072,7 @@ pub fn parse_expressions(env: &TableEnvironment, schema: &Schema, text: &str) ->
 
 /// `FROM x AS t(a, b)`: the alias's column list renames the relation's columns, in order;
 /// it must name each of them once.
-fn with_column_aliases(plan: Plan, alias: Option<&sq::TableAlias>) -> Result<Plan> {
+pub(crate) fn with_column_aliases(plan: Plan, alias: Option<&sq::TableAlias>) -> Result<Plan> {
     let Some(alias) = alias.filter(|a| !a.columns.is_empty()) else {
         return Ok(plan);
     };
@@ -1747,7 +1123,7 @@ fn with_column_aliases(plan: Plan, alias: Option<&sq::TableAlias>) -> Result<Pla
 }
 
 /// Argument `i` of a window function: a positive INTERVAL, in ms.
-fn interval_arg(args: &[sq::Expr], i: usize, whole: &str) -> Result<i64> {
+pub(crate) fn interval_arg(args: &[sq::Expr], i: usize, whole: &str) -> Result<i64> {
     let ms = match args.get(i) {
         Some(sq::Expr::Interval(iv)) => interval_millis(iv, whole)?,
         _ => {
@@ -1766,7 +1142,7 @@ fn interval_arg(args: &[sq::Expr], i: usize, whole: &str) -> Result<i64> {
     Ok(ms)
 }
 
-fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
+pub(crate) fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
     match &f.args {
         sq::FunctionArguments::None => Ok(vec![]),
         sq::FunctionArguments::List(l) => l
