@@ -268,9 +268,6 @@ impl ProcessSession {
             }
             Err(e) => return Err(metrics_err(e)),
         };
-        if let Some(addr) = reporters.prometheus_addr() {
-            tracing::info!("metrics served at http://{addr}/metrics");
-        }
         st.reporters = Some(reporters);
         Ok(warnings)
     }
