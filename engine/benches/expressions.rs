@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use weir_engine::expr::col;
+use weir_engine::expr::{bind, col};
 
 fn main() {
     const BATCH: usize = 8192;
@@ -28,9 +28,9 @@ fn main() {
             .unwrap()
         })
         .collect();
-    let filter = (col("x") % 3).not_equals(0).and(col("x").gt(10));
-    let projections = [col("x") + 1, col("x") * 2];
-    filter.data_type(&schema).unwrap();
+    // Bound once, as operators do: casts inserted, columns by position.
+    let filter = bind(&(col("x") % 3).not_equals(0).and(col("x").gt(10)), &schema).unwrap();
+    let projections = [col("x") + 1, col("x") * 2].map(|p| bind(&p, &schema).unwrap());
 
     let mut best = f64::INFINITY;
     let mut kept = 0;

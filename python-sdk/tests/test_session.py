@@ -275,3 +275,40 @@ def test_the_session_is_shared_with_a_second_environment_in_this_process(stmt):
     while value(scrape(address), "weir_python_udf_rows_total", job_name="second-env") != 2:
         assert time.monotonic() < deadline, scrape(address)
         time.sleep(0.2)
+
+
+def test_two_environments_run_udf_jobs_at_once_from_two_threads():
+    import threading
+
+    class Counted(ScalarFunction):
+        def open(self, ctx):
+            self.c = ctx.get_metric_group().counter("threaded")
+
+        def eval(self, x):
+            self.c.inc()
+            return x + 1
+
+    envs = [make_env(streaming=False), make_env(streaming=True)]
+    results, names, errors = {}, {}, []
+
+    def run(i, env):
+        try:
+            t = env.from_elements([(j,) for j in range(5000 * (i + 1))], ["x"])
+            r = t.select(udf(Counted(), result_type="BIGINT")(col("x"))).execute()
+            results[i] = sorted(row[0] for row in r.collect())
+            names[i] = r.get_job_client().get_job_id()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, e)) for i, e in enumerate(envs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert names[0] != names[1]
+    text = envs[0].metrics_text()
+    for i in (0, 1):
+        n = 5000 * (i + 1)
+        assert results[i] == list(range(1, n + 1))
+        assert value(text, "weir_user_threaded_total", job_name=names[i]) == n

@@ -288,9 +288,22 @@ impl SourceFactory for ComputedSource {
         self.inner.max_parallelism()
     }
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+        // Computed columns are evaluated on the physical columns the connector reads.
+        let physical = self.inner.schema();
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                Column::Computed(n, e) => Ok(Column::Computed(
+                    n.clone(),
+                    crate::expr::bind(e, &physical)?,
+                )),
+                other => Ok(other.clone()),
+            })
+            .collect::<Result<_>>()?;
         Ok(Box::new(ComputedReader {
             inner: self.inner.create(subtask, parallelism)?,
-            columns: self.columns.clone(),
+            columns,
             schema: self.schema.clone(),
         }))
     }

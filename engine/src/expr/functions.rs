@@ -920,7 +920,7 @@ mod tests {
             ],
         )
         .unwrap();
-        e.data_type(&schema).unwrap();
+        let e = crate::expr::bind(&e, &schema).unwrap();
         e.evaluate(&b).unwrap().into_array(2).unwrap()
     }
 

@@ -73,14 +73,14 @@ impl BinaryOp {
         }
     }
 
-    fn is_arithmetic(self) -> bool {
+    pub(crate) fn is_arithmetic(self) -> bool {
         matches!(
             self,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
         )
     }
 
-    fn is_comparison(self) -> bool {
+    pub(crate) fn is_comparison(self) -> bool {
         matches!(
             self,
             BinaryOp::Eq
@@ -97,6 +97,12 @@ impl BinaryOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Column(String),
+    /// A column found by its position: what [`bind`] makes of [`Expr::Column`] for an
+    /// operator's input, so evaluation never looks a name up.
+    BoundColumn {
+        index: usize,
+        name: String,
+    },
     Literal(Literal),
     Binary(Box<Expr>, BinaryOp, Box<Expr>),
     Not(Box<Expr>),
@@ -186,7 +192,10 @@ pub enum WindowProperty {
     Rowtime,
 }
 
+pub mod bind;
 pub mod functions;
+
+pub use bind::bind;
 
 pub use functions::Func;
 
@@ -383,7 +392,7 @@ impl Expr {
     /// own name, an alias, or `None` (the planner then names it `EXPR$n`).
     pub fn output_name(&self) -> Option<String> {
         match self {
-            Expr::Column(c) => Some(c.clone()),
+            Expr::Column(c) | Expr::BoundColumn { name: c, .. } => Some(c.clone()),
             Expr::Alias(_, n) => Some(n.clone()),
             Expr::WindowProperty(WindowProperty::Start) => Some("window_start".into()),
             Expr::WindowProperty(WindowProperty::End) => Some("window_end".into()),
@@ -418,7 +427,10 @@ impl Expr {
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Column(_) | Expr::Literal(_) | Expr::WindowProperty(_) => {}
+            Expr::Column(_)
+            | Expr::BoundColumn { .. }
+            | Expr::Literal(_)
+            | Expr::WindowProperty(_) => {}
             Expr::Binary(l, _, r) => {
                 l.visit(f);
                 r.visit(f);
@@ -467,7 +479,10 @@ impl Expr {
     pub fn transform(self, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
         let b = |e: Box<Expr>, f: &mut dyn FnMut(&Expr) -> Option<Expr>| Box::new(e.transform(f));
         let e = match self {
-            e @ (Expr::Column(_) | Expr::Literal(_) | Expr::WindowProperty(_)) => e,
+            e @ (Expr::Column(_)
+            | Expr::BoundColumn { .. }
+            | Expr::Literal(_)
+            | Expr::WindowProperty(_)) => e,
             Expr::Binary(l, op, r) => {
                 let l = b(l, f);
                 Expr::Binary(l, op, b(r, f))
@@ -539,7 +554,7 @@ impl Expr {
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Expr::Column(c) => write!(f, "{c}"),
+            Expr::Column(c) | Expr::BoundColumn { name: c, .. } => write!(f, "{c}"),
             Expr::Literal(Literal::Null) => write!(f, "NULL"),
             Expr::Literal(Literal::Bool(b)) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Expr::Literal(Literal::Int(i)) => write!(f, "{i}"),
@@ -648,7 +663,7 @@ fn is_numeric(t: &DataType) -> bool {
 }
 
 /// The type both sides of an arithmetic or comparison operator are brought to.
-fn common_numeric(a: &DataType, b: &DataType) -> Option<DataType> {
+pub(crate) fn common_numeric(a: &DataType, b: &DataType) -> Option<DataType> {
     use DataType::*;
     // DECIMAL with an integer or a DECIMAL stays exact; with a float it becomes DOUBLE.
     match (a, b) {
@@ -728,7 +743,7 @@ fn literal_array(l: &Literal) -> ArrayRef {
     }
 }
 
-fn plan_err(e: &Expr, detail: impl Into<String>) -> EngineError {
+pub(crate) fn plan_err(e: &Expr, detail: impl Into<String>) -> EngineError {
     EngineError::Plan {
         expr: e.to_string(),
         detail: detail.into(),
@@ -746,6 +761,15 @@ impl Expr {
     /// The type of this expression over `schema`, or why it cannot be planned.
     pub fn data_type(&self, schema: &Schema) -> Result<DataType> {
         Ok(match self {
+            Expr::BoundColumn { index, name } => match schema.fields().get(*index) {
+                Some(f) => f.data_type().clone(),
+                None => {
+                    return Err(plan_err(
+                        self,
+                        format!("column `{name}` (#{index}) is not in the input"),
+                    ))
+                }
+            },
             Expr::Column(c) => match schema.field_with_name(c) {
                 Ok(f) => f.data_type().clone(),
                 Err(_) => {
@@ -909,10 +933,17 @@ impl Expr {
         })
     }
 
-    /// Evaluates on every row of `batch`. Plan with [`Expr::data_type`] first: evaluation
-    /// assumes the types fit.
+    /// Evaluates on every row of `batch`. [`bind`] the expression to the batch's schema first:
+    /// evaluation assumes the types fit and does not decide them again.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<Value> {
         Ok(match self {
+            Expr::BoundColumn { index, name } => Value::Array(
+                batch
+                    .columns()
+                    .get(*index)
+                    .cloned()
+                    .ok_or_else(|| plan_err(self, format!("no column `{name}` (#{index})")))?,
+            ),
             Expr::Column(c) => Value::Array(
                 batch
                     .column_by_name(c)
@@ -921,9 +952,11 @@ impl Expr {
             ),
             Expr::Literal(l) => Value::Scalar(literal_array(l)),
             Expr::Binary(l, op, r) => {
+                // [`bind`] brought both sides of a planned operator to one type; only the
+                // comparisons BETWEEN, IN and `CASE x WHEN` build while they run still need it.
                 let (mut a, mut b) = (l.evaluate(batch)?, r.evaluate(batch)?);
                 let both_scalar = matches!((&a, &b), (Value::Scalar(_), Value::Scalar(_)));
-                if op.is_arithmetic() || (op.is_comparison() && a.data_type() != b.data_type()) {
+                if a.data_type() != b.data_type() {
                     if let Some(t) = common_numeric(a.data_type(), b.data_type()) {
                         a = cast_value(a, &t, self)?;
                         b = cast_value(b, &t, self)?;
@@ -1103,7 +1136,7 @@ impl Expr {
 }
 
 /// Timestamps and dates plus or minus an interval, and the difference of two timestamps.
-fn temporal_arithmetic(op: BinaryOp, l: &DataType, r: &DataType) -> Option<DataType> {
+pub(crate) fn temporal_arithmetic(op: BinaryOp, l: &DataType, r: &DataType) -> Option<DataType> {
     use DataType::*;
     match (op, l, r) {
         (BinaryOp::Add | BinaryOp::Sub, Timestamp(..) | Date32, Duration(_)) => Some(l.clone()),
@@ -1186,7 +1219,7 @@ mod tests {
 
     fn eval(e: &Expr) -> ArrayRef {
         let b = batch();
-        e.data_type(b.schema_ref()).unwrap();
+        let e = bind(e, b.schema_ref()).unwrap();
         e.evaluate(&b).unwrap().into_array(b.num_rows()).unwrap()
     }
 

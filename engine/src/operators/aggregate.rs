@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use weir_metrics::MetricGroup;
 
 use crate::error::Result;
-use crate::expr::{AggFunc, Expr};
+use crate::expr::{bind, AggFunc, Expr};
 use crate::stream::{RowKind, StreamBatch};
 
 use super::state::{new_accumulator, Accumulator, GroupTable};
@@ -62,6 +62,14 @@ impl AggCore {
                 s.distinct,
             )?);
         }
+        let keys = keys.iter().map(|k| bind(k, input)).collect::<Result<_>>()?;
+        let specs = specs
+            .into_iter()
+            .map(|mut s| {
+                s.arg = s.arg.map(|a| bind(&a, input)).transpose()?;
+                Ok(s)
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             name: name.to_string(),
             keys,

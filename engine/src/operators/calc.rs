@@ -6,7 +6,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 
 use crate::error::{EngineError, Result};
-use crate::expr::Expr;
+use crate::expr::{bind, Expr};
 use crate::stream::StreamBatch;
 
 use super::Operator;
@@ -51,8 +51,11 @@ impl Calc {
         }
         Ok(Calc {
             name: name.to_string(),
-            condition,
-            projections: projections.into_iter().map(|(e, _)| e).collect(),
+            condition: condition.map(|c| bind(&c, input)).transpose()?,
+            projections: projections
+                .iter()
+                .map(|(e, _)| bind(e, input))
+                .collect::<Result<_>>()?,
             schema: Arc::new(Schema::new(fields)),
         })
     }

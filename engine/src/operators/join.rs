@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Schema, SchemaRef};
 use weir_metrics::MetricGroup;
 
 use crate::error::{EngineError, Result};
-use crate::expr::Expr;
+use crate::expr::{bind, Expr};
 use crate::stream::{RowKind, StreamBatch};
 
 use super::{arrow, filter_batch, metric, Operator};
@@ -107,10 +107,14 @@ impl HashJoin {
             .map_err(arrow(name))?
             .row(0)
             .owned();
+        let bound = |keys: Vec<Expr>, s: &Schema| -> Result<Vec<Expr>> {
+            keys.iter().map(|k| bind(k, s)).collect()
+        };
+        let filter = filter.map(|f| bind(&f, &schema)).transpose()?;
         Ok(Self {
             name: name.to_string(),
             kind,
-            keys: [lk, rk],
+            keys: [bound(lk, left)?, bound(rk, right)?],
             key_converter: RowConverter::new(
                 key_types
                     .iter()

@@ -6,7 +6,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{SchemaRef, SortOptions};
 
 use crate::error::{EngineError, Result};
-use crate::expr::Expr;
+use crate::expr::{bind, Expr};
 use crate::stream::StreamBatch;
 
 use super::{arrow, Operator};
@@ -29,9 +29,10 @@ impl Sort {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Self> {
-        for (k, _) in &keys {
-            k.data_type(&schema)?;
-        }
+        let keys = keys
+            .into_iter()
+            .map(|(k, o)| Ok((bind(&k, &schema)?, o)))
+            .collect::<Result<_>>()?;
         Ok(Self {
             name: name.to_string(),
             schema,

@@ -11,7 +11,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use weir_metrics::{Counter, MetricGroup};
 
 use crate::error::{EngineError, Result};
-use crate::expr::Expr;
+use crate::expr::{bind, Expr};
 use crate::stream::StreamBatch;
 
 use super::aggregate::{agg_fields, AggCore, AggSpec};
@@ -179,7 +179,7 @@ impl WindowAggregate {
             core,
             schema: Arc::new(Schema::new(fields)),
             kind,
-            time,
+            time: bind(&time, input)?,
             proctime,
             groups: GroupTable::default(),
             pending: BTreeMap::new(),
@@ -556,7 +556,7 @@ impl WindowAssign {
         Ok(Self {
             name: name.to_string(),
             kind,
-            time,
+            time: bind(&time, input)?,
             schema: Arc::new(Schema::new(fields)),
         })
     }

@@ -569,10 +569,15 @@ impl JobGraph {
                 let producer = &nodes[*pi];
                 let forward = matches!(part, Partitioning::Forward)
                     && producer.parallelism == consumer.parallelism;
-                let part = if matches!(part, Partitioning::Forward) && !forward {
-                    Partitioning::Rebalance
-                } else {
-                    part.clone()
+                let part = match part {
+                    Partitioning::Forward if !forward => Partitioning::Rebalance,
+                    // Keys are evaluated on the producer's batches: bound to its schema.
+                    Partitioning::Hash(keys) => Partitioning::Hash(
+                        keys.iter()
+                            .map(|k| crate::expr::bind(k, &producer.schema))
+                            .collect::<Result<_>>()?,
+                    ),
+                    p => p.clone(),
                 };
                 #[allow(clippy::needless_range_loop)]
                 for ps in 0..producer.parallelism {
@@ -620,7 +625,10 @@ impl JobGraph {
                 let task: Task = match &node.kind {
                     NodeKind::Source { factory, watermark } => {
                         let source = factory.create(st, node.parallelism)?;
-                        let wm = watermark.clone();
+                        let wm = watermark
+                            .as_ref()
+                            .map(|w| crate::expr::bind(w, &node.schema))
+                            .transpose()?;
                         let name = node.name.clone();
                         tokio::spawn(run_source(name, source, wm, out, control, streaming))
                     }

@@ -277,6 +277,7 @@ impl<'a> Planner<'a> {
             for (i, e) in row.iter().enumerate() {
                 let x = self.expr(e, &scope)?;
                 let t = x.data_type(&empty)?;
+                let x = crate::expr::bind(&x, &empty)?;
                 cols.push(x.evaluate(&one)?.into_array(1)?);
                 fields.push(Field::new(format!("EXPR${i}"), t, true));
             }
