@@ -146,9 +146,9 @@ impl PyExpr {
         self.e.clone().is_not_null().into()
     }
 
-    /// `self IS TRUE` / `IS FALSE`, as the SQL planner reads them.
+    /// `self IS TRUE` / `IS FALSE` (FALSE for NULL), as the SQL planner reads them.
     fn is_bool(&self, value: bool) -> Self {
-        self.e.clone().equals(value).into()
+        self.e.clone().is_bool(value).into()
     }
 
     fn between(&self, low: &PyExpr, high: &PyExpr, negated: bool) -> Self {

@@ -292,6 +292,15 @@ impl<T: Into<Literal>> From<T> for Expr {
 }
 
 impl Expr {
+    /// `self IS TRUE` (`value` true) or `self IS FALSE`: never NULL, so a NULL input is
+    /// FALSE, as in SQL.
+    pub fn is_bool(self, value: bool) -> Expr {
+        Expr::Call(
+            Func::Coalesce,
+            vec![self.equals(value), Expr::Literal(Literal::Bool(false))],
+        )
+    }
+
     /// `self IS NULL`.
     pub fn is_null(self) -> Expr {
         Expr::IsNull(Box::new(self))

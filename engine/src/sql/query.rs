@@ -783,8 +783,10 @@ impl<'a> Planner<'a> {
             }
             E::IsNull(x) => self.expr(x, scope)?.is_null(),
             E::IsNotNull(x) => self.expr(x, scope)?.is_not_null(),
-            E::IsTrue(x) => self.expr(x, scope)?.equals(true),
-            E::IsFalse(x) => self.expr(x, scope)?.equals(false),
+            E::IsTrue(x) => self.expr(x, scope)?.is_bool(true),
+            E::IsFalse(x) => self.expr(x, scope)?.is_bool(false),
+            E::IsNotTrue(x) => !self.expr(x, scope)?.is_bool(true),
+            E::IsNotFalse(x) => !self.expr(x, scope)?.is_bool(false),
             E::Between {
                 expr,
                 negated,
