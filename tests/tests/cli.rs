@@ -247,7 +247,7 @@ fn set_statements_of_the_script_configure_the_metrics() {
     std::fs::write(
         &script,
         format!(
-            "SET 'metrics.weir.name-prefix' = 'acme';\nSET 'metrics.reporter.prom.port' = '{port}';\n{FOUR_SECONDS}"
+            "SET 'metrics.weir.name-prefix' = 'acme';\nSET 'metrics.weir.cardinality-limit' = '1';\nSET 'metrics.reporter.prom.port' = '{port}';\n{FOUR_SECONDS}"
         ),
     )
     .unwrap();
@@ -258,7 +258,11 @@ fn set_statements_of_the_script_configure_the_metrics() {
     let mut text = String::new();
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok((200, t)) = weir_e2e::try_http("GET", &addr, "/metrics", &[], b"") {
-            if t.contains("acme_operator_records_out_total{job_name=\"setkeys\"") {
+            if t.contains("acme_operator_records_out_total{job_name=\"setkeys\"")
+                && t.contains(
+                    "acme_metrics_series_dropped_total{metric=\"acme_operator_records_out\"}",
+                )
+            {
                 text = t;
                 break;
             }
@@ -269,6 +273,13 @@ fn set_statements_of_the_script_configure_the_metrics() {
         text.contains("acme_job_uptime_seconds{job_name=\"setkeys\"}"),
         "{text}"
     );
+    // A limit of one series per family: the source's records_out is kept, the sink's is
+    // dropped and counted.
+    let kept = text
+        .lines()
+        .filter(|l| l.starts_with("acme_operator_records_out_total{"))
+        .count();
+    assert_eq!(kept, 1, "SET cardinality-limit ignored: {text}");
     let unprefixed: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#') && l.starts_with("weir_"))
