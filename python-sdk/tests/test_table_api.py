@@ -217,3 +217,15 @@ def test_string_expressions_and_call_sql_are_planned_over_the_tables_columns():
     assert sorted(collect(t.join(other, "a = k").select(col("name"), col("b")))) == [("one", 10), ("three", 30)]
     with pytest.raises(ValueError, match="expected a comma-separated list of expressions"):
         t.select("a FROM secret")
+
+
+def test_a_table_names_itself_in_sql_and_its_columns_are_attributes_as_in_pyflink():
+    env = make_env(streaming=False)
+    t = env.from_elements([(1, "Hello"), (2, "World"), (3, "Flink")], ["id", "data"])
+    assert collect(t.where(t.id > 1).select(t.data)) == [("World",), ("Flink",)]
+    name = str(t)
+    assert name == str(t) and name.startswith("UnnamedTable$")
+    got = [tuple(r) for r in env.execute_sql(f"SELECT data FROM {t} WHERE id <= 2").collect()]
+    assert got == [("Hello",), ("World",)]
+    with pytest.raises(AttributeError, match="no column or attribute 'nope'; its columns are id, data"):
+        t.nope

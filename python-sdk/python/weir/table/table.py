@@ -5,10 +5,12 @@ expressions: the Table API and SQL share one planner without any SQL text in bet
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from weir.table.expression import (
     BuildContext,
+    Expression,
     _Column,
     _to_expr,
     build_list,
@@ -18,6 +20,8 @@ from weir.table.window import GroupWindow
 
 if TYPE_CHECKING:  # pragma: no cover
     from weir.table.table_environment import TableEnvironment
+
+_unnamed_ids = itertools.count()
 
 
 class TableSchema:
@@ -42,6 +46,7 @@ class Table:
     def __init__(self, native: Any, env: "TableEnvironment") -> None:
         self._native = native
         self._env = env
+        self._sql_name: Optional[str] = None
 
     # -- plumbing --
     def _ctx(self, window_alias: Optional[str] = None) -> BuildContext:
@@ -73,7 +78,24 @@ class Table:
         return self._native.explain()
 
     def __str__(self) -> str:
+        """The table's name for SQL, as in PyFlink: ``f"SELECT * FROM {table}"`` works. The
+        first call registers it as a temporary view ``UnnamedTable$N``."""
+        if self._sql_name is None:
+            self._sql_name = f"UnnamedTable${next(_unnamed_ids)}"
+            self._env._native.create_temporary_view(self._sql_name, self._native)
+        return self._sql_name
+
+    def __repr__(self) -> str:
         return f"Table({', '.join(self._columns())})"
+
+    def __getattr__(self, name: str) -> Expression:
+        """``table.a`` is the column ``a``, as in PyFlink."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        columns = self._columns()
+        if name in columns:
+            return _Column(name)
+        raise AttributeError(f"Table has no column or attribute {name!r}; its columns are {', '.join(columns)}")
 
     # -- relational operations --
     def select(self, *fields: Any) -> "Table":
