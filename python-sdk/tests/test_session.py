@@ -312,3 +312,32 @@ def test_two_environments_run_udf_jobs_at_once_from_two_threads():
         n = 5000 * (i + 1)
         assert results[i] == list(range(1, n + 1))
         assert value(text, "weir_user_threaded_total", job_name=names[i]) == n
+
+
+def test_aggregation_level_is_per_job_and_takes_effect():
+    class Seen(ScalarFunction):
+        def open(self, ctx):
+            self.c = ctx.get_metric_group().counter("seen_per_level")
+
+        def eval(self, x):
+            self.c.inc()
+            return x
+
+    env = make_env(streaming=False, parallelism__default="2")
+    env.execute_sql("CREATE TABLE nums (x BIGINT) WITH ('connector' = 'datagen', 'fields.x.kind' = 'sequence', "
+                    "'fields.x.start' = '1', 'fields.x.end' = '1000', 'rows-per-second' = '0')")
+    env.execute_sql("CREATE TABLE out_nums (x BIGINT) WITH ('connector' = 'blackhole')")
+    env.create_temporary_function("seen", udf(Seen(), result_type="BIGINT"))
+    for level in ("subtask", "operator"):
+        env.get_config().set("metrics.weir.aggregation-level", level)
+        env.get_config().set("pipeline.name", f"level-{level}")
+        env.execute_sql("INSERT INTO out_nums SELECT seen(x) FROM nums").wait()
+    # (has a subtask label, value) of each series, per job.
+    per_job = {}
+    for (name, labels), v in samples(env.metrics_text()).items():
+        if name == "weir_user_seen_per_level_total":
+            d = dict(labels)
+            per_job.setdefault(d["job_name"], []).append(("subtask" in d, v))
+    assert len(per_job["level-subtask"]) == 2 and all(s for s, _ in per_job["level-subtask"]), per_job
+    assert sum(v for _, v in per_job["level-subtask"]) == 1000
+    assert per_job["level-operator"] == [(False, 1000.0)], per_job
