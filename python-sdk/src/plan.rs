@@ -57,8 +57,13 @@ impl PyExpr {
             Literal::Null
         } else if let Ok(b) = value.cast::<pyo3::types::PyBool>() {
             Literal::Bool(b.is_true())
-        } else if let Ok(i) = value.extract::<i64>() {
-            Literal::Int(i)
+        } else if value.is_instance_of::<pyo3::types::PyInt>() {
+            Literal::Int(value.extract::<i64>().map_err(|_| {
+                invalid(
+                    &value.to_string(),
+                    "an integer literal must fit BIGINT (-2^63 to 2^63-1); use a DECIMAL literal (decimal.Decimal) for larger numbers",
+                )
+            })?)
         } else if value.is_instance_of::<pyo3::types::PyFloat>() {
             Literal::Float(value.extract::<f64>()?)
         } else if let Ok(s) = value.extract::<String>() {

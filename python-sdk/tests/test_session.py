@@ -16,7 +16,6 @@ import tempfile
 import textwrap
 import time
 
-import pytest
 
 from conftest import make_env, run_program, samples, scrape, value
 from weir.table import DataTypes
@@ -89,18 +88,12 @@ def test_three_environments_share_one_endpoint_and_two_copies_run_at_once():
         assert 9249 <= port <= 9259, r["address"]
         text = r["text"]
         # One scrape, each job's counter under its own job name, exact.
-        per_job = {
-            dict(labels)["job_name"]: v
-            for (name, labels), v in samples(text).items()
-            if name == "weir_user_tally_rows_total"
-        }
         by_job = {}
         for (name, labels), v in samples(text).items():
             if name == "weir_user_tally_rows_total":
                 job = dict(labels)["job_name"]
                 by_job[job] = by_job.get(job, 0) + v
         assert sorted(by_job.values()) == [10, 20, 30], by_job
-        assert len(per_job) == 3 and len(set(per_job)) == 3, per_job
         for job in by_job:
             assert value(text, "weir_job_running", job_name=job) == 0
             assert value(text, "weir_job_uptime_seconds", job_name=job) > 0
@@ -262,8 +255,8 @@ def test_udfs_named_like_built_ins_are_the_users_functions():
         "ab!", "abc!", "a!"]
 
 
-@pytest.mark.parametrize("stmt", ["INSERT INTO s SELECT plus_one(x) FROM (VALUES (1), (2)) AS v(x)"])
-def test_the_session_is_shared_with_a_second_environment_in_this_process(stmt):
+def test_the_session_is_shared_with_a_second_environment_in_this_process():
+    stmt = "INSERT INTO s SELECT plus_one(x) FROM (VALUES (1), (2)) AS v(x)"
     first, second = make_env(streaming=False), make_env(streaming=False)
     address = first.start_metrics()
     assert address and second.metrics_address() == address

@@ -229,3 +229,13 @@ def test_a_table_names_itself_in_sql_and_its_columns_are_attributes_as_in_pyflin
     assert got == [("Hello",), ("World",)]
     with pytest.raises(AttributeError, match="no column or attribute 'nope'; its columns are id, data"):
         t.nope
+
+
+def test_an_integer_literal_too_big_for_bigint_is_a_clear_error():
+    from weir.util.exceptions import ValidationException
+
+    env = make_env(streaming=False)
+    t = env.from_elements([(1,)], ["x"])
+    with pytest.raises(ValidationException, match="must fit BIGINT"):
+        t.select(col("x") + lit(2**70))
+    assert collect(t.select(col("x") + lit(2**62))) == [(1 + 2**62,)]
