@@ -55,6 +55,9 @@ fn warn_all(py: Python<'_>, warnings: Vec<String>) -> PyResult<()> {
 #[pyfunction]
 pub fn shutdown(py: Python<'_>) {
     stop_reporters(py, &ProcessSession::global());
+    // Jobs still running at exit (cancelled by a signal) never unwind: their workers see
+    // their sockets go and exit; the directories go now.
+    weir_udf_python::process::remove_socket_dirs();
 }
 
 fn stop_reporters(py: Python<'_>, session: &ProcessSession) {

@@ -21,6 +21,8 @@ use crate::convert::{column_to_list, list_to_array};
 use crate::metrics::PyMetricGroup;
 
 struct Inner {
+    /// The reading half; writes go through [`WorkerChannel::writer`], so that the heartbeat
+    /// thread can write while the main thread waits for input.
     stream: UnixStream,
     names: Vec<String>,
     result_types: Vec<DataType>,
@@ -30,9 +32,48 @@ struct Inner {
 #[pyclass(name = "WorkerChannel", module = "weir._native", frozen)]
 pub struct WorkerChannel {
     inner: Mutex<Inner>,
+    writer: Arc<Mutex<UnixStream>>,
     /// Apart from the stream: collecting calls gauge callbacks, which may log, which writes.
     collector: Mutex<UpdateCollector>,
     registry: Registry,
+}
+
+fn write_frame(stream: &Mutex<UnixStream>, frame: &Frame) -> PyResult<()> {
+    let bytes = frame
+        .encode()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    stream
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .write_all(&bytes)
+        .map_err(|e| io_err(&format!("writing a {} frame", frame.kind()), e))
+}
+
+/// Sends a heartbeat every `interval` from a thread of its own, which never takes the GIL: a
+/// UDF busy in Python or native code still answers, a stopped or hung process does not. When
+/// the engine is gone (a write fails, or the worker's parent changed because the engine
+/// process died) the worker exits at once, even in the middle of a UDF: nobody is waiting for
+/// its results.
+fn start_heartbeats(writer: Arc<Mutex<UnixStream>>, interval: Duration) {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    let started = std::time::Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("weir-heartbeat".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            // SAFETY: as above.
+            let orphaned = unsafe { libc::getppid() } != parent;
+            let millis = started.elapsed().as_millis() as u64;
+            if orphaned || write_frame(&writer, &Frame::Heartbeat { millis }).is_err() {
+                // SAFETY: _exit ends the process without running anything else; no lock
+                // this thread holds can be needed afterwards.
+                unsafe { libc::_exit(70) };
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("weir worker: cannot start the heartbeat thread: {e}");
+    }
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> PyErr {
@@ -40,15 +81,6 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> PyErr {
 }
 
 impl Inner {
-    fn write(&mut self, frame: &Frame) -> PyResult<()> {
-        let bytes = frame
-            .encode()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        self.stream
-            .write_all(&bytes)
-            .map_err(|e| io_err(&format!("writing a {} frame", frame.kind()), e))
-    }
-
     /// The next frame; `Ok(None)` on timeout (nothing arrived) and `Err` when the engine went
     /// away or sent something malformed.
     fn read(&mut self, timeout: Option<Duration>) -> Result<Option<Frame>, String> {
@@ -95,17 +127,26 @@ impl WorkerChannel {
             cardinality_limit: usize::MAX,
             ..RegistryOptions::default()
         });
-        let mut inner = Inner {
+        let writer = Arc::new(Mutex::new(
+            stream
+                .try_clone()
+                .map_err(|e| io_err("duplicating the socket", e))?,
+        ));
+        let inner = Inner {
             stream,
             names: Vec::new(),
             result_types: Vec::new(),
         };
-        inner.write(&Frame::Hello {
-            version: channel::VERSION,
-            pid: std::process::id(),
-        })?;
+        write_frame(
+            &writer,
+            &Frame::Hello {
+                version: channel::VERSION,
+                pid: std::process::id(),
+            },
+        )?;
         Ok(Self {
             inner: Mutex::new(inner),
+            writer,
             collector: Mutex::new(UpdateCollector::new(registry.clone())),
             registry,
         })
@@ -135,6 +176,13 @@ impl WorkerChannel {
             let mut inner = self.lock();
             inner.names = h.functions.iter().map(|f| f.name.clone()).collect();
             inner.result_types = types;
+        }
+        if let Some(ms) = h
+            .config
+            .get("python.internal.heartbeat-interval")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            start_heartbeats(self.writer.clone(), Duration::from_millis(ms.max(1)));
         }
         let d = PyDict::new(py);
         d.set_item("job", &h.job)?;
@@ -171,7 +219,7 @@ impl WorkerChannel {
 
     fn ready(&self, py: Python<'_>) -> PyResult<()> {
         self.send_metrics(py)?;
-        self.lock().write(&Frame::Ready)
+        write_frame(&self.writer, &Frame::Ready)
     }
 
     /// The next message: `("input", bundle, columns, rows)`, `("flush",)`, `("close",)`, or
@@ -202,6 +250,13 @@ impl WorkerChannel {
             Frame::Flush => PyTuple::new(py, ["flush"])?,
             Frame::Close => PyTuple::new(py, ["close"])?,
             Frame::Heartbeat { .. } => PyTuple::new(py, ["heartbeat"])?,
+            Frame::Trace { bundle } => PyTuple::new(
+                py,
+                [
+                    "trace".into_pyobject(py)?.into_any(),
+                    bundle.into_pyobject(py)?.into_any(),
+                ],
+            )?,
             other => {
                 return Err(io_err(
                     "reading",
@@ -273,7 +328,7 @@ impl WorkerChannel {
             skipped,
             worker_nanos,
         };
-        py.detach(|| self.lock().write(&frame))
+        py.detach(|| write_frame(&self.writer, &frame))
     }
 
     /// Sends metric updates made outside bundles (idle flushes re-read gauges).
@@ -282,15 +337,30 @@ impl WorkerChannel {
         if metrics.is_empty() {
             return Ok(());
         }
-        py.detach(|| self.lock().write(&Frame::Metrics { metrics }))
+        py.detach(|| write_frame(&self.writer, &Frame::Metrics { metrics }))
     }
 
     fn send_log(&self, level: u8, logger: String, message: String) -> PyResult<()> {
-        self.lock().write(&Frame::Log {
-            level,
-            logger,
-            message,
-        })
+        write_frame(
+            &self.writer,
+            &Frame::Log {
+                level,
+                logger,
+                message,
+            },
+        )
+    }
+
+    /// In a traced bundle: function `function` is about to evaluate row `row`.
+    fn progress(&self, bundle: u64, function: u32, row: u32) -> PyResult<()> {
+        write_frame(
+            &self.writer,
+            &Frame::Progress {
+                bundle,
+                function,
+                row,
+            },
+        )
     }
 
     #[pyo3(signature = (bundle, function, exception, message, traceback, row))]
@@ -304,14 +374,17 @@ impl WorkerChannel {
         traceback: String,
         row: String,
     ) -> PyResult<()> {
-        self.lock().write(&Frame::Error {
-            bundle,
-            function,
-            exception,
-            message,
-            traceback,
-            row,
-        })
+        write_frame(
+            &self.writer,
+            &Frame::Error {
+                bundle,
+                function,
+                exception,
+                message,
+                traceback,
+                row,
+            },
+        )
     }
 }
 

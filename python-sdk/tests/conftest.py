@@ -184,9 +184,9 @@ def prometheus_for() -> Iterator:
         p.close()
 
 
-def worker_pids() -> list:
-    """Process ids of this process's weir workers."""
-    me = os.getpid()
+def worker_pids(parent: Optional[int] = None) -> list:
+    """Process ids of the weir workers of this process (or of `parent`)."""
+    me = os.getpid() if parent is None else parent
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -201,3 +201,29 @@ def worker_pids() -> list:
         if ppid == me and b"weir.worker" in cmd:
             pids.append(int(d))
     return pids
+
+
+# -- the fault-injection table --
+_fault_details: Dict[str, str] = {}
+_fault_results: list = []
+
+
+def fault_outcome(case: str, outcome: str) -> None:
+    """Records what a fault-injection test saw, for the table printed at the end of the run."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "? (call)").rsplit(" ", 1)[0]
+    _fault_details[test] = f"{case}: {outcome}"
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call" and "test_faults.py" in report.nodeid:
+        _fault_results.append((report.nodeid, report.outcome))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _fault_results:
+        return
+    w = terminalreporter
+    w.section("fault injection")
+    for nodeid, outcome in _fault_results:
+        detail = _fault_details.get(nodeid, nodeid.split("::", 1)[-1])
+        w.write_line(f"{outcome.upper():7} {detail}")

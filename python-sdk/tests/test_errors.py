@@ -119,7 +119,8 @@ def test_worker_that_cannot_start_fails_the_job_after_the_restarts():
         rows_of(env, fails_on_seven, [1])
     msg = str(e.value)
     assert "exited with status 1 before connecting" in msg, msg
-    assert "died 2 times" in msg, msg
+    assert "2 Python workers in a row ended without returning a result" in msg, msg
+    assert "python.worker.restart.max-attempts = 1" in msg, msg
 
 
 def test_print_and_logging_reach_the_engine_log(capfd):

@@ -114,3 +114,95 @@ fn keeps_the_final_push_when_asked() {
         "{ok:?}"
     );
 }
+
+/// SIGTERM stops `weir sql` as Ctrl-C does: the job is cancelled, the summary printed, and the
+/// last push carries exactly the rows the summary reports (the periodic push is too slow to
+/// have sent anything before).
+#[test]
+fn sigterm_of_weir_sql_makes_the_final_push_and_prints_the_summary() {
+    use std::io::BufRead;
+    let (_gw, gw) = start_gateway();
+    let weir = weir_e2e::build_bin("weir-engine", "weir");
+    let dir = weir_e2e::temp_dir("cli-sigterm");
+    let script = dir.join("long.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', 'fields.n.kind' = 'sequence',
+           'fields.n.start' = '1', 'fields.n.end' = '10000000', 'rows-per-second' = '20000');
+         CREATE TABLE sink (n BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO sink SELECT n FROM ticks;",
+    )
+    .unwrap();
+    let mut child = Command::new(&weir)
+        .args([
+            "sql",
+            script.to_str().unwrap(),
+            "--metrics-port",
+            "0",
+            "--set",
+            "pipeline.name=terminated",
+            "--set",
+            &format!("metrics.reporter.promgateway.hostUrl=http://{gw}"),
+            "--set",
+            "metrics.reporter.promgateway.jobName=sigterm-test",
+            "--set",
+            "metrics.reporter.promgateway.interval=10 min",
+            "--set",
+            "metrics.reporter.promgateway.deleteOnShutdown=false",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weir");
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let lines = std::thread::spawn(move || err.lines().map_while(Result::ok).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) with a pid of our own child.
+    assert_eq!(unsafe { libc_kill(child.id() as i32, 15) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "weir did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines = lines.join().unwrap();
+    assert_eq!(status.code(), Some(143), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "weir: stopping (SIGTERM)"),
+        "{lines:?}"
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("weir: cancelled after "))
+        .unwrap_or_else(|| panic!("no summary in {lines:?}"));
+    let read: u64 = summary["weir: cancelled after ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(read > 0 && read < 10_000_000, "{summary}");
+    let (status, body) = http_get(&gw, "/metrics");
+    assert_eq!(status, 200);
+    let pushed: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            l.starts_with("weir_operator_records_out_total{")
+                && l.contains("job=\"sigterm-test\"")
+                && l.contains("operator=\"Source: ticks\"")
+        })
+        .collect();
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    let value: f64 = pushed[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value as u64, read, "the final push has the summary's rows");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

@@ -22,7 +22,7 @@ use weir_engine::error::{EngineError, Result};
 /// Frame magic.
 pub const MAGIC: &[u8; 2] = b"WF";
 /// Protocol version spoken by this build.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes before a frame's body.
 pub const HEADER_LEN: usize = 8;
 /// Largest body accepted by default (a result of many wide rows still fits).
@@ -104,6 +104,17 @@ pub enum Frame {
     Flush,
     /// Engine -> worker: close the functions and exit.
     Close,
+    /// Engine -> worker: evaluate this bundle (sent next) one row at a time and report each
+    /// row before evaluating it. Sent for the first bundle replayed after a worker died, so
+    /// that a row that kills the worker is known by the next death.
+    Trace { bundle: u64 },
+    /// Worker -> engine: about to evaluate row `row` of a traced bundle with function
+    /// `function` (its index in the handshake).
+    Progress {
+        bundle: u64,
+        function: u32,
+        row: u32,
+    },
 }
 
 impl Frame {
@@ -120,6 +131,8 @@ impl Frame {
             Frame::Heartbeat { .. } => 9,
             Frame::Flush => 10,
             Frame::Close => 11,
+            Frame::Trace { .. } => 12,
+            Frame::Progress { .. } => 13,
         }
     }
 
@@ -200,6 +213,16 @@ impl Frame {
                 }
             }
             Frame::Heartbeat { millis } => w.u64(*millis),
+            Frame::Trace { bundle } => w.u64(*bundle),
+            Frame::Progress {
+                bundle,
+                function,
+                row,
+            } => {
+                w.u64(*bundle);
+                w.u32(*function);
+                w.u32(*row);
+            }
         }
         let body = w.0;
         let len = u32::try_from(body.len()).map_err(|_| {
@@ -245,7 +268,7 @@ impl Frame {
             ));
         }
         let tag = h[3];
-        if !(1..=11).contains(&tag) {
+        if !(1..=LAST_TAG).contains(&tag) {
             return Err(frame_err("header", 3, format!("unknown frame tag {tag}")));
         }
         let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
@@ -349,6 +372,12 @@ impl Frame {
             9 => Frame::Heartbeat { millis: r.u64()? },
             10 => Frame::Flush,
             11 => Frame::Close,
+            12 => Frame::Trace { bundle: r.u64()? },
+            13 => Frame::Progress {
+                bundle: r.u64()?,
+                function: r.u32()?,
+                row: r.u32()?,
+            },
             t => return Err(frame_err("header", 3, format!("unknown frame tag {t}"))),
         };
         if r.at != body.len() {
@@ -378,6 +407,8 @@ impl Frame {
     }
 }
 
+const LAST_TAG: u8 = 13;
+
 fn tag_name(tag: u8) -> &'static str {
     match tag {
         1 => "hello",
@@ -391,6 +422,8 @@ fn tag_name(tag: u8) -> &'static str {
         9 => "heartbeat",
         10 => "flush",
         11 => "close",
+        12 => "trace",
+        13 => "progress",
         _ => "unknown",
     }
 }
@@ -513,16 +546,35 @@ pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
         got += n;
     }
     let (tag, len) = Frame::decode_header(&header, max_body)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.map_err(|e| {
-        frame_err(
+    // The body is read as it arrives: memory follows the bytes really sent, not the length
+    // a header announces (a peer that announces 200 MB and stalls costs nothing).
+    let mut body = Vec::with_capacity(len.min(READ_CHUNK));
+    (&mut *r)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| {
+            frame_err(
+                tag_name(tag),
+                HEADER_LEN,
+                format!("reading a {len}-byte body: {e}"),
+            )
+        })?;
+    if body.len() < len {
+        return Err(frame_err(
             tag_name(tag),
             HEADER_LEN,
-            format!("the peer closed the channel in the middle of a {len}-byte body ({e})"),
-        )
-    })?;
+            format!(
+                "the peer closed the channel in the middle of a {len}-byte body ({} bytes came)",
+                body.len()
+            ),
+        ));
+    }
     Frame::decode_body(tag, &body).map(|f| Some((f, HEADER_LEN + len)))
 }
+
+/// Bodies are read in steps of at most this many bytes of memory reserved ahead.
+const READ_CHUNK: usize = 1 << 20;
 
 /// Writes one frame; returns its size in bytes.
 pub async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
@@ -738,6 +790,12 @@ mod tests {
             Frame::Heartbeat { millis: 123 },
             Frame::Flush,
             Frame::Close,
+            Frame::Trace { bundle: 7 },
+            Frame::Progress {
+                bundle: 7,
+                function: 1,
+                row: 999,
+            },
         ]
     }
 
@@ -761,10 +819,10 @@ mod tests {
         .encode()
         .unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![
-            (b"XX\x01\x07\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 0: bad magic 5858: not a weir worker frame"),
-            (b"WF\x09\x07\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 2: protocol version 9 but this engine speaks 1; the worker and the engine come from different weir builds"),
-            (b"WF\x01\x63\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 3: unknown frame tag 99"),
-            (b"WF\x01\x07\xff\xff\xff\x7f".to_vec(), "malformed log frame on the worker channel at byte 4: body of 2147483647 bytes is over the limit of 268435456"),
+            (b"XX\x02\x07\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 0: bad magic 5858: not a weir worker frame"),
+            (b"WF\x09\x07\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 2: protocol version 9 but this engine speaks 2; the worker and the engine come from different weir builds"),
+            (b"WF\x02\x63\0\0\0\0".to_vec(), "malformed header frame on the worker channel at byte 3: unknown frame tag 99"),
+            (b"WF\x02\x07\xff\xff\xff\x7f".to_vec(), "malformed log frame on the worker channel at byte 4: body of 2147483647 bytes is over the limit of 268435456"),
             (good[..good.len() - 2].to_vec(), "malformed log frame on the worker channel at byte 8: body of 17 bytes announced, 15 present"),
             ({
                 let mut b = good.clone();
@@ -837,7 +895,9 @@ mod tests {
                 "error",
                 "heartbeat",
                 "flush",
-                "close"
+                "close",
+                "trace",
+                "progress"
             ]
         );
         let e = read_frame(&mut b, DEFAULT_MAX_FRAME)

@@ -1,16 +1,20 @@
 //! Python UDFs in worker processes: the engine side of the worker channel.
 //!
 //! [`ProcessBackend`] starts one worker (`python -m weir.worker --socket PATH`) per subtask of
-//! a UDF operator, connected by a Unix socket in a private (0700) directory of the job. Each
-//! batch the operator submits is cut into bundles of at most `python.fn-execution.bundle.size`
-//! rows and sent at once; results come back in [`Frame::Result`]s that carry the metric
-//! updates made while computing them, merged into the registry when the result is accepted.
+//! a UDF operator, connected by a Unix socket in a private (0700, randomly named) directory of
+//! the job. Each batch the operator submits is cut into bundles of at most
+//! `python.fn-execution.bundle.size` rows and sent at once; results come back in
+//! [`Frame::Result`]s that carry the metric updates made while computing them, merged into the
+//! registry when the result is accepted.
 //!
-//! A worker that dies is noticed when its socket closes. A new one is started and every bundle
-//! that had no result yet is sent again. A result and its metric updates are accepted together
-//! and at most once, so output rows and metric totals stay exact across restarts. After
-//! `python.worker.restart.max-attempts` deaths within `python.worker.restart.window` the
-//! job fails.
+//! Any way a worker goes away is a dead worker: its socket closes or resets, it sends a frame
+//! that cannot be read, or it sends nothing (not even the heartbeats its own thread sends) for
+//! `python.worker.heartbeat-timeout` (then it is killed). A new one is started and every bundle
+//! that had no result yet is sent again, the first of them traced row by row so that a row that
+//! kills its worker is known. A result and its metric updates are accepted together and at most
+//! once, so output rows and metric totals stay exact across any number of restarts. When
+//! `python.worker.restart.max-attempts` workers in a row die (or fail to start) without
+//! returning a result, the job fails, naming the function and row that killed them if known.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
@@ -48,10 +52,24 @@ pub mod keys {
     pub const BUNDLE_TIME: &str = "python.fn-execution.bundle.time";
     pub const MAX_IN_FLIGHT: &str = "python.fn-execution.max-in-flight";
     pub const MAX_RESTARTS: &str = "python.worker.restart.max-attempts";
-    pub const RESTART_WINDOW: &str = "python.worker.restart.window";
     pub const START_TIMEOUT: &str = "python.worker.start-timeout";
+    pub const HEARTBEAT_TIMEOUT: &str = "python.worker.heartbeat-timeout";
+    /// Sent to the worker (milliseconds): how often its heartbeat thread writes.
+    pub const HEARTBEAT_INTERVAL: &str = "python.internal.heartbeat-interval";
     pub const ON_ERROR: &str = "python.udf.on-error";
     pub const AGGREGATION: &str = "metrics.weir.aggregation-level";
+}
+
+/// `python.worker.heartbeat-timeout`'s default: long enough for a loaded machine (heartbeats
+/// come from a thread of their own, not blocked by a UDF that holds the GIL), short enough that
+/// a stopped worker holds a job up for seconds, not minutes.
+pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
+
+impl Options {
+    /// How often the worker sends heartbeats: a fifth of the timeout, at most every 2 s.
+    fn heartbeat_interval(&self) -> Duration {
+        (self.heartbeat_timeout / 5).clamp(Duration::from_millis(10), Duration::from_secs(2))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -62,8 +80,8 @@ struct Options {
     bundle_time: Duration,
     max_in_flight: usize,
     max_restarts: usize,
-    restart_window: Duration,
     start_timeout: Duration,
+    heartbeat_timeout: Duration,
     level: AggregationLevel,
 }
 
@@ -72,6 +90,7 @@ impl Options {
         let o = weir_engine::options::Options::config(config);
         let bundle_size = o.at_least(keys::BUNDLE_SIZE, 1)?.unwrap_or(1000);
         o.choice(keys::ON_ERROR, &["fail", "skip"], "`fail` or `skip`")?;
+        o.bool("python.metric.enabled")?;
         o.choice(
             "python.execution-mode",
             &["process"],
@@ -85,14 +104,23 @@ impl Options {
         let ms = |key: &str, default: u64| -> Result<Duration> {
             Ok(o.duration(key)?.unwrap_or(Duration::from_millis(default)))
         };
+        let positive = |key: &str, d: Duration| -> Result<Duration> {
+            if d.is_zero() {
+                return Err(o.invalid(key, o.get(key).unwrap_or("0"), "a duration above zero"));
+            }
+            Ok(d)
+        };
         Ok(Self {
             python: o.get(keys::EXECUTABLE).unwrap_or("python3").to_string(),
             bundle_size: bundle_size as usize,
             bundle_time: ms(keys::BUNDLE_TIME, 1000)?,
-            max_in_flight: o.number::<u64>(keys::MAX_IN_FLIGHT)?.unwrap_or(4).max(1) as usize,
+            max_in_flight: o.at_least(keys::MAX_IN_FLIGHT, 1)?.unwrap_or(4) as usize,
             max_restarts: o.number::<u64>(keys::MAX_RESTARTS)?.unwrap_or(5) as usize,
-            restart_window: ms(keys::RESTART_WINDOW, 60_000)?,
-            start_timeout: ms(keys::START_TIMEOUT, 60_000)?,
+            start_timeout: positive(keys::START_TIMEOUT, ms(keys::START_TIMEOUT, 60_000)?)?,
+            heartbeat_timeout: positive(
+                keys::HEARTBEAT_TIMEOUT,
+                ms(keys::HEARTBEAT_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT_MS)?,
+            )?,
             level,
         })
     }
@@ -104,25 +132,55 @@ struct JobDir {
 
 impl Drop for JobDir {
     fn drop(&mut self) {
+        live_dirs().remove(&self.path);
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
 static DIR_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// 64 bits from the operating system's randomness (std's hash keys are seeded from it).
+fn random_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(DIR_SEQ.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// A new directory only this user can enter, named unpredictably (`weir-<job>-<random>`), so
+/// no other user can place or guess a socket in it; `create` fails rather than reuse a name.
 fn private_dir(job: &str) -> std::io::Result<PathBuf> {
     let safe: String = job
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(40)
         .collect();
-    let path = std::env::temp_dir().join(format!(
-        "weir-{}-{}-{safe}",
-        std::process::id(),
-        DIR_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-    Ok(path)
+    loop {
+        let path = std::env::temp_dir().join(format!("weir-{safe}-{:016x}", random_suffix()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {
+                live_dirs().insert(path.clone());
+                return Ok(path);
+            }
+        }
+    }
+}
+
+/// The socket directories this process has open, for [`remove_socket_dirs`].
+fn live_dirs() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
+    static DIRS: Mutex<std::collections::BTreeSet<PathBuf>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    DIRS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes every socket directory of this process: for exits that do not unwind the jobs
+/// (a signal handler, `atexit`). Workers notice their socket closing and exit.
+pub fn remove_socket_dirs() {
+    for d in std::mem::take(&mut *live_dirs()) {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 /// Runs Python functions in worker processes (the default `python.execution-mode=process`).
@@ -215,6 +273,10 @@ impl UdfBackend for ProcessBackend {
                         keys::BUNDLE_TIME.to_string(),
                         opts.bundle_time.as_millis().to_string(),
                     );
+                    c.insert(
+                        keys::HEARTBEAT_INTERVAL.to_string(),
+                        opts.heartbeat_interval().as_millis().to_string(),
+                    );
                     c
                 },
                 functions,
@@ -235,7 +297,9 @@ impl UdfBackend for ProcessBackend {
             parents: HashMap::new(),
             next_bundle: 0,
             next_parent: 0,
-            deaths: VecDeque::new(),
+            failed_attempts: 0,
+            progress: None,
+            log_budget: LogBudget::new(),
             fatal: None,
             socket_seq: 0,
         };
@@ -327,14 +391,19 @@ struct Bundle {
     sent: Instant,
 }
 
+/// Frames read ahead of the driver: a worker that floods the channel waits for the driver.
+const FRAMES_AHEAD: usize = 64;
+
 /// One running worker process.
 struct Worker {
     child: Child,
     pid: Option<u32>,
     out: mpsc::UnboundedSender<Frame>,
-    frames: mpsc::UnboundedReceiver<std::result::Result<Frame, String>>,
+    frames: mpsc::Receiver<std::result::Result<Frame, String>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     socket: PathBuf,
+    /// When the last frame came (the heartbeat timeout counts from here).
+    last_frame: Instant,
 }
 
 impl Worker {
@@ -387,6 +456,13 @@ fn describe_exit(st: std::process::ExitStatus) -> String {
     }
 }
 
+/// A row that was being evaluated when a traced worker died.
+struct Suspect {
+    bundle: u64,
+    function: u32,
+    row: u32,
+}
+
 /// A reason a worker could not be used.
 enum Failure {
     /// It died or could not start: try another.
@@ -413,7 +489,12 @@ struct Driver {
     parents: HashMap<u64, Parent>,
     next_bundle: u64,
     next_parent: u64,
-    deaths: VecDeque<Instant>,
+    /// Workers in a row that died or failed to start without returning a result.
+    failed_attempts: usize,
+    /// The row a traced worker reported last (cleared when its bundle's result comes).
+    progress: Option<Suspect>,
+    /// Lines of worker output allowed through now, and how many were held back.
+    log_budget: LogBudget,
     fatal: Option<String>,
     socket_seq: u32,
 }
@@ -433,22 +514,113 @@ fn level_name(level: u8) -> &'static str {
     }
 }
 
+/// Longest line of worker output kept; the rest of a longer line is dropped (and said so).
+const MAX_LINE: usize = 4096;
+
+fn clip_line(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.len() <= MAX_LINE {
+        return line.into();
+    }
+    let mut end = MAX_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... (line of {} bytes cut)", &line[..end], line.len()).into()
+}
+
+/// A rate limit on the lines a worker makes the engine log: a burst of `BURST` lines, then
+/// `PER_SECOND` a second; lines over it are counted, and the count is logged when lines are
+/// allowed again, so a UDF that prints on every row cannot flood the log or the memory.
+struct LogBudget {
+    tokens: f64,
+    at: Instant,
+    held_back: u64,
+}
+
+impl LogBudget {
+    const BURST: f64 = 200.0;
+    const PER_SECOND: f64 = 50.0;
+
+    fn new() -> Self {
+        Self {
+            tokens: Self::BURST,
+            at: Instant::now(),
+            held_back: 0,
+        }
+    }
+
+    fn line(&mut self, level: &str, who: &str, line: impl AsRef<str>) {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * Self::PER_SECOND)
+            .min(Self::BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            self.held_back += 1;
+            return;
+        }
+        self.tokens -= 1.0;
+        if self.held_back > 0 {
+            log_line(
+                "WARN",
+                who,
+                &format!(
+                    "{} lines of worker output were not logged (more than {} a second)",
+                    self.held_back,
+                    Self::PER_SECOND
+                ),
+            );
+            self.held_back = 0;
+        }
+        log_line(level, who, line.as_ref());
+    }
+}
+
+/// Logs a worker's stdout or stderr line by line, rate-limited, lines cut at [`MAX_LINE`];
+/// keeps the last lines in `tail` for messages about its death.
 async fn forward_lines(
     stream: impl AsyncRead + Unpin,
     who: String,
     level: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
 ) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        log_line(level, &who, &line);
+    let mut r = BufReader::new(stream);
+    let mut budget = LogBudget::new();
+    let mut line = Vec::new();
+    let mut cut = 0usize;
+    loop {
+        let buf = match r.fill_buf().await {
+            Ok(b) if !b.is_empty() => b,
+            _ => break,
+        };
+        let (chunk, ends) = match buf.iter().position(|&c| c == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        cut += chunk.len().saturating_sub(room);
+        let used = ends.unwrap_or(buf.len());
+        r.consume(used);
+        if ends.is_none() {
+            continue;
+        }
+        let mut text = String::from_utf8_lossy(&line).into_owned();
+        if cut > 0 {
+            text.push_str(&format!("... ({cut} more bytes of this line cut)"));
+        }
+        line.clear();
+        cut = 0;
+        budget.line(level, &who, &text);
         if let Some(t) = &tail {
             let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
             if t.len() == 20 {
                 t.pop_front();
             }
-            t.push_back(line);
+            t.push_back(text);
         }
+    }
+    if !line.is_empty() {
+        budget.line(level, &who, String::from_utf8_lossy(&line));
     }
 }
 
@@ -462,6 +634,7 @@ impl Driver {
                     Ok(w) => worker = Some(w),
                     Err(Failure::Fatal(e)) => self.fail(e.to_string()),
                     Err(Failure::Died(why)) => {
+                        let why = format!("{}: {why}", self.who);
                         if let Err(e) = self.count_death(&why) {
                             self.fail(e);
                         }
@@ -472,10 +645,12 @@ impl Driver {
             if closing && (self.pending.is_empty() || self.fatal.is_some()) {
                 break;
             }
+            let silence = self.opts.heartbeat_timeout;
             let event = match worker.as_mut() {
                 Some(w) => tokio::select! {
                     cmd = cmds.recv() => Event::Cmd(cmd),
                     f = w.frames.recv() => Event::Frame(f),
+                    _ = tokio::time::sleep_until((w.last_frame + silence).into()) => Event::Silent,
                 },
                 None => Event::Cmd(cmds.recv().await),
             };
@@ -494,6 +669,9 @@ impl Driver {
                     }
                 }
                 Event::Frame(Some(Ok(frame))) => {
+                    if let Some(w) = worker.as_mut() {
+                        w.last_frame = Instant::now();
+                    }
                     if let Err(e) = self.on_frame(frame) {
                         self.fail(e.to_string());
                         if let Some(w) = worker.take() {
@@ -502,9 +680,25 @@ impl Driver {
                     }
                 }
                 Event::Frame(Some(Err(e))) => {
+                    // A frame that cannot be read (reset, cut, garbage, over the limit): the
+                    // worker is not trusted any more. Killed, replaced; its unanswered bundles
+                    // are sent again.
                     let mut w = worker.take().expect("frames come from a worker");
-                    self.fail(format!("{}: the channel broke: {e}{}", self.who, w.tail()));
-                    let _ = w.child.start_kill();
+                    let why = if e.starts_with("malformed") {
+                        let _ = w.child.start_kill();
+                        let _ = w.exit_reason().await;
+                        format!("sent what cannot be read ({e}) and was killed")
+                    } else {
+                        // A reset or a cut: the worker is going away; its exit says why.
+                        w.exit_reason().await
+                    };
+                    let why = format!(
+                        "{} (pid {}) {why}{}",
+                        self.who,
+                        w.pid.unwrap_or(0),
+                        w.tail()
+                    );
+                    self.died(&why, closing);
                 }
                 Event::Frame(None) => {
                     let mut w = worker.take().expect("frames come from a worker");
@@ -515,11 +709,21 @@ impl Driver {
                         w.pid.unwrap_or(0),
                         w.tail()
                     );
-                    if !(closing && self.pending.is_empty()) {
-                        if let Err(e) = self.count_death(&why) {
-                            self.fail(e);
-                        }
-                    }
+                    self.died(&why, closing);
+                }
+                Event::Silent => {
+                    let mut w = worker.take().expect("silence comes from a worker");
+                    let _ = w.child.start_kill();
+                    let _ = w.exit_reason().await;
+                    let why = format!(
+                        "{} (pid {}) sent nothing, not even a heartbeat, for {silence:?} \
+                         (python.worker.heartbeat-timeout): it is stopped or hung, and was \
+                         killed{}",
+                        self.who,
+                        w.pid.unwrap_or(0),
+                        w.tail()
+                    );
+                    self.died(&why, closing);
                 }
             }
         }
@@ -528,25 +732,29 @@ impl Driver {
         }
     }
 
-    /// Counts a death; an error when there were too many.
-    fn count_death(&mut self, why: &str) -> std::result::Result<(), String> {
-        let now = Instant::now();
-        self.deaths.push_back(now);
-        while let Some(&t) = self.deaths.front() {
-            if now.duration_since(t) > self.opts.restart_window {
-                self.deaths.pop_front();
-            } else {
-                break;
-            }
+    /// A worker that was running went away.
+    fn died(&mut self, why: &str, closing: bool) {
+        if closing && self.pending.is_empty() {
+            return;
         }
-        if self.deaths.len() > self.opts.max_restarts {
+        if let Err(e) = self.count_death(why) {
+            self.fail(e);
+        }
+    }
+
+    /// Counts a death; an error when too many workers in a row died without a result.
+    fn count_death(&mut self, why: &str) -> std::result::Result<(), String> {
+        self.failed_attempts += 1;
+        let culprit = self.culprit();
+        let why = match &culprit {
+            Some(c) => format!("{c}: {why}"),
+            None => why.to_string(),
+        };
+        if self.failed_attempts > self.opts.max_restarts {
             return Err(format!(
-                "{}: {why}\nthe Python worker died {} times within {:?} \
+                "{why}\n{} Python workers in a row ended without returning a result \
                  (python.worker.restart.max-attempts = {}); the job fails",
-                self.who,
-                self.deaths.len(),
-                self.opts.restart_window,
-                self.opts.max_restarts
+                self.failed_attempts, self.opts.max_restarts
             ));
         }
         log_line(
@@ -560,6 +768,41 @@ impl Driver {
         self.sys.restarts.inc(1);
         self.handshake.attempt += 1;
         Ok(())
+    }
+
+    /// The function and input row a traced worker was evaluating when it died, as text.
+    fn culprit(&self) -> Option<String> {
+        let p = self.progress.as_ref()?;
+        let b = self.pending.get(&p.bundle)?;
+        let f = self.handshake.functions.get(p.function as usize)?;
+        let row = p.row as usize;
+        if row >= b.batch.num_rows() {
+            return None;
+        }
+        let args: Vec<usize> = f.args.iter().map(|&a| a as usize).collect();
+        let values = b
+            .batch
+            .project(&args)
+            .ok()
+            .and_then(|cols| weir_engine::stream::format_values(&cols, row).ok())?;
+        let quoted: Vec<String> = values
+            .iter()
+            .zip(&args)
+            .map(|(v, &a)| match b.batch.column(a).data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 if !b.batch.column(a).is_null(row) => {
+                    format!("'{v}'")
+                }
+                _ => v.clone(),
+            })
+            .collect();
+        let tuple = match quoted.len() {
+            1 => format!("({},)", quoted[0]),
+            _ => format!("({})", quoted.join(", ")),
+        };
+        Some(format!(
+            "Python function `{}` took its worker down on input row {tuple}",
+            f.name
+        ))
     }
 
     fn fail(&mut self, message: String) {
@@ -638,8 +881,21 @@ impl Driver {
                     format!("{logger}: {message}")
                 };
                 for line in text.lines() {
-                    log_line(level_name(level), &self.who, line);
+                    self.log_budget
+                        .line(level_name(level), &self.who, clip_line(line));
                 }
+                Ok(())
+            }
+            Frame::Progress {
+                bundle,
+                function,
+                row,
+            } => {
+                self.progress = Some(Suspect {
+                    bundle,
+                    function,
+                    row,
+                });
                 Ok(())
             }
             Frame::Error {
@@ -731,6 +987,10 @@ impl Driver {
         // Accepted: the metrics made while computing it count now, once.
         self.apply_metrics(metrics)?;
         let b = self.pending.remove(&bundle).expect("checked above");
+        self.failed_attempts = 0;
+        if self.progress.as_ref().is_some_and(|p| p.bundle == bundle) {
+            self.progress = None;
+        }
         self.sys.rows.inc(rows as i64);
         self.sys.skipped.inc(i64::from(skipped));
         self.sys.bundles.inc(1);
@@ -800,9 +1060,10 @@ impl Driver {
             child,
             pid,
             out: mpsc::unbounded_channel().0,
-            frames: mpsc::unbounded_channel().1,
+            frames: mpsc::channel(1).1,
             stderr_tail: tail,
             socket,
+            last_frame: Instant::now(),
         };
         let deadline = self.opts.start_timeout;
         let accepted = tokio::select! {
@@ -832,20 +1093,20 @@ impl Driver {
         };
         drop(listener);
         let (mut rd, mut wr) = stream.into_split();
-        let (ftx, frx) = mpsc::unbounded_channel();
+        let (ftx, frx) = mpsc::channel(FRAMES_AHEAD);
         let received = self.sys.bytes_received.clone();
         tokio::spawn(async move {
             loop {
                 match channel::read_frame(&mut rd, channel::DEFAULT_MAX_FRAME).await {
                     Ok(Some((f, n))) => {
                         received.inc(n as i64);
-                        if ftx.send(Ok(f)).is_err() {
+                        if ftx.send(Ok(f)).await.is_err() {
                             break;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = ftx.send(Err(e.to_string()));
+                        let _ = ftx.send(Err(e.to_string())).await;
                         break;
                     }
                 }
@@ -907,11 +1168,18 @@ impl Driver {
                 )))
             }
         }
-        // Replay what has no result yet, in order.
+        // Replay what has no result yet, in order; after a death, the first of them row by
+        // row with progress reports (the one the dead worker was on).
         let ids: Vec<u64> = self.pending.keys().copied().collect();
+        if self.handshake.attempt > 0 {
+            if let Some(&first) = ids.first() {
+                let _ = w.out.send(Frame::Trace { bundle: first });
+            }
+        }
         for id in ids {
             self.send(&w, id);
         }
+        w.last_frame = Instant::now();
         Ok(w)
     }
 
@@ -933,10 +1201,12 @@ impl Driver {
                 ))) => self.on_frame(frame).map_err(Failure::Fatal)?,
                 Ok(Some(Ok(frame))) => return Ok(frame),
                 Ok(Some(Err(e))) => {
-                    return Err(Failure::Fatal(EngineError::Execution(format!(
-                        "{}: {e}",
-                        self.who
-                    ))))
+                    let _ = w.child.start_kill();
+                    let why = w.exit_reason().await;
+                    return Err(Failure::Died(format!(
+                        "the channel broke while {stage} ({e}); the worker {why}{}",
+                        w.tail()
+                    )));
                 }
                 Ok(None) => {
                     let why = w.exit_reason().await;
@@ -946,10 +1216,12 @@ impl Driver {
                     )));
                 }
                 Err(_) => {
+                    let _ = w.child.start_kill();
                     return Err(Failure::Died(format!(
                         "the worker did not finish {stage} within {deadline:?} \
-                         (python.worker.start-timeout)"
-                    )))
+                         (python.worker.start-timeout), and was killed{}",
+                        w.tail()
+                    )));
                 }
             }
         }
@@ -959,6 +1231,8 @@ impl Driver {
 enum Event {
     Cmd(Option<Cmd>),
     Frame(Option<std::result::Result<Frame, String>>),
+    /// Nothing from the worker for `python.worker.heartbeat-timeout`.
+    Silent,
 }
 
 /// Asks a worker to close its functions and exit; kills it if it does not.
@@ -1049,19 +1323,27 @@ mod tests {
             "{e}"
         );
         c.insert(keys::BUNDLE_SIZE.to_string(), "10".to_string());
-        c.insert(keys::RESTART_WINDOW.to_string(), "2 min".to_string());
+        c.insert(keys::HEARTBEAT_TIMEOUT.to_string(), "2 min".to_string());
         c.insert(keys::BUNDLE_TIME.to_string(), "2 s".to_string());
-        assert_eq!(
-            Options::from_config(&c).unwrap().restart_window,
-            Duration::from_secs(120)
-        );
+        let o = Options::from_config(&c).unwrap();
+        assert_eq!(o.heartbeat_timeout, Duration::from_secs(120));
+        assert_eq!(o.heartbeat_interval(), Duration::from_secs(2));
         assert_eq!(
             Options::from_config(&c).unwrap().bundle_time,
             Duration::from_secs(2)
         );
-        c.insert(keys::ON_ERROR.to_string(), "ignore".to_string());
-        let e = Options::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("python.udf.on-error"), "{e}");
+        for (key, bad) in [
+            (keys::ON_ERROR, "ignore"),
+            (keys::MAX_IN_FLIGHT, "0"),
+            (keys::HEARTBEAT_TIMEOUT, "0"),
+            (keys::START_TIMEOUT, "0 s"),
+            ("python.metric.enabled", "maybe"),
+        ] {
+            let mut c = c.clone();
+            c.insert(key.to_string(), bad.to_string());
+            let e = Options::from_config(&c).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir_engine::connectors::{PrintSink, PrintTarget};
@@ -193,13 +193,30 @@ async fn run(args: Args, session: ProcessSession) -> Result<ExitCode, String> {
             }
         })
     };
+    let signalled: Arc<Mutex<Option<&'static str>>> = Arc::default();
     let cancel = {
         let c = control.clone();
+        let signalled = signalled.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nweir: stopping (Ctrl-C)");
-                c.cancel();
-            }
+            // SIGTERM (a service manager, `kill`, a container stopping) ends a job as Ctrl-C
+            // does: cancelled, the summary printed, the last export and push made.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let what = tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_ok() { "Ctrl-C" } else { return },
+                _ = terminated => "SIGTERM",
+            };
+            eprintln!("\nweir: stopping ({what})");
+            *signalled.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
+            c.cancel();
         })
     };
     let mut failed = None;
@@ -215,7 +232,8 @@ async fn run(args: Args, session: ProcessSession) -> Result<ExitCode, String> {
             }
         }
     }
-    if control.rows_read.load(Ordering::Relaxed) > 0 && cancel.is_finished() {
+    let signal = *signalled.lock().unwrap_or_else(|p| p.into_inner());
+    if signal.is_some() {
         cancelled = true;
     }
     progress.abort();
@@ -242,6 +260,8 @@ async fn run(args: Args, session: ProcessSession) -> Result<ExitCode, String> {
     session.stop_reporters().await;
     match failed {
         Some(e) => Err(e),
+        // 128 + the signal's number, as a shell reports a process ended by it.
+        None if signal == Some("SIGTERM") => Ok(ExitCode::from(143)),
         None if cancelled => Ok(ExitCode::from(130)),
         None => Ok(ExitCode::SUCCESS),
     }

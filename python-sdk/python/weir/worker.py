@@ -59,6 +59,10 @@ class _ChannelStream(io.TextIOBase):
 
     def write(self, s: str) -> int:
         self._pending += s
+        if len(self._pending) > 65536 and "\n" not in self._pending:
+            # No newline for 64 KiB: sent as a line of its own rather than kept growing.
+            self.flush()
+            return len(s)
         while "\n" in self._pending:
             line, self._pending = self._pending.split("\n", 1)
             try:
@@ -97,6 +101,8 @@ class Worker:
         self.skip = False
         self.bundle_ms = 1000
         self.skipped_logged = 0
+        # The bundle to evaluate row by row, reporting each row first (after a worker died).
+        self.traced: Optional[int] = None
 
     def setup(self) -> Dict[str, Any]:
         hs = self.channel.handshake()
@@ -166,7 +172,9 @@ class Worker:
                 ch.send_metrics()
                 continue
             tag = msg[0]
-            if tag == "input":
+            if tag == "trace":
+                self.traced = msg[1]
+            elif tag == "input":
                 if not self.bundle(msg[1], msg[2], msg[3]):
                     return
             elif tag == "close":
@@ -183,8 +191,17 @@ class Worker:
         t0 = time.perf_counter_ns()
         results: List[list] = []
         keep: Optional[List[bool]] = None
-        for f in self.functions:
+        traced = self.traced == bundle
+        for fi, f in enumerate(self.functions):
             args = [cols[i] for i in f.args]
+            if traced:
+                out, keep, failed = self.row_by_row(f, args, rows, keep, (bundle, fi))
+                if failed is not None:
+                    row, e, tb = failed
+                    self.channel.send_error(bundle, f.name, type(e).__name__, str(e), tb, _row_text(args, row))
+                    return False
+                results.append(out)
+                continue
             try:
                 if len(args) == 1:
                     out = list(map(f.call, args[0]))
@@ -219,10 +236,19 @@ class Worker:
         return True
 
     def row_by_row(
-        self, f: _Function, args: List[list], rows: int, keep: Optional[List[bool]]
+        self,
+        f: _Function,
+        args: List[list],
+        rows: int,
+        keep: Optional[List[bool]],
+        trace: Optional[Tuple[int, int]] = None,
     ) -> Tuple[list, Optional[List[bool]], Optional[Tuple[int, BaseException, str]]]:
         out = []
         for i in range(rows):
+            if trace is not None:
+                # Said before the row is evaluated: if it takes the process down, the engine
+                # knows which row it was.
+                self.channel.progress(trace[0], trace[1], i)
             try:
                 out.append(f.call(*[a[i] for a in args]))
             except Exception as e:  # noqa: BLE001

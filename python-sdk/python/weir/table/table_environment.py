@@ -8,7 +8,9 @@ import decimal
 import importlib
 import itertools
 import os
+import signal
 import sys
+import threading
 import weakref
 from typing import Any, Dict, Iterable, List, Optional, Union
 
@@ -83,7 +85,7 @@ KNOWN_PYTHON_KEYS = {
     "python.metric.enabled",
     "python.udf.on-error",
     "python.worker.restart.max-attempts",
-    "python.worker.restart.window",
+    "python.worker.heartbeat-timeout",
     "python.worker.start-timeout",
     "python.execution-mode",
     "python.files",
@@ -215,6 +217,7 @@ class TableEnvironment:
         for k, v in settings.get_configuration():
             self._native.set_config(k, v)
         _live_envs.add(self)
+        _stop_on_sigterm()
 
     @staticmethod
     def create(environment_settings: Union[EnvironmentSettings, Configuration, None] = None) -> "TableEnvironment":
@@ -242,6 +245,8 @@ class TableEnvironment:
     # -- catalog --
     def execute_sql(self, stmt: str) -> TableResult:
         """Runs one statement: DDL, SET, SHOW/DESCRIBE/EXPLAIN, a query, or INSERT INTO."""
+        # An INSERT or query here may run Python functions: their workers use this interpreter.
+        self._prepare_python()
         out = self._native.execute_sql(stmt)
         kind = out[0]
         if kind == "ok":
@@ -393,6 +398,24 @@ def _load_function(path: str) -> UserDefinedScalarFunctionWrapper:
     except (ImportError, AttributeError) as e:
         raise ValueError(f"cannot load Python function {path!r}: {e}") from e
     return _as_udf(obj, path)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    print("weir: stopping (SIGTERM)", file=sys.stderr, flush=True)
+    # Unwinds like Ctrl-C: the running job is cancelled where it is waited for, and the exit
+    # runs _close_all (the last export and push, workers and socket directories gone).
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a weir program as Ctrl-C does, unless the program handles it itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main interpreter
+        pass
 
 
 @atexit.register
