@@ -17,6 +17,7 @@ pub mod plan;
 pub mod runtime;
 pub mod session;
 pub mod sql;
+pub mod stack;
 pub mod stream;
 pub mod table;
 pub mod types;

@@ -22,6 +22,10 @@ use std::time::Duration;
 
 use crate::error::{EngineError, Result};
 
+/// The most subtasks an operator may have (each is a task on the runtime; more than this on
+/// one machine is a typo, not a plan).
+pub const MAX_PARALLELISM: usize = 1024;
+
 /// Whose options these are: errors say so.
 #[derive(Clone, Copy, Debug)]
 enum Owner<'a> {
@@ -101,6 +105,20 @@ impl<'a> Options<'a> {
         self.parsed(key, &format!("a whole number of at least {min}"), |v| {
             v.parse::<u64>().ok().filter(|n| *n >= min)
         })
+    }
+
+    /// A whole number from `min` to `max`.
+    pub fn between(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
+        self.parsed(key, &format!("a whole number from {min} to {max}"), |v| {
+            v.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+        })
+    }
+
+    /// Subtasks per operator: from 1 to [`MAX_PARALLELISM`].
+    pub fn parallelism(&self, key: &str) -> Result<Option<usize>> {
+        Ok(self
+            .between(key, 1, MAX_PARALLELISM as u64)?
+            .map(|n| n as usize))
     }
 
     /// `true` or `false`.

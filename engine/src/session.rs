@@ -155,6 +155,7 @@ impl ProcessSession {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .thread_name("weir")
+                    .thread_stack_size(crate::stack::RUNTIME_STACK)
                     .build()
                     .map_err(|e| format!("cannot start the runtime: {e}"))
             })

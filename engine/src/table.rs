@@ -166,15 +166,8 @@ impl TableEnvironment {
             )?;
         }
         if key == PARALLELISM {
-            match value.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => {}
-                _ => {
-                    return Err(EngineError::Plan {
-                        expr: format!("{key}={value}"),
-                        detail: "the parallelism must be a whole number of at least 1".into(),
-                    })
-                }
-            }
+            let one = BTreeMap::from([(key.to_string(), value.to_string())]);
+            crate::options::Options::config(&one).parallelism(key)?;
         }
         self.state()
             .config
@@ -344,20 +337,20 @@ impl TableEnvironment {
         st.tables.keys().chain(st.views.keys()).cloned().collect()
     }
 
-    fn options(&self) -> PhysicalOptions {
+    fn options(&self) -> Result<PhysicalOptions> {
         let config = self.config();
-        PhysicalOptions {
+        let parallelism = crate::options::Options::config(&config)
+            .parallelism(PARALLELISM)?
+            .unwrap_or(1);
+        Ok(PhysicalOptions {
             job_name: config
                 .get(JOB_NAME)
                 .cloned()
                 .unwrap_or_else(|| "weir-job".into()),
-            parallelism: config
-                .get(PARALLELISM)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(1),
+            parallelism,
             streaming: self.is_streaming(),
             config: Arc::new(config),
-        }
+        })
     }
 
     /// Plans `table` into the sink table `sink`.
@@ -410,7 +403,8 @@ impl TableEnvironment {
             projections: proj,
         };
         let sink_factory = def.sink()?;
-        let mut graph = to_job_graph(&plan, sink_factory, &self.options())?;
+        let options = self.options()?;
+        let mut graph = crate::stack::deep(|| to_job_graph(&plan, sink_factory, &options))?;
         self.default_job_name(&mut graph, &format!("insert-into_{sink}"));
         Ok(graph)
     }
@@ -418,7 +412,9 @@ impl TableEnvironment {
     /// Plans `table` into any sink.
     pub fn plan_to(&self, table: &Table, sink: Arc<dyn SinkFactory>) -> Result<JobGraph> {
         let name = sink.name().to_string();
-        let mut graph = to_job_graph(&table.plan, sink, &self.options())?;
+        let options = self.options()?;
+        // Binding recurses per level of an expression: room for deep ones (crate::stack).
+        let mut graph = crate::stack::deep(|| to_job_graph(&table.plan, sink, &options))?;
         self.default_job_name(&mut graph, &name);
         Ok(graph)
     }

@@ -315,6 +315,20 @@ impl Parser<'_> {
         }
     }
 
+    /// The length of `VARCHAR(n)` and its kin: from 1 to 2,147,483,647, as in Flink.
+    fn string_len(&mut self, name: &str) -> Result<Option<u64>> {
+        let n = self.opt_len("a length")?;
+        if let Some(n) = n {
+            if !(1..=i32::MAX as u64).contains(&n) {
+                return Err(self.err(format!(
+                    "{name}({n}): the length must be from 1 to {}",
+                    i32::MAX
+                )));
+            }
+        }
+        Ok(n)
+    }
+
     fn sql_type(&mut self) -> Result<SqlType> {
         let Some(name) = self.keyword() else {
             return Err(self.err("expected a type name such as BIGINT or STRING".into()));
@@ -352,12 +366,12 @@ impl Parser<'_> {
             }
             "STRING" => DataType::Utf8,
             "VARCHAR" | "CHAR" => {
-                self.opt_len("a length")?;
+                self.string_len(&name)?;
                 DataType::Utf8
             }
             "BYTES" => DataType::Binary,
             "VARBINARY" | "BINARY" => {
-                self.opt_len("a length")?;
+                self.string_len(&name)?;
                 DataType::Binary
             }
             "DATE" => DataType::Date32,

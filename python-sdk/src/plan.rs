@@ -143,6 +143,12 @@ impl PyExpr {
         Ok(self.e.clone().cast(t.data_type).into())
     }
 
+    /// `TRY_CAST`: NULL where `cast` fails the job.
+    fn try_cast(&self, type_text: &str) -> PyResult<Self> {
+        let t = SqlType::parse(type_text).map_err(err)?;
+        Ok(Expr::TryCast(Box::new(self.e.clone()), t.data_type).into())
+    }
+
     fn is_null(&self) -> Self {
         self.e.clone().is_null().into()
     }

@@ -32,6 +32,9 @@ pub struct Datagen {
     rng: u64,
 }
 
+/// Longest random string or byte string (`fields.#.length`): a batch holds thousands of them.
+pub const MAX_LENGTH: usize = 1 << 20;
+
 fn option_err(table: &str, key: &str, detail: impl Into<String>) -> EngineError {
     EngineError::TableOption {
         table: table.into(),
@@ -134,15 +137,37 @@ impl Datagen {
                         length: 0,
                     }
                 }
-                "random" => FieldGen::Random {
-                    min: float(&format!("{p}min"))?.unwrap_or(0.0),
-                    max: float(&format!("{p}max"))?.unwrap_or(if integer {
+                "random" => {
+                    let min = float(&format!("{p}min"))?.unwrap_or(0.0);
+                    let max = float(&format!("{p}max"))?.unwrap_or(if integer {
                         i32::MAX as f64
                     } else {
                         1.0
-                    }),
-                    length: num(&format!("{p}length"))?.unwrap_or(100).max(0) as usize,
-                },
+                    });
+                    if min > max {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}min"),
+                            format!("min {min} is greater than max {max}"),
+                        ));
+                    }
+                    let length = num(&format!("{p}length"))?.unwrap_or(100);
+                    if !(0..=MAX_LENGTH as i64).contains(&length) {
+                        return Err(option_err(
+                            table,
+                            &format!("{p}length"),
+                            format!(
+                                "a length of {length}; random strings and bytes are from 0 to \
+                                 {MAX_LENGTH} long"
+                            ),
+                        ));
+                    }
+                    FieldGen::Random {
+                        min,
+                        max,
+                        length: length as usize,
+                    }
+                }
                 other => {
                     return Err(option_err(
                         table,

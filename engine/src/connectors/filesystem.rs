@@ -139,6 +139,73 @@ struct FileReader {
     schema: SchemaRef,
 }
 
+/// Passes a CSV file's bytes through, following RFC 4180 quoting (`"` opens and closes a
+/// quoted field, `""` inside one is a quote), and fails at the end of the file if a quoted
+/// field was never closed, naming the line it opened on. The CSV parser would otherwise take
+/// the rest of the file as that one field: rows silently lost.
+struct QuoteCheck<R> {
+    inner: R,
+    line: u64,
+    quoted_since: Option<u64>,
+}
+
+impl<R> QuoteCheck<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            line: 1,
+            quoted_since: None,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for QuoteCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            if let Some(line) = self.quoted_since.take() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {line}: a quoted field opens here and is never closed"),
+                ));
+            }
+            return Ok(0);
+        }
+        for &b in &buf[..n] {
+            match b {
+                b'"' => {
+                    self.quoted_since = match self.quoted_since {
+                        Some(_) => None,
+                        None => Some(self.line),
+                    }
+                }
+                b'\n' => self.line += 1,
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// arrow-csv counts lines from 0; people (and editors) count from 1.
+fn csv_lines_from_one(e: arrow_schema::ArrowError) -> arrow_schema::ArrowError {
+    use arrow_schema::ArrowError;
+    let fix = |m: String| {
+        static LINE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re = LINE.get_or_init(|| regex::Regex::new(r"at line (\d+)").expect("valid regex"));
+        re.replace_all(&m, |c: &regex::Captures| {
+            let n: u64 = c[1].parse().unwrap_or(0);
+            format!("at line {}", n + 1)
+        })
+        .into_owned()
+    };
+    match e {
+        ArrowError::ParseError(m) => ArrowError::ParseError(fix(m)),
+        ArrowError::CsvError(m) => ArrowError::CsvError(fix(m)),
+        e => e,
+    }
+}
+
 impl Source for FileReader {
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
         loop {
@@ -165,7 +232,6 @@ impl Source for FileReader {
                     path.display()
                 ))
             })?;
-            let reader = BufReader::new(file);
             let batch = max_rows.clamp(1, crate::stream::MAX_BATCH_ROWS);
             let err = |e: arrow_schema::ArrowError| {
                 EngineError::Execution(format!(
@@ -180,13 +246,14 @@ impl Source for FileReader {
                         .with_header(false)
                         .with_delimiter(self.delimiter)
                         .with_batch_size(batch)
-                        .build(reader)
-                        .map_err(err)?,
+                        .build(BufReader::new(QuoteCheck::new(file)))
+                        .map_err(err)?
+                        .map(|r| r.map_err(csv_lines_from_one)),
                 ),
                 Format::Json => Box::new(
                     arrow_json::ReaderBuilder::new(self.schema.clone())
                         .with_batch_size(batch)
-                        .build(reader)
+                        .build(BufReader::new(file))
                         .map_err(err)?,
                 ),
             });

@@ -104,9 +104,7 @@ impl TableDef {
     /// A parallelism set on the table (`scan.parallelism` / `sink.parallelism`, as Flink's
     /// connectors take them).
     pub fn parallelism_option(&self, key: &str) -> Result<Option<usize>> {
-        Ok(crate::options::Options::table(&self.name, &self.options)
-            .at_least(key, 1)?
-            .map(|n| n as usize))
+        crate::options::Options::table(&self.name, &self.options).parallelism(key)
     }
 
     fn connector(&self) -> Result<&str> {

@@ -120,6 +120,9 @@ pub enum Expr {
         negated: bool,
     },
     Cast(Box<Expr>, DataType),
+    /// `TRY_CAST(e AS t)`: NULL where `CAST` fails the job (a string that is not a number,
+    /// a value out of the type's range).
+    TryCast(Box<Expr>, DataType),
     /// A built-in scalar function.
     Call(Func, Vec<Expr>),
     /// `CASE WHEN c THEN v ... ELSE e END` (or `CASE x WHEN a THEN ...`).
@@ -444,7 +447,11 @@ impl Expr {
                 l.visit(f);
                 r.visit(f);
             }
-            Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Cast(e, _) => e.visit(f),
+            Expr::Not(e)
+            | Expr::IsNull(e)
+            | Expr::IsNotNull(e)
+            | Expr::Cast(e, _)
+            | Expr::TryCast(e, _) => e.visit(f),
             Expr::Alias(e, _) => e.visit(f),
             Expr::Sort { expr, .. } => expr.visit(f),
             Expr::Between {
@@ -500,6 +507,7 @@ impl Expr {
             Expr::IsNull(e) => Expr::IsNull(b(e, f)),
             Expr::IsNotNull(e) => Expr::IsNotNull(b(e, f)),
             Expr::Cast(e, t) => Expr::Cast(b(e, f), t),
+            Expr::TryCast(e, t) => Expr::TryCast(b(e, f), t),
             Expr::Alias(e, n) => Expr::Alias(b(e, f), n),
             Expr::Sort {
                 expr,
@@ -663,6 +671,7 @@ impl fmt::Display for Expr {
                 )
             }
             Expr::Cast(e, t) => write!(f, "CAST({e} AS {})", type_name(t)),
+            Expr::TryCast(e, t) => write!(f, "TRY_CAST({e} AS {})", type_name(t)),
         }
     }
 }
@@ -855,7 +864,7 @@ impl Expr {
                 }
                 DataType::Boolean
             }
-            Expr::Cast(e, t) => {
+            Expr::Cast(e, t) | Expr::TryCast(e, t) => {
                 let from = e.data_type(schema)?;
                 if !arrow_cast::can_cast_types(&from, t) {
                     return Err(plan_err(
@@ -942,6 +951,78 @@ impl Expr {
         })
     }
 
+    /// `a op b` on evaluated sides (`self` names the expression in errors).
+    fn binary_values(
+        &self,
+        batch: &RecordBatch,
+        op: BinaryOp,
+        mut a: Value,
+        mut b: Value,
+    ) -> Result<Value> {
+        let op = &op;
+        let both_scalar = matches!((&a, &b), (Value::Scalar(_), Value::Scalar(_)));
+        if a.data_type() != b.data_type() {
+            if let Some(t) = common_numeric(a.data_type(), b.data_type()) {
+                a = cast_value(a, &t, self)?;
+                b = cast_value(b, &t, self)?;
+            } else if op.is_comparison() {
+                if let (DataType::Timestamp(..), DataType::Timestamp(..))
+                | (DataType::Decimal128(..), _)
+                | (_, DataType::Decimal128(..)) = (a.data_type(), b.data_type())
+                {
+                    let t = if matches!(a.data_type(), DataType::Decimal128(..)) {
+                        a.data_type().clone()
+                    } else {
+                        b.data_type().clone()
+                    };
+                    a = cast_value(a, &t, self)?;
+                    b = cast_value(b, &t, self)?;
+                }
+            }
+        }
+        let (da, db) = (a.datum(), b.datum());
+        let (da, db) = (da.as_ref(), db.as_ref());
+        let out: ArrayRef = match op {
+            BinaryOp::Add => arrow_arith::numeric::add(da, db).map_err(arrow_err(self))?,
+            BinaryOp::Sub => arrow_arith::numeric::sub(da, db).map_err(arrow_err(self))?,
+            BinaryOp::Mul => arrow_arith::numeric::mul(da, db).map_err(arrow_err(self))?,
+            BinaryOp::Div => arrow_arith::numeric::div(da, db).map_err(arrow_err(self))?,
+            BinaryOp::Mod => arrow_arith::numeric::rem(da, db).map_err(arrow_err(self))?,
+            BinaryOp::Eq => Arc::new(arrow_ord::cmp::eq(da, db).map_err(arrow_err(self))?),
+            BinaryOp::NotEq => Arc::new(arrow_ord::cmp::neq(da, db).map_err(arrow_err(self))?),
+            BinaryOp::Lt => Arc::new(arrow_ord::cmp::lt(da, db).map_err(arrow_err(self))?),
+            BinaryOp::LtEq => Arc::new(arrow_ord::cmp::lt_eq(da, db).map_err(arrow_err(self))?),
+            BinaryOp::Gt => Arc::new(arrow_ord::cmp::gt(da, db).map_err(arrow_err(self))?),
+            BinaryOp::GtEq => Arc::new(arrow_ord::cmp::gt_eq(da, db).map_err(arrow_err(self))?),
+            BinaryOp::And | BinaryOp::Or => {
+                let n = batch.num_rows();
+                let x = as_bool(a.clone().into_array(n)?, self)?;
+                let y = as_bool(b.clone().into_array(n)?, self)?;
+                Arc::new(if *op == BinaryOp::And {
+                    arrow_arith::boolean::and_kleene(&x, &y).map_err(arrow_err(self))?
+                } else {
+                    arrow_arith::boolean::or_kleene(&x, &y).map_err(arrow_err(self))?
+                })
+            }
+        };
+        // Decimal arithmetic: Arrow picks its own precision and scale; bring the
+        // result to the planned type.
+        let out = match (a.data_type(), op.is_arithmetic()) {
+            (DataType::Decimal128(_, s), true)
+                if out.data_type() != &DataType::Decimal128(38, *s) =>
+            {
+                arrow_cast::cast(&out, &DataType::Decimal128(38, *s)).map_err(arrow_err(self))?
+            }
+            _ => out,
+        };
+        // Both sides constant: the result is one value too.
+        Ok(if both_scalar {
+            Value::Scalar(out)
+        } else {
+            Value::Array(out)
+        })
+    }
+
     /// Evaluates on every row of `batch`. [`bind`] the expression to the batch's schema first:
     /// evaluation assumes the types fit and does not decide them again.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<Value> {
@@ -963,75 +1044,7 @@ impl Expr {
             Expr::Binary(l, op, r) => {
                 // [`bind`] brought both sides of a planned operator to one type; only the
                 // comparisons BETWEEN, IN and `CASE x WHEN` build while they run still need it.
-                let (mut a, mut b) = (l.evaluate(batch)?, r.evaluate(batch)?);
-                let both_scalar = matches!((&a, &b), (Value::Scalar(_), Value::Scalar(_)));
-                if a.data_type() != b.data_type() {
-                    if let Some(t) = common_numeric(a.data_type(), b.data_type()) {
-                        a = cast_value(a, &t, self)?;
-                        b = cast_value(b, &t, self)?;
-                    } else if op.is_comparison() {
-                        if let (DataType::Timestamp(..), DataType::Timestamp(..))
-                        | (DataType::Decimal128(..), _)
-                        | (_, DataType::Decimal128(..)) = (a.data_type(), b.data_type())
-                        {
-                            let t = if matches!(a.data_type(), DataType::Decimal128(..)) {
-                                a.data_type().clone()
-                            } else {
-                                b.data_type().clone()
-                            };
-                            a = cast_value(a, &t, self)?;
-                            b = cast_value(b, &t, self)?;
-                        }
-                    }
-                }
-                let (da, db) = (a.datum(), b.datum());
-                let (da, db) = (da.as_ref(), db.as_ref());
-                let out: ArrayRef = match op {
-                    BinaryOp::Add => arrow_arith::numeric::add(da, db).map_err(arrow_err(self))?,
-                    BinaryOp::Sub => arrow_arith::numeric::sub(da, db).map_err(arrow_err(self))?,
-                    BinaryOp::Mul => arrow_arith::numeric::mul(da, db).map_err(arrow_err(self))?,
-                    BinaryOp::Div => arrow_arith::numeric::div(da, db).map_err(arrow_err(self))?,
-                    BinaryOp::Mod => arrow_arith::numeric::rem(da, db).map_err(arrow_err(self))?,
-                    BinaryOp::Eq => Arc::new(arrow_ord::cmp::eq(da, db).map_err(arrow_err(self))?),
-                    BinaryOp::NotEq => {
-                        Arc::new(arrow_ord::cmp::neq(da, db).map_err(arrow_err(self))?)
-                    }
-                    BinaryOp::Lt => Arc::new(arrow_ord::cmp::lt(da, db).map_err(arrow_err(self))?),
-                    BinaryOp::LtEq => {
-                        Arc::new(arrow_ord::cmp::lt_eq(da, db).map_err(arrow_err(self))?)
-                    }
-                    BinaryOp::Gt => Arc::new(arrow_ord::cmp::gt(da, db).map_err(arrow_err(self))?),
-                    BinaryOp::GtEq => {
-                        Arc::new(arrow_ord::cmp::gt_eq(da, db).map_err(arrow_err(self))?)
-                    }
-                    BinaryOp::And | BinaryOp::Or => {
-                        let n = batch.num_rows();
-                        let x = as_bool(a.clone().into_array(n)?, self)?;
-                        let y = as_bool(b.clone().into_array(n)?, self)?;
-                        Arc::new(if *op == BinaryOp::And {
-                            arrow_arith::boolean::and_kleene(&x, &y).map_err(arrow_err(self))?
-                        } else {
-                            arrow_arith::boolean::or_kleene(&x, &y).map_err(arrow_err(self))?
-                        })
-                    }
-                };
-                // Decimal arithmetic: Arrow picks its own precision and scale; bring the
-                // result to the planned type.
-                let out = match (a.data_type(), op.is_arithmetic()) {
-                    (DataType::Decimal128(_, s), true)
-                        if out.data_type() != &DataType::Decimal128(38, *s) =>
-                    {
-                        arrow_cast::cast(&out, &DataType::Decimal128(38, *s))
-                            .map_err(arrow_err(self))?
-                    }
-                    _ => out,
-                };
-                // Both sides constant: the result is one value too.
-                if both_scalar {
-                    Value::Scalar(out)
-                } else {
-                    Value::Array(out)
-                }
+                self.binary_values(batch, *op, l.evaluate(batch)?, r.evaluate(batch)?)?
             }
             Expr::Not(e) => {
                 let v = as_bool(e.evaluate(batch)?.into_array(batch.num_rows())?, self)?;
@@ -1069,13 +1082,34 @@ impl Expr {
                 list,
                 negated,
             } => {
-                let mut it = list.iter().map(|item| expr.clone().equals(item.clone()));
-                let first = it.next().unwrap_or(Expr::Literal(Literal::Bool(false)));
-                let e = it.fold(first, Expr::or);
-                let e = if *negated { !e } else { e };
-                e.evaluate(batch)?
+                // `x = a OR x = b OR ...` folded in a loop: the probe is evaluated once, and a
+                // list of 10,000 items costs no stack.
+                let mut acc: Option<Value> = None;
+                let x = expr.evaluate(batch)?;
+                for item in list {
+                    let eq =
+                        self.binary_values(batch, BinaryOp::Eq, x.clone(), item.evaluate(batch)?)?;
+                    acc = Some(match acc {
+                        None => eq,
+                        Some(a) => self.binary_values(batch, BinaryOp::Or, a, eq)?,
+                    });
+                }
+                let v = match acc {
+                    Some(v) => v,
+                    None => Value::Scalar(literal_array(&Literal::Bool(false))),
+                };
+                if *negated {
+                    let n = batch.num_rows();
+                    let b = as_bool(v.into_array(n)?, self)?;
+                    Value::Array(Arc::new(
+                        arrow_arith::boolean::not(&b).map_err(arrow_err(self))?,
+                    ))
+                } else {
+                    v
+                }
             }
-            Expr::Cast(e, t) => cast_value(e.evaluate(batch)?, t, self)?,
+            Expr::Cast(e, t) => strict_cast(e.evaluate(batch)?, t, self)?,
+            Expr::TryCast(e, t) => cast_value(e.evaluate(batch)?, t, self)?,
             Expr::Call(func, args) => {
                 let values = args
                     .iter()
@@ -1177,6 +1211,29 @@ fn cast_value(v: Value, t: &DataType, e: &Expr) -> Result<Value> {
     Ok(match v {
         Value::Array(a) => Value::Array(arrow_cast::cast(&a, t).map_err(arrow_err(e))?),
         Value::Scalar(a) => Value::Scalar(arrow_cast::cast(&a, t).map_err(arrow_err(e))?),
+    })
+}
+
+/// `CAST` as Flink does it: a value that does not convert (`CAST('abc' AS INT)`, a number out
+/// of the target's range) fails with the value named, instead of becoming NULL.
+fn strict_cast(v: Value, t: &DataType, e: &Expr) -> Result<Value> {
+    if v.data_type() == t {
+        return Ok(v);
+    }
+    let opts = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let cast = |a: &ArrayRef| {
+        arrow_cast::cast_with_options(a, t, &opts).map_err(|err| {
+            EngineError::Execution(format!(
+                "evaluating `{e}`: {err} (TRY_CAST gives NULL instead)"
+            ))
+        })
+    };
+    Ok(match v {
+        Value::Array(a) => Value::Array(cast(&a)?),
+        Value::Scalar(a) => Value::Scalar(cast(&a)?),
     })
 }
 

@@ -633,7 +633,9 @@ impl JobGraph {
                         tokio::spawn(run_source(name, source, wm, out, control, streaming))
                     }
                     NodeKind::Operator(f) => {
-                        let mut op = f(st)?;
+                        // Building an operator clones its bound expressions, which recurses
+                        // per level of nesting: done with room for deep ones.
+                        let mut op = crate::stack::deep(|| f(st))?;
                         op.open(&metrics.group)?;
                         let inbox = inbox
                             .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;

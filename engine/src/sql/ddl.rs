@@ -121,6 +121,7 @@ pub(crate) fn unquote_string(s: &str) -> Option<String> {
 /// Parses an expression with sqlparser and converts it over `scope`.
 pub(crate) fn parse_expr(text: &str, scope: &Scope, env: &TableEnvironment) -> Result<Expr> {
     let e = Parser::new(&GenericDialect {})
+        .with_recursion_limit(crate::stack::MAX_NESTING)
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| sql_err(text, e.to_string()))?;

@@ -85,7 +85,12 @@ pub(crate) fn words(s: &str) -> Vec<String> {
 
 impl TableEnvironment {
     /// Runs one SQL statement (DDL takes effect at once; queries and inserts are planned).
+    /// Parsed and planned on a thread with room for deeply nested input ([`crate::stack`]).
     pub fn execute_sql(&self, stmt: &str) -> Result<SqlOutcome> {
+        crate::stack::deep(|| self.execute_sql_here(stmt))
+    }
+
+    fn execute_sql_here(&self, stmt: &str) -> Result<SqlOutcome> {
         let stmt = stmt.trim().trim_end_matches(';').trim();
         let w = words(stmt);
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -262,11 +267,26 @@ pub(crate) fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
+/// sqlparser's statements of `text`, with room for [`crate::stack::MAX_NESTING`] levels of
+/// nesting and an error that says what "recursion limit exceeded" means.
+pub(crate) fn parse_statements(text: &str) -> std::result::Result<Vec<sq::Statement>, String> {
+    Parser::new(&GenericDialect {})
+        .with_recursion_limit(crate::stack::MAX_NESTING)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| match e {
+            sqlparser::parser::ParserError::RecursionLimitExceeded => format!(
+                "it nests parentheses, subqueries or function calls more than {} levels deep",
+                crate::stack::MAX_NESTING
+            ),
+            e => e.to_string(),
+        })
+}
+
 /// Parses one statement (after the TABLE(...) rewrite sqlparser needs).
 pub(crate) fn parse_one(stmt: &str) -> Result<sq::Statement> {
     let text = rewrite_table_functions(stmt);
-    let mut parsed =
-        Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| parse_err(stmt, e.to_string()))?;
+    let mut parsed = parse_statements(&text).map_err(|e| parse_err(stmt, e))?;
     match parsed.len() {
         1 => Ok(parsed.remove(0)),
         _ => Err(sql_err(stmt, "expected one statement")),

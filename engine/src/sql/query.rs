@@ -722,14 +722,11 @@ impl<'a> Planner<'a> {
                 }
                 col(&scope.resolve(Some(&parts[n - 2].value), &parts[n - 1].value)?)
             }
+            E::Value(sq::ValueWithSpan {
+                value: sq::Value::Number(n, _),
+                ..
+            }) => number_literal(n)?,
             E::Value(v) => Expr::Literal(match &v.value {
-                sq::Value::Number(n, _) => {
-                    if let Ok(i) = n.parse::<i64>() {
-                        Literal::Int(i)
-                    } else {
-                        Literal::Float(n.parse().map_err(|_| sql_err(n, "not a number"))?)
-                    }
-                }
                 sq::Value::SingleQuotedString(s) | sq::Value::DoubleQuotedString(s) => {
                     Literal::String(s.clone())
                 }
@@ -745,25 +742,29 @@ impl<'a> Planner<'a> {
             E::Nested(x) => self.expr(x, scope)?,
             E::BinaryOp { left, op, right } => {
                 let (l, r) = (self.expr(left, scope)?, self.expr(right, scope)?);
-                let b = |o| Expr::Binary(Box::new(l.clone()), o, Box::new(r.clone()));
-                match op {
-                    sq::BinaryOperator::Plus => b(BinaryOp::Add),
-                    sq::BinaryOperator::Minus => b(BinaryOp::Sub),
-                    sq::BinaryOperator::Multiply => b(BinaryOp::Mul),
-                    sq::BinaryOperator::Divide => b(BinaryOp::Div),
-                    sq::BinaryOperator::Modulo => b(BinaryOp::Mod),
-                    sq::BinaryOperator::Eq => b(BinaryOp::Eq),
-                    sq::BinaryOperator::NotEq => b(BinaryOp::NotEq),
-                    sq::BinaryOperator::Lt => b(BinaryOp::Lt),
-                    sq::BinaryOperator::LtEq => b(BinaryOp::LtEq),
-                    sq::BinaryOperator::Gt => b(BinaryOp::Gt),
-                    sq::BinaryOperator::GtEq => b(BinaryOp::GtEq),
-                    sq::BinaryOperator::And => b(BinaryOp::And),
-                    sq::BinaryOperator::Or => b(BinaryOp::Or),
-                    sq::BinaryOperator::StringConcat => Expr::Call(Func::Concat, vec![l, r]),
+                let o = match op {
+                    sq::BinaryOperator::Plus => Some(BinaryOp::Add),
+                    sq::BinaryOperator::Minus => Some(BinaryOp::Sub),
+                    sq::BinaryOperator::Multiply => Some(BinaryOp::Mul),
+                    sq::BinaryOperator::Divide => Some(BinaryOp::Div),
+                    sq::BinaryOperator::Modulo => Some(BinaryOp::Mod),
+                    sq::BinaryOperator::Eq => Some(BinaryOp::Eq),
+                    sq::BinaryOperator::NotEq => Some(BinaryOp::NotEq),
+                    sq::BinaryOperator::Lt => Some(BinaryOp::Lt),
+                    sq::BinaryOperator::LtEq => Some(BinaryOp::LtEq),
+                    sq::BinaryOperator::Gt => Some(BinaryOp::Gt),
+                    sq::BinaryOperator::GtEq => Some(BinaryOp::GtEq),
+                    sq::BinaryOperator::And => Some(BinaryOp::And),
+                    sq::BinaryOperator::Or => Some(BinaryOp::Or),
+                    sq::BinaryOperator::StringConcat => None,
                     other => {
                         return Err(sql_err(&whole(), format!("weir has no operator {other}")))
                     }
+                };
+                // Both sides are moved, never cloned: a chain of n operators plans in O(n).
+                match o {
+                    Some(o) => Expr::Binary(Box::new(l), o, Box::new(r)),
+                    None => Expr::Call(Func::Concat, vec![l, r]),
                 }
             }
             E::UnaryOp { op, expr } => {
@@ -835,11 +836,18 @@ impl<'a> Planner<'a> {
                 }
             }
             E::Cast {
-                expr, data_type, ..
+                expr,
+                data_type,
+                kind,
+                ..
             } => {
                 let t = SqlType::parse(&data_type.to_string())
                     .map_err(|err| sql_err(&whole(), err.to_string()))?;
-                self.expr(expr, scope)?.cast(t.data_type)
+                let e = Box::new(self.expr(expr, scope)?);
+                match kind {
+                    sq::CastKind::TryCast | sq::CastKind::SafeCast => Expr::TryCast(e, t.data_type),
+                    _ => Expr::Cast(e, t.data_type),
+                }
             }
             E::Extract { field, expr, .. } => Expr::Call(
                 Func::Extract,
@@ -859,7 +867,14 @@ impl<'a> Planner<'a> {
                 let mut args = vec![self.expr(expr, scope)?];
                 args.push(match substring_from {
                     Some(f) => self.expr(f, scope)?,
-                    None => Expr::Literal(Literal::Int(1)),
+                    None => {
+                        return Err(EngineError::Plan {
+                            expr: whole(),
+                            detail: "SUBSTRING needs a start position: SUBSTRING(s, start \
+                                     [, length]) or SUBSTRING(s FROM start [FOR length])"
+                                .into(),
+                        })
+                    }
                 });
                 if let Some(f) = substring_for {
                     args.push(self.expr(f, scope)?);
@@ -1018,10 +1033,51 @@ pub fn resolve_function(
     ))
 }
 
+/// A numeric literal: an integer that fits BIGINT, a DECIMAL(p, 0) for a longer integer, a
+/// DOUBLE for decimals and exponents. An integer with more digits than any exact type holds
+/// (DECIMAL(38)) is an error, as in Flink, rather than a DOUBLE that silently loses digits.
+fn number_literal(n: &str) -> Result<Expr> {
+    if let Ok(i) = n.parse::<i64>() {
+        return Ok(Expr::Literal(Literal::Int(i)));
+    }
+    let digits = n.trim_start_matches(['-', '+']);
+    if digits.bytes().all(|c| c.is_ascii_digit()) {
+        let significant = digits.trim_start_matches('0').len();
+        if significant > 38 {
+            return Err(EngineError::Plan {
+                expr: n.chars().take(60).collect(),
+                detail: format!(
+                    "an integer literal of {significant} digits is more than any exact type \
+                     holds (DECIMAL(38)); write it as {}E{} for a DOUBLE",
+                    &digits[..1],
+                    significant - 1
+                ),
+            });
+        }
+        // Too big for BIGINT: DECIMAL(p, 0), exact, as Flink types it.
+        let p = significant.max(1) as u8;
+        return Ok(Expr::Cast(
+            Box::new(Expr::Literal(Literal::String(n.to_string()))),
+            arrow_schema::DataType::Decimal128(p, 0),
+        ));
+    }
+    Ok(Expr::Literal(Literal::Float(
+        n.parse().map_err(|_| sql_err(n, "not a number"))?,
+    )))
+}
+
 /// Expressions written as SQL text over the columns of `schema` (the Table API's
 /// `t.select("a, b + 1 AS c")`, `t.filter("x > 1")`), planned as the select list of a query
 /// would be. Anything but a list of expressions is an error.
 pub fn parse_expressions(env: &TableEnvironment, schema: &Schema, text: &str) -> Result<Vec<Expr>> {
+    crate::stack::deep(|| parse_expressions_here(env, schema, text))
+}
+
+fn parse_expressions_here(
+    env: &TableEnvironment,
+    schema: &Schema,
+    text: &str,
+) -> Result<Vec<Expr>> {
     let st = parse_one(&format!("SELECT {text}"))
         .map_err(|_| parse_err(text, "expected a comma-separated list of expressions"))?;
     let select = match &st {

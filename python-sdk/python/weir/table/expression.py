@@ -9,9 +9,11 @@ window's start, ``lit(10).seconds`` for an interval.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Union
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, Union
 
 from weir import _native
 from weir.table.types import DataType, type_text
@@ -133,7 +135,9 @@ class Expression:
         return _Op(lambda c: self._build(c).cast(t))
 
     def try_cast(self, data_type: Union[DataType, str]) -> "Expression":
-        return self.cast(data_type)
+        """As ``cast``, but NULL where a value does not convert (``cast`` fails the job)."""
+        t = type_text(data_type)
+        return _Op(lambda c: self._build(c).try_cast(t))
 
     # -- predicates --
     @property
@@ -490,9 +494,38 @@ def _to_expr(v: Any) -> Expression:
     raise TypeError(f"expected an expression or a string, not {type(v).__name__}")
 
 
+# Expression trees are built into native ones recursively, one Python call per level; a
+# generated chain of thousands of operators (PyFlink builds those eagerly, one JVM call at a
+# time) needs more than the default recursion limit. Python-to-Python calls do not use the C
+# stack, so a higher limit is safe here; deeper than this is a RecursionError, not a crash.
+_BUILD_RECURSION = 50_000
+
+
+@contextlib.contextmanager
+def _room_to_recurse() -> Iterator[None]:
+    old = sys.getrecursionlimit()
+    if old < _BUILD_RECURSION:
+        sys.setrecursionlimit(_BUILD_RECURSION)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def build_one(item: Any, ctx: BuildContext) -> Any:
+    """The native expression of one argument."""
+    with _room_to_recurse():
+        return _to_expr(item)._build(ctx)
+
+
 def build_list(items: Sequence[Any], ctx: BuildContext) -> List[Any]:
     """Native expressions of a table operation's arguments; a string may hold several
     (``"a, b"``) and ``col('*')`` stands for every column."""
+    with _room_to_recurse():
+        return _build_list(items, ctx)
+
+
+def _build_list(items: Sequence[Any], ctx: BuildContext) -> List[Any]:
     out: List[Any] = []
     for i in items:
         e = _to_expr(i)

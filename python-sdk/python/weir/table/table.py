@@ -12,8 +12,8 @@ from weir.table.expression import (
     BuildContext,
     Expression,
     _Column,
-    _to_expr,
     build_list,
+    build_one,
 )
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.window import GroupWindow
@@ -59,7 +59,7 @@ class Table:
         return build_list(fields, self._ctx())
 
     def _one(self, e: Any) -> Any:
-        return _to_expr(e)._build(self._ctx())
+        return build_one(e, self._ctx())
 
     def _columns(self) -> List[str]:
         return [n for n, _ in self._native.schema()]
@@ -164,7 +164,7 @@ class Table:
     def _join(self, right: "Table", predicate: Any, left_outer: bool) -> "Table":
         # The condition sees the columns of both sides.
         both = self._native.join_scope(right._native)
-        cond = _to_expr(predicate)._build(BuildContext(self._env, both))
+        cond = build_one(predicate, BuildContext(self._env, both))
         return self._with(self._native.join(right._native, cond, left_outer))
 
     def union_all(self, right: "Table") -> "Table":
