@@ -123,4 +123,14 @@ pub trait FunctionRunner: Send {
     fn close(&mut self) -> Result<()> {
         Ok(())
     }
+    /// After [`FunctionRunner::close`]: resolves when the runner is done, with what its
+    /// workers sent while closing (the metrics of `close()`, last gauge values) applied. The
+    /// operator waits for it (a bounded time) before it ends, so a finished job's metrics
+    /// are complete.
+    fn finished(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
 }
+
+/// The longest an operator waits for [`FunctionRunner::finished`].
+pub const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -30,13 +30,17 @@ pub(crate) struct CounterCell {
 }
 
 impl Counter {
-    /// Adds `n` (which may be negative).
+    /// Adds `n` (which may be negative). At `i64::MAX` (or `MIN`) the count stays there: it
+    /// saturates instead of wrapping to a value of the other sign.
     #[inline]
     pub fn inc(&self, n: i64) {
         if n < 0 {
             self.0.went_down.store(true, Relaxed);
         }
-        self.0.value.fetch_add(n, Relaxed);
+        let _ = self
+            .0
+            .value
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(n)));
     }
 
     /// Subtracts `n`.
@@ -59,6 +63,20 @@ impl Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturates_instead_of_wrapping() {
+        let c = Counter::default();
+        c.inc(i64::MAX);
+        c.inc(5);
+        assert_eq!(c.count(), i64::MAX);
+        c.dec(i64::MAX);
+        assert_eq!(c.count(), 0);
+        let d = Counter::default();
+        d.inc(i64::MIN);
+        d.inc(-1);
+        assert_eq!(d.count(), i64::MIN);
+    }
 
     #[test]
     fn negative_counts_as_pyflink() {

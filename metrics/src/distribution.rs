@@ -33,7 +33,7 @@ const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
 #[derive(Clone, Debug, PartialEq)]
 pub struct DistributionData {
     pub count: u64,
-    /// Sum of integer-valued updates (wrapping on overflow of i64, never reached in practice).
+    /// Sum of integer-valued updates; what would overflow i64 is added to `sum_float` instead.
     pub sum_int: i64,
     /// Sum of the other updates.
     pub sum_float: f64,
@@ -90,7 +90,10 @@ impl DistributionData {
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &DistributionData) {
         self.count += other.count;
-        self.sum_int = self.sum_int.wrapping_add(other.sum_int);
+        match self.sum_int.checked_add(other.sum_int) {
+            Some(s) => self.sum_int = s,
+            None => self.sum_float += other.sum_int as f64,
+        }
         self.sum_float += other.sum_float;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
@@ -266,7 +269,14 @@ impl Distribution {
     #[inline]
     pub fn update_i64(&self, v: i64) {
         let c = &*self.0;
-        c.sum_int.fetch_add(v, Relaxed);
+        // An integer sum that would overflow i64 goes on in the float sum: the exported sum
+        // (their total) loses precision there, it never wraps to a wrong sign.
+        if c.sum_int
+            .fetch_update(Relaxed, Relaxed, |s| s.checked_add(v))
+            .is_err()
+        {
+            c.sum_float.add(v as f64);
+        }
         self.record(v as f64);
     }
 
@@ -309,7 +319,12 @@ impl Distribution {
         if d.count == 0 {
             return;
         }
-        c.sum_int.fetch_add(d.sum_int, Relaxed);
+        if c.sum_int
+            .fetch_update(Relaxed, Relaxed, |s| s.checked_add(d.sum_int))
+            .is_err()
+        {
+            c.sum_float.add(d.sum_int as f64);
+        }
         if d.sum_float != 0.0 {
             c.sum_float.add(d.sum_float);
         }
@@ -438,6 +453,33 @@ impl Distribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_never_wrap_and_huge_values_keep_exporting() {
+        let d = Distribution::default();
+        d.update_i64(i64::MAX);
+        d.update_i64(i64::MAX);
+        d.update_i64(-1);
+        let s = d.snapshot(Duration::from_secs(60));
+        assert_eq!(s.data.count, 3);
+        let want = 2.0 * i64::MAX as f64 - 1.0;
+        assert!(
+            (s.data.sum() - want).abs() / want < 1e-12,
+            "{}",
+            s.data.sum()
+        );
+        let mut merged = DistributionData::empty();
+        merged.merge(&s.data);
+        merged.merge(&s.data);
+        assert!(merged.sum() > 3.0 * i64::MAX as f64);
+        let big = Distribution::default();
+        big.update_f64(1e308);
+        big.update_f64(1e308);
+        let s = big.snapshot(Duration::from_secs(60));
+        assert_eq!(s.data.count, 2);
+        assert_eq!(s.data.sum(), f64::INFINITY);
+        assert_eq!(s.data.max, 1e308);
+    }
 
     #[test]
     fn pyflink_semantics() {

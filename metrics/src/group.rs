@@ -8,7 +8,9 @@ use crate::distribution::Distribution;
 use crate::error::{MetricsError, NameKind, Result};
 use crate::gauge::{Gauge, GaugeValue};
 use crate::meter::Meter;
-use crate::name::{validate_label_key, validate_label_value, validate_name};
+use crate::name::{
+    validate_label_key, validate_label_value, validate_name, validate_user_label_key,
+};
 use crate::protocol::PathPart;
 use crate::registry::{Metric, MetricSpec, Origin, Registry, USER_NAMESPACE};
 
@@ -39,6 +41,9 @@ pub struct MetricGroup {
 /// A child group: its name, and its value for a key group.
 type ChildKey = (String, Option<String>);
 
+/// Child groups a group remembers (see `child`).
+const MAX_CACHED_CHILDREN: usize = 10_000;
+
 struct GroupNode {
     namespace: String,
     names: Vec<String>,
@@ -47,7 +52,13 @@ struct GroupNode {
     /// Ids of this group and all its ancestors.
     scopes: Arc<[u64]>,
     children: Mutex<HashMap<ChildKey, Arc<GroupNode>>>,
+    /// Metrics of this group the registry refused over the cardinality limit, handed out
+    /// again without asking it (and counting a drop) each time: a refused series counts once.
+    refused: Mutex<HashMap<String, Metric>>,
 }
+
+/// Refused metrics a group remembers.
+const MAX_REFUSED: usize = 64;
 
 // Roots of the group tree are made from the registry; defined here so that the registry
 // (storage) does not depend on groups (the API over it).
@@ -105,6 +116,7 @@ impl MetricGroup {
                 labels: map,
                 scopes: Arc::from(vec![id]),
                 children: Mutex::new(HashMap::new()),
+                refused: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -112,37 +124,43 @@ impl MetricGroup {
     fn child(&self, name: &str, value: Option<&str>) -> Result<MetricGroup> {
         validate_name(NameKind::Group, name)?;
         if let Some(v) = value {
-            validate_label_key(name)?;
+            validate_user_label_key(name)?;
             validate_label_value(name, v)?;
         }
+        let make = || {
+            let mut names = self.node.names.clone();
+            names.push(name.to_string());
+            let mut labels = self.node.labels.clone();
+            if let Some(v) = value {
+                labels.insert(name.to_string(), v.to_string());
+            }
+            let mut parts = self.node.parts.to_vec();
+            parts.push(PathPart {
+                name: name.to_string(),
+                value: value.map(str::to_string),
+            });
+            let mut scopes = self.node.scopes.to_vec();
+            scopes.push(self.registry.new_scope_id());
+            Arc::new(GroupNode {
+                namespace: self.node.namespace.clone(),
+                names,
+                parts: parts.into(),
+                labels,
+                scopes: scopes.into(),
+                children: Mutex::new(HashMap::new()),
+                refused: Mutex::new(HashMap::new()),
+            })
+        };
         let mut children = self.node.children.lock().unwrap_or_else(|p| p.into_inner());
         let key = (name.to_string(), value.map(str::to_string));
-        let node = children
-            .entry(key)
-            .or_insert_with(|| {
-                let mut names = self.node.names.clone();
-                names.push(name.to_string());
-                let mut labels = self.node.labels.clone();
-                if let Some(v) = value {
-                    labels.insert(name.to_string(), v.to_string());
-                }
-                let mut parts = self.node.parts.to_vec();
-                parts.push(PathPart {
-                    name: name.to_string(),
-                    value: value.map(str::to_string),
-                });
-                let mut scopes = self.node.scopes.to_vec();
-                scopes.push(self.registry.new_scope_id());
-                Arc::new(GroupNode {
-                    namespace: self.node.namespace.clone(),
-                    names,
-                    parts: parts.into(),
-                    labels,
-                    scopes: scopes.into(),
-                    children: Mutex::new(HashMap::new()),
-                })
-            })
-            .clone();
+        let node = match children.get(&key) {
+            Some(n) => n.clone(),
+            // A group keeps its first children for reuse; past that (a key group per row,
+            // say) a child is made afresh each time, so memory stays bounded. Its series are
+            // found again by their labels, so nothing changes for the caller.
+            None if children.len() >= MAX_CACHED_CHILDREN => make(),
+            None => children.entry(key).or_insert_with(make).clone(),
+        };
         Ok(MetricGroup {
             registry: self.registry.clone(),
             node,
@@ -162,7 +180,7 @@ impl MetricGroup {
     /// This group with one more label, without changing the metric names (for labels a worker
     /// attaches to a definition).
     pub fn with_label(&self, key: &str, value: &str) -> Result<MetricGroup> {
-        validate_label_key(key)?;
+        validate_user_label_key(key)?;
         validate_label_value(key, value)?;
         let mut labels = self.node.labels.clone();
         labels.insert(key.to_string(), value.to_string());
@@ -175,6 +193,7 @@ impl MetricGroup {
                 labels,
                 scopes: self.node.scopes.clone(),
                 children: Mutex::new(HashMap::new()),
+                refused: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -228,6 +247,12 @@ impl MetricGroup {
         given: Option<Metric>,
         help: Option<&str>,
     ) -> Result<Metric> {
+        if given.is_none() {
+            let refused = self.node.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = refused.get(name).filter(|m| m.kind() == spec.kind()) {
+                return Ok(m.clone());
+            }
+        }
         let origin = Origin {
             namespace: &self.node.namespace,
             names: &self.node.names,
@@ -235,7 +260,16 @@ impl MetricGroup {
             labels: &self.node.labels,
             scopes: &self.node.scopes,
         };
-        self.registry.register(&origin, name, spec, given, help)
+        let (metric, kept) = self
+            .registry
+            .register_kept(&origin, name, spec, given, help)?;
+        if !kept {
+            let mut refused = self.node.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.len() < MAX_REFUSED {
+                refused.insert(name.to_string(), metric.clone());
+            }
+        }
+        Ok(metric)
     }
 
     /// The counter `name`.

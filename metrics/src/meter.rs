@@ -63,7 +63,11 @@ impl Meter {
     /// Records `n` events.
     #[inline]
     pub fn mark_event(&self, n: u64) {
-        self.0.count.fetch_add(n, Relaxed);
+        // Saturates at u64::MAX instead of wrapping to zero.
+        let _ = self
+            .0
+            .count
+            .fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_add(n)));
     }
 
     /// All events recorded so far.

@@ -60,6 +60,27 @@ pub fn validate_label_key(key: &str) -> Result<()> {
     }
 }
 
+/// Label keys weir itself puts on user series (`job_name`, `operator`, `subtask`) and on the
+/// samples of distributions (`quantile`, `le`): a key group may not use them, or a series
+/// would carry the key twice (an exposition Prometheus refuses) or lose weir's value.
+pub const RESERVED_LABEL_KEYS: [&str; 5] = ["job_name", "operator", "subtask", "quantile", "le"];
+
+/// Checks the key of a key group (`add_group(key, value)`): a valid label key that weir does
+/// not add itself ([`RESERVED_LABEL_KEYS`]).
+pub fn validate_user_label_key(key: &str) -> Result<()> {
+    validate_label_key(key)?;
+    if RESERVED_LABEL_KEYS.contains(&key) {
+        return Err(MetricsError::InvalidName {
+            what: NameKind::LabelKey,
+            name: key.to_string(),
+            rule: "is a label weir adds itself (job_name, operator and subtask on every \
+                   series, quantile and le on distributions); choose another key, e.g. \
+                   `my_quantile`",
+        });
+    }
+    Ok(())
+}
+
 /// Checks a label value.
 pub fn validate_label_value(key: &str, value: &str) -> Result<()> {
     if !value.is_empty()

@@ -92,19 +92,30 @@ pub struct Update {
 pub struct UpdateBatch {
     pub definitions: Vec<Definition>,
     pub updates: Vec<Update>,
+    /// Series the worker did not register because their family reached its cardinality limit:
+    /// `(family, how many registrations were refused)` since the last batch. The engine adds
+    /// them to `weir_metrics_series_dropped_total`, so drops in a worker are counted too.
+    pub dropped: Vec<(String, u64)>,
 }
+
+/// Flag bit: a section of dropped-series counts follows the updates.
+const FLAG_DROPPED: u8 = 1;
 
 impl UpdateBatch {
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.definitions.is_empty() && self.updates.is_empty()
+        self.definitions.is_empty() && self.updates.is_empty() && self.dropped.is_empty()
     }
 
     /// Encodes into `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
         out.push(PROTOCOL_VERSION);
-        out.push(0);
+        out.push(if self.dropped.is_empty() {
+            0
+        } else {
+            FLAG_DROPPED
+        });
         put_varint(out, self.definitions.len() as u64);
         for d in &self.definitions {
             put_varint(out, d.id as u64);
@@ -165,6 +176,13 @@ impl UpdateBatch {
                 }
             }
         }
+        if !self.dropped.is_empty() {
+            put_varint(out, self.dropped.len() as u64);
+            for (family, n) in &self.dropped {
+                put_str(out, family);
+                put_varint(out, *n);
+            }
+        }
     }
 
     /// Encodes into a new buffer.
@@ -192,7 +210,7 @@ impl UpdateBatch {
             ));
         }
         let flags = r.u8("the flags byte")?;
-        if flags != 0 {
+        if flags & !FLAG_DROPPED != 0 {
             return Err(r.err_at(3, format!("unknown flags {flags:#04x}")));
         }
         let ndefs = r.count("the number of definitions")?;
@@ -265,6 +283,14 @@ impl UpdateBatch {
             };
             updates.push(Update { id, payload });
         }
+        let mut dropped = Vec::new();
+        if flags & FLAG_DROPPED != 0 {
+            let n = r.count("the number of dropped-series counts")?;
+            for _ in 0..n {
+                let family = r.str("a metric family name")?;
+                dropped.push((family, r.varint("a dropped-series count")?));
+            }
+        }
         if r.pos != bytes.len() {
             return Err(r.err_at(
                 r.pos,
@@ -274,6 +300,7 @@ impl UpdateBatch {
         Ok(UpdateBatch {
             definitions,
             updates,
+            dropped,
         })
     }
 }
@@ -478,10 +505,12 @@ impl<'a> Reader<'a> {
                 ),
             ));
         }
-        if !d.sum_float.is_finite() {
+        // A sum may overflow to an infinity (values near f64::MAX): exported as `+Inf`.
+        // NaN is never the sum of finite values.
+        if d.sum_float.is_nan() {
             return Err(self.err_at(
                 start,
-                format!("distribution float sum {} is not finite", d.sum_float),
+                format!("distribution float sum {} is not a number", d.sum_float),
             ));
         }
         if d.count > 0 && !(d.min.is_finite() && d.max.is_finite() && d.min <= d.max) {
@@ -557,6 +586,7 @@ mod tests {
                     }),
                 },
             ],
+            dropped: vec![("weir_user_ids_c".into(), 3)],
         }
     }
 

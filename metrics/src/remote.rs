@@ -60,6 +60,38 @@ pub struct UpdateCollector {
     ids: HashMap<usize, u32>,
     /// Per id: the metric, what was last sent, and its name for messages.
     sent: Vec<(Metric, Sent, String)>,
+    /// The registry's own counts of dropped series, per family, and what was last sent.
+    drops: Vec<(String, crate::Counter, i64)>,
+}
+
+/// The gauges of a collector, to be read apart from it ([`UpdateCollector::gauges`]): reading
+/// runs callbacks, which must not hold up the channel.
+pub struct GaugeReads(Vec<(u32, crate::Gauge, String)>);
+
+impl GaugeReads {
+    /// Reads every gauge now (a failing callback is left out, and logged).
+    pub fn read(&self) -> UpdateBatch {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        UpdateBatch {
+            updates: self
+                .0
+                .iter()
+                .filter_map(|(id, g, shown)| {
+                    g.read_for_export(shown).map(|value| Update {
+                        id: *id,
+                        payload: Payload::Gauge {
+                            value,
+                            timestamp_ms: now_ms,
+                        },
+                    })
+                })
+                .collect(),
+            ..UpdateBatch::default()
+        }
+    }
 }
 
 fn metric_key(m: &Metric) -> usize {
@@ -79,13 +111,80 @@ impl UpdateCollector {
             seen_generation: None,
             ids: HashMap::new(),
             sent: Vec::new(),
+            drops: Vec::new(),
         }
     }
 
-    /// The definitions of new metrics and the changes since the last call. Gauges are read
-    /// every time (a failing callback is left out).
+    /// The definitions of new metrics and the changes since the last call, gauges read too
+    /// (a failing callback is left out).
     pub fn collect(&mut self) -> UpdateBatch {
+        let mut batch = self.collect_deltas();
+        let (defs, gauges) = self.gauges();
+        batch.definitions.extend(defs.definitions);
+        batch.updates.extend(gauges.read().updates);
+        batch
+    }
+
+    /// The definitions of new metrics and what counters, meters and distributions changed
+    /// since the last call, plus series dropped over the cardinality limit; no gauge is read.
+    /// This is what a bundle's result carries.
+    pub fn collect_deltas(&mut self) -> UpdateBatch {
         let mut batch = UpdateBatch::default();
+        self.define_new(&mut batch);
+        for (id, (metric, sent, _)) in self.sent.iter_mut().enumerate() {
+            let id = id as u32;
+            let payload = match (metric, sent) {
+                (Metric::Counter(c), Sent::Counter(prev)) => {
+                    let now = c.count();
+                    let d = now.wrapping_sub(*prev);
+                    *prev = now;
+                    (d != 0).then_some(Payload::Counter(d))
+                }
+                (Metric::Meter(m), Sent::Meter(prev)) => {
+                    let now = m.count();
+                    let d = now.wrapping_sub(*prev);
+                    *prev = now;
+                    (d != 0).then_some(Payload::Meter(d))
+                }
+                (Metric::Distribution(dist), Sent::Distribution) => {
+                    let d = dist.take_delta();
+                    (d.count != 0).then_some(Payload::Distribution(d))
+                }
+                _ => None,
+            };
+            if let Some(payload) = payload {
+                batch.updates.push(Update { id, payload });
+            }
+        }
+        for (family, counter, sent) in &mut self.drops {
+            let now = counter.count();
+            if now > *sent {
+                batch.dropped.push((family.clone(), (now - *sent) as u64));
+                *sent = now;
+            }
+        }
+        batch
+    }
+
+    /// The definitions of new metrics (to be sent before any value of theirs) and the gauges
+    /// to read, apart from this collector, when values are wanted.
+    pub fn gauges(&mut self) -> (UpdateBatch, GaugeReads) {
+        let mut batch = UpdateBatch::default();
+        self.define_new(&mut batch);
+        let gauges = self
+            .sent
+            .iter()
+            .enumerate()
+            .filter_map(|(id, (m, _, shown))| match m {
+                Metric::Gauge(g) => Some((id as u32, g.clone(), shown.clone())),
+                _ => None,
+            })
+            .collect();
+        (batch, GaugeReads(gauges))
+    }
+
+    /// Definitions for the series registered since the last look.
+    fn define_new(&mut self, batch: &mut UpdateBatch) {
         let generation = self.registry.generation();
         if self.seen_generation != Some(generation) {
             self.seen_generation = Some(generation);
@@ -131,43 +230,23 @@ impl UpdateCollector {
                 shown.push('`');
                 self.sent.push((info.metric, sent, shown));
             }
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        for (id, (metric, sent, shown)) in self.sent.iter_mut().enumerate() {
-            let id = id as u32;
-            let payload = match (metric, sent) {
-                (Metric::Counter(c), Sent::Counter(prev)) => {
-                    let now = c.count();
-                    let d = now.wrapping_sub(*prev);
-                    *prev = now;
-                    (d != 0).then_some(Payload::Counter(d))
+            for info in self.registry.series_in("metrics") {
+                let (Metric::Counter(c), Some(family)) = (
+                    &info.metric,
+                    info.labels
+                        .iter()
+                        .find(|(k, _)| k == "metric")
+                        .map(|(_, v)| v),
+                ) else {
+                    continue;
+                };
+                if &*info.name == "series_dropped"
+                    && !self.drops.iter().any(|(f, _, _)| f == family)
+                {
+                    self.drops.push((family.clone(), c.clone(), 0));
                 }
-                (Metric::Meter(m), Sent::Meter(prev)) => {
-                    let now = m.count();
-                    let d = now.wrapping_sub(*prev);
-                    *prev = now;
-                    (d != 0).then_some(Payload::Meter(d))
-                }
-                (Metric::Distribution(dist), Sent::Distribution) => {
-                    let d = dist.take_delta();
-                    (d.count != 0).then_some(Payload::Distribution(d))
-                }
-                (Metric::Gauge(g), Sent::Gauge) => {
-                    g.read_for_export(shown).map(|value| Payload::Gauge {
-                        value,
-                        timestamp_ms: now_ms,
-                    })
-                }
-                _ => None,
-            };
-            if let Some(payload) = payload {
-                batch.updates.push(Update { id, payload });
             }
         }
-        batch
     }
 }
 
@@ -190,6 +269,7 @@ impl UpdateCollector {
 /// assert!(text.contains(r#"weir_user_rows_total{job_name="j",operator="f",subtask="0"} 5"#));
 /// ```
 pub struct RemoteMetrics {
+    registry: Registry,
     root: MetricGroup,
     table: HashMap<u32, Metric>,
 }
@@ -208,6 +288,7 @@ impl RemoteMetrics {
             .filter(|(k, _)| level == AggregationLevel::Subtask || *k != SUBTASK_LABEL)
             .collect();
         Ok(Self {
+            registry: registry.clone(),
             root: registry.user_group(&labels)?,
             table: HashMap::new(),
         })
@@ -261,12 +342,24 @@ impl RemoteMetrics {
         for d in &batch.definitions {
             validate_definition(d)?;
         }
+        let user_prefix = format!("{}_{USER_NAMESPACE}_", self.registry.options().prefix);
+        for (family, _) in &batch.dropped {
+            if !family.starts_with(&user_prefix) {
+                return Err(MetricsError::Protocol(format!(
+                    "dropped series reported for `{family}`, which is not a user metric"
+                )));
+            }
+            validate_name(NameKind::Metric, family)?;
+        }
         for d in &batch.definitions {
             let m = self.resolve(d)?;
             self.table.insert(d.id, m);
         }
         for Update { id, payload } in &batch.updates {
             merge(&self.table[id], payload);
+        }
+        for (family, n) in &batch.dropped {
+            self.registry.add_dropped(family, *n);
         }
         Ok(())
     }

@@ -197,6 +197,7 @@ fn update_batch_bytes() {
                 },
             },
         ],
+        dropped: Vec::new(),
     };
     let bytes = batch.encode();
     let hex: String = bytes

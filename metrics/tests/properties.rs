@@ -159,6 +159,7 @@ fn sample() -> UpdateBatch {
                 payload: Payload::Meter(7),
             },
         ],
+        dropped: vec![("weir_user_ids_hits".into(), 7)],
     }
 }
 

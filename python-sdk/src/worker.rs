@@ -33,9 +33,10 @@ struct Inner {
 pub struct WorkerChannel {
     inner: Mutex<Inner>,
     writer: Arc<Mutex<UnixStream>>,
-    /// Apart from the stream: collecting calls gauge callbacks, which may log, which writes.
-    collector: Mutex<UpdateCollector>,
-    registry: Registry,
+    /// Made at the handshake, with the engine's cardinality limit. Locked only without the
+    /// GIL (gauge callbacks, which take it, are read apart from the collector).
+    collector: Mutex<Option<UpdateCollector>>,
+    registry: std::sync::OnceLock<Registry>,
 }
 
 fn write_frame(stream: &Mutex<UnixStream>, frame: &Frame) -> PyResult<()> {
@@ -122,11 +123,6 @@ impl WorkerChannel {
         let stream = py
             .detach(|| UnixStream::connect(path))
             .map_err(|e| io_err(&format!("connecting to {path}"), e))?;
-        // The engine counts what it drops over the cardinality limit; the worker keeps all.
-        let registry = Registry::new(RegistryOptions {
-            cardinality_limit: usize::MAX,
-            ..RegistryOptions::default()
-        });
         let writer = Arc::new(Mutex::new(
             stream
                 .try_clone()
@@ -147,8 +143,8 @@ impl WorkerChannel {
         Ok(Self {
             inner: Mutex::new(inner),
             writer,
-            collector: Mutex::new(UpdateCollector::new(registry.clone())),
-            registry,
+            collector: Mutex::new(None),
+            registry: std::sync::OnceLock::new(),
         })
     }
 
@@ -177,6 +173,24 @@ impl WorkerChannel {
             inner.names = h.functions.iter().map(|f| f.name.clone()).collect();
             inner.result_types = types;
         }
+        // Series over the limit are refused here, as the engine would: a UDF that makes a
+        // series per row keeps a bounded registry and sends a bounded set of definitions.
+        let limit = h
+            .config
+            .get("python.internal.cardinality-limit")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| RegistryOptions::default().cardinality_limit);
+        let mut options = RegistryOptions {
+            cardinality_limit: limit,
+            ..RegistryOptions::default()
+        };
+        if let Some(p) = h.config.get("python.internal.name-prefix") {
+            options.prefix = p.clone();
+        }
+        let registry = Registry::new(options);
+        *self.collector.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(UpdateCollector::new(registry.clone()));
+        let _ = self.registry.set(registry);
         if let Some(ms) = h
             .config
             .get("python.internal.heartbeat-interval")
@@ -212,6 +226,8 @@ impl WorkerChannel {
     fn metric_group(&self) -> PyResult<PyMetricGroup> {
         let g = self
             .registry
+            .get()
+            .ok_or_else(|| io_err("metric_group", "called before the handshake"))?
             .user_group(&[])
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyMetricGroup::new(Some(g)))
@@ -319,25 +335,73 @@ impl WorkerChannel {
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        // Gauges are read here, with the GIL held.
-        let metrics = self.collect();
-        let frame = Frame::Result {
-            bundle,
-            batch,
-            metrics,
-            skipped,
-            worker_nanos,
-        };
-        py.detach(|| write_frame(&self.writer, &frame))
+        // The bundle's deltas are taken and its result written in one step under the
+        // collector's lock, so that definitions a gauge read sends never come after a result
+        // that uses them. Gauges are not read here (see `send_gauges`).
+        py.detach(|| {
+            let mut c = self.collector.lock().unwrap_or_else(|p| p.into_inner());
+            let metrics = collect_bytes(c.as_mut(), UpdateCollector::collect_deltas);
+            write_frame(
+                &self.writer,
+                &Frame::Result {
+                    bundle,
+                    batch,
+                    metrics,
+                    skipped,
+                    worker_nanos,
+                },
+            )
+        })
     }
 
-    /// Sends metric updates made outside bundles (idle flushes re-read gauges).
+    /// Sends metric updates made outside bundles (an idle worker, `open()`, `close()`), and
+    /// the gauges.
     fn send_metrics(&self, py: Python<'_>) -> PyResult<()> {
-        let metrics = self.collect();
-        if metrics.is_empty() {
+        py.detach(|| {
+            let mut c = self.collector.lock().unwrap_or_else(|p| p.into_inner());
+            let metrics = collect_bytes(c.as_mut(), UpdateCollector::collect_deltas);
+            if metrics.is_empty() {
+                return Ok(());
+            }
+            write_frame(&self.writer, &Frame::Metrics { metrics })
+        })?;
+        self.send_gauges(py)
+    }
+
+    /// Reads the gauges and sends their values. Called by the worker's gauge thread every
+    /// `python.fn-execution.bundle.time`, off the bundle path: a slow callback holds up only
+    /// that thread. Definitions of new series go first, under the collector's lock.
+    fn send_gauges(&self, py: Python<'_>) -> PyResult<()> {
+        let reads = py.detach(|| {
+            let mut c = self.collector.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(c) = c.as_mut() else {
+                return Ok(None);
+            };
+            let (defs, reads) = c.gauges();
+            if !defs.is_empty() {
+                write_frame(
+                    &self.writer,
+                    &Frame::Metrics {
+                        metrics: defs.encode(),
+                    },
+                )?;
+            }
+            Ok::<_, PyErr>(Some(reads))
+        })?;
+        let Some(reads) = reads else { return Ok(()) };
+        // Callbacks take the GIL themselves; nothing is locked while they run.
+        let values = py.detach(|| reads.read());
+        if values.is_empty() {
             return Ok(());
         }
-        py.detach(|| write_frame(&self.writer, &Frame::Metrics { metrics }))
+        py.detach(|| {
+            write_frame(
+                &self.writer,
+                &Frame::Metrics {
+                    metrics: values.encode(),
+                },
+            )
+        })
     }
 
     fn send_log(&self, level: u8, logger: String, message: String) -> PyResult<()> {
@@ -388,20 +452,18 @@ impl WorkerChannel {
     }
 }
 
-impl WorkerChannel {
-    fn collect(&self) -> Vec<u8> {
-        let batch = self
-            .collector
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .collect();
-        if batch.is_empty() {
-            Vec::new()
-        } else {
-            batch.encode()
-        }
+/// A collection's encoded bytes (empty when there is nothing, or no collector yet).
+fn collect_bytes(
+    c: Option<&mut UpdateCollector>,
+    f: fn(&mut UpdateCollector) -> weir_metrics::protocol::UpdateBatch,
+) -> Vec<u8> {
+    match c.map(f) {
+        Some(b) if !b.is_empty() => b.encode(),
+        _ => Vec::new(),
     }
+}
 
+impl WorkerChannel {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -77,7 +77,6 @@ def test_streaming_update_reaches_metrics_within_bundle_time_plus_one_second():
     """The issue's bound: an update appears in /metrics within bundle.time + 1 s."""
     env = make_env(python__fn_execution__bundle__time="1000", pipeline__name="fresh")
     address = env.start_metrics()
-    seen = []
 
     class Tick(ScalarFunction):
         def open(self, ctx):

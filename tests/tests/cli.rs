@@ -313,3 +313,59 @@ fn two_scripts_at_once_with_the_default_port_both_run_and_serve_metrics() {
     }
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
 }
+
+/// At the file-descriptor limit the `/metrics` accept loop backs off and logs once per streak;
+/// connections that send nothing are closed after the header timeout, which ends the streak.
+#[test]
+fn the_metrics_endpoint_survives_the_descriptor_limit_and_idle_connections() {
+    let weir = build_bin("weir-engine", "weir");
+    let dir = temp_dir("cli-fd-limit");
+    let script = dir.join("long.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '1000');
+         CREATE TABLE sink (n BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO sink SELECT n FROM ticks;",
+    )
+    .unwrap();
+    let sh = std::path::Path::new("/bin/sh");
+    let (mut child, lines) = spawn_weir_with_stderr(
+        sh,
+        &[
+            "-c",
+            "ulimit -n 64 && exec \"$0\" sql \"$1\" --metrics-port 0",
+            weir.to_str().unwrap(),
+            script.to_str().unwrap(),
+        ],
+    );
+    let addr = metrics_address(&lines);
+    // More idle connections than the process has descriptors left.
+    let conns: Vec<std::net::TcpStream> = (0..120)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(conns.len() >= 100, "{} connections", conns.len());
+    let deadline = Instant::now() + Duration::from_secs(weir_metrics_header_timeout() + 15);
+    let mut failures = 0;
+    let mut recovered = false;
+    while Instant::now() < deadline && !recovered {
+        if let Ok(l) = lines.recv_timeout(Duration::from_millis(200)) {
+            failures += usize::from(l.contains("accepting a scrape connection failed"));
+            recovered |= l.contains("accepting scrape connections again");
+        }
+    }
+    assert_eq!(failures, 1, "one warning per streak");
+    assert!(recovered, "the idle connections were never closed");
+    let (status, _) = weir_e2e::http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    // The idle ones were closed by the server: reading gives EOF, not a hang.
+    let mut c = &conns[0];
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut c, &mut buf).unwrap_or(0), 0);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn weir_metrics_header_timeout() -> u64 {
+    10
+}

@@ -56,6 +56,10 @@ pub mod keys {
     pub const HEARTBEAT_TIMEOUT: &str = "python.worker.heartbeat-timeout";
     /// Sent to the worker (milliseconds): how often its heartbeat thread writes.
     pub const HEARTBEAT_INTERVAL: &str = "python.internal.heartbeat-interval";
+    /// Sent to the worker: series per metric family it may register.
+    pub const CARDINALITY_LIMIT: &str = "python.internal.cardinality-limit";
+    /// Sent to the worker: the first component of exported names.
+    pub const NAME_PREFIX: &str = "python.internal.name-prefix";
     pub const ON_ERROR: &str = "python.udf.on-error";
     pub const AGGREGATION: &str = "metrics.weir.aggregation-level";
 }
@@ -277,6 +281,17 @@ impl UdfBackend for ProcessBackend {
                         keys::HEARTBEAT_INTERVAL.to_string(),
                         opts.heartbeat_interval().as_millis().to_string(),
                     );
+                    // The worker refuses series over the engine's limit itself: memory and
+                    // time stay bounded where the series are made, and it reports the count.
+                    c.insert(
+                        keys::CARDINALITY_LIMIT.to_string(),
+                        ctx.registry.options().cardinality_limit.to_string(),
+                    );
+                    // Names the worker reports (dropped series) are the engine's names.
+                    c.insert(
+                        keys::NAME_PREFIX.to_string(),
+                        ctx.registry.options().prefix.clone(),
+                    );
                     c
                 },
                 functions,
@@ -303,10 +318,15 @@ impl UdfBackend for ProcessBackend {
             fatal: None,
             socket_seq: 0,
         };
-        tokio::spawn(driver.run(rx));
+        let (done_tx, done_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            driver.run(rx).await;
+            let _ = done_tx.send(());
+        });
         Ok(Box::new(ProcessRunner {
             tx,
             max_in_flight: opts.max_in_flight,
+            done: Some(done_rx),
         }))
     }
 }
@@ -319,6 +339,8 @@ enum Cmd {
 struct ProcessRunner {
     tx: mpsc::UnboundedSender<Cmd>,
     max_in_flight: usize,
+    /// Resolves when the driver has stopped its worker and applied its last metrics.
+    done: Option<oneshot::Receiver<()>>,
 }
 
 impl FunctionRunner for ProcessRunner {
@@ -335,6 +357,9 @@ impl FunctionRunner for ProcessRunner {
     fn close(&mut self) -> Result<()> {
         let _ = self.tx.send(Cmd::Close);
         Ok(())
+    }
+    fn finished(&mut self) -> Option<oneshot::Receiver<()>> {
+        self.done.take()
     }
 }
 
@@ -675,7 +700,7 @@ impl Driver {
                     if let Err(e) = self.on_frame(frame) {
                         self.fail(e.to_string());
                         if let Some(w) = worker.take() {
-                            stop(w).await;
+                            self.stop(w).await;
                         }
                     }
                 }
@@ -728,7 +753,7 @@ impl Driver {
             }
         }
         if let Some(w) = worker.take() {
-            stop(w).await;
+            self.stop(w).await;
         }
     }
 
@@ -1235,27 +1260,31 @@ enum Event {
     Silent,
 }
 
-/// Asks a worker to close its functions and exit; kills it if it does not.
-async fn stop(mut w: Worker) {
-    let _ = w.out.send(Frame::Close);
-    let drain = async {
-        while let Some(f) = w.frames.recv().await {
-            if let Ok(Frame::Log {
-                level,
-                logger,
-                message,
-            }) = f
-            {
-                log_line(level_name(level), &logger, &message);
+impl Driver {
+    /// Asks a worker to close its functions and exit; kills it if it does not. What it sends
+    /// while closing (the metrics its `close()` made, the last gauge values, logs) counts.
+    async fn stop(&mut self, mut w: Worker) {
+        let _ = w.out.send(Frame::Close);
+        let drain = async {
+            while let Some(f) = w.frames.recv().await {
+                match f {
+                    Ok(frame @ (Frame::Log { .. } | Frame::Metrics { .. })) => {
+                        if let Err(e) = self.on_frame(frame) {
+                            log_line("WARN", &self.who, &format!("while closing: {e}"));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
             }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+        if tokio::time::timeout(Duration::from_secs(1), w.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = w.child.start_kill();
         }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-    if tokio::time::timeout(Duration::from_secs(1), w.child.wait())
-        .await
-        .is_err()
-    {
-        let _ = w.child.start_kill();
     }
 }
 

@@ -65,6 +65,16 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // Warnings of the engine and the exporters (a cardinality limit reached, an exporter that
+    // cannot reach its collector); `WEIR_LOG=info` (or `debug`, per module) shows more.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) if e.is_empty() => {

@@ -997,7 +997,11 @@ async fn run_udf(
             let b = combine(input, cols)?;
             out.batch(b, &mut clock).await?;
         }
-        runner.close()
+        runner.close()?;
+        if let Some(done) = runner.finished() {
+            let _ = tokio::time::timeout(crate::udf::FINISH_TIMEOUT, done).await;
+        }
+        Ok(())
     }
     .await;
     if result.is_err() {

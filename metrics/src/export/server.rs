@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,6 +14,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::{MetricsError, Result};
 use crate::prometheus::{encode, Format};
+
+/// How long a connection may take to send a request head, and stay idle between requests.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::registry::Registry;
 
 /// A running `/metrics` endpoint.
@@ -105,12 +109,34 @@ impl PrometheusServer {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(err)?;
         tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
         let task = tokio::spawn(async move {
+            // Accepting fails at the file-descriptor limit (EMFILE) until a descriptor is free:
+            // back off (10 ms doubling to 1 s) and log once per streak, not once per try.
+            let mut failing: Option<(u64, Duration)> = None;
             loop {
                 let stream = tokio::select! {
                     r = listener.accept() => match r {
-                        Ok((s, _)) => s,
+                        Ok((s, _)) => {
+                            if let Some((n, _)) = failing.take() {
+                                tracing::warn!("accepting scrape connections again after {n} failures");
+                            }
+                            s
+                        }
                         Err(e) => {
-                            tracing::warn!("accepting a scrape connection failed: {e}");
+                            let (n, wait) = match failing {
+                                None => {
+                                    tracing::warn!(
+                                        "accepting a scrape connection failed: {e}; retrying with \
+                                         backoff (logged again when it recovers)"
+                                    );
+                                    (1, Duration::from_millis(10))
+                                }
+                                Some((n, w)) => (n + 1, (w * 2).min(Duration::from_secs(1))),
+                            };
+                            failing = Some((n, wait));
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = stopped.changed() => break,
+                            }
                             continue;
                         }
                     },
@@ -122,7 +148,11 @@ impl PrometheusServer {
                         let registry = registry.clone();
                         async move { Ok::<_, Infallible>(respond(registry, req).await) }
                     });
+                    // A connection that sends no complete request head within the timeout
+                    // (a slow client, or a kept-alive one gone idle) is closed.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });

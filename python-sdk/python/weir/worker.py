@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -160,8 +161,21 @@ class Worker:
         self.channel.ready()
         return True
 
+    def read_gauges(self) -> None:
+        """Sends the gauges' values every ``bundle.time``, from a thread of its own: a slow
+        gauge callback holds up this thread, not the bundles."""
+        while True:
+            time.sleep(self.bundle_ms / 1000)
+            try:
+                self.channel.send_gauges()
+            except ConnectionError:
+                return
+            except Exception:  # noqa: BLE001 - a bad callback is logged by the channel
+                pass
+
     def run(self) -> None:
         ch = self.channel
+        threading.Thread(target=self.read_gauges, name="weir-gauges", daemon=True).start()
         while True:
             try:
                 msg = ch.next(self.bundle_ms)
