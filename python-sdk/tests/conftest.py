@@ -215,7 +215,7 @@ def fault_outcome(case: str, outcome: str) -> None:
 
 
 def pytest_runtest_logreport(report) -> None:
-    if report.when == "call" and "test_faults.py" in report.nodeid:
+    if report.when == "call" and ("test_faults.py" in report.nodeid or report.nodeid in _fault_details):
         _fault_results.append((report.nodeid, report.outcome))
 
 

@@ -717,44 +717,38 @@ impl Driver {
                         // A reset or a cut: the worker is going away; its exit says why.
                         w.exit_reason().await
                     };
-                    let why = format!(
-                        "{} (pid {}) {why}{}",
-                        self.who,
-                        w.pid.unwrap_or(0),
-                        w.tail()
-                    );
-                    self.died(&why, closing);
+                    self.died(&self.gone(&w, &why), closing);
                 }
                 Event::Frame(None) => {
                     let mut w = worker.take().expect("frames come from a worker");
                     let why = w.exit_reason().await;
-                    let why = format!(
-                        "{} (pid {}) {why}{}",
-                        self.who,
-                        w.pid.unwrap_or(0),
-                        w.tail()
-                    );
-                    self.died(&why, closing);
+                    self.died(&self.gone(&w, &why), closing);
                 }
                 Event::Silent => {
                     let mut w = worker.take().expect("silence comes from a worker");
                     let _ = w.child.start_kill();
                     let _ = w.exit_reason().await;
                     let why = format!(
-                        "{} (pid {}) sent nothing, not even a heartbeat, for {silence:?} \
-                         (python.worker.heartbeat-timeout): it is stopped or hung, and was \
-                         killed{}",
-                        self.who,
-                        w.pid.unwrap_or(0),
-                        w.tail()
+                        "sent nothing, not even a heartbeat, for {silence:?} \
+                         (python.worker.heartbeat-timeout): it is stopped or hung, and was killed"
                     );
-                    self.died(&why, closing);
+                    self.died(&self.gone(&w, &why), closing);
                 }
             }
         }
         if let Some(w) = worker.take() {
             self.stop(w).await;
         }
+    }
+
+    /// What is said about a worker that went away: who, its pid, why, its last output.
+    fn gone(&self, w: &Worker, why: &str) -> String {
+        format!(
+            "{} (pid {}) {why}{}",
+            self.who,
+            w.pid.unwrap_or(0),
+            w.tail()
+        )
     }
 
     /// A worker that was running went away.
