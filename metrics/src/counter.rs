@@ -20,6 +20,9 @@ use std::sync::Arc;
 /// new value from zero, so a counter that goes down shows a spike in those queries. weir still
 /// exports it as a counter in Prometheus; over OTLP it becomes a non-monotonic sum as soon as it
 /// has gone down once. Use a gauge for values that move both ways.
+/// Below this (in magnitude) counts and increments take the plain atomic add.
+pub(crate) const FAST: u64 = 1 << 60;
+
 #[derive(Clone, Debug, Default)]
 pub struct Counter(pub(crate) Arc<CounterCell>);
 
@@ -37,10 +40,14 @@ impl Counter {
         if n < 0 {
             self.0.went_down.store(true, Relaxed);
         }
-        let _ = self
-            .0
-            .value
-            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(n)));
+        let v = &self.0.value;
+        // Far from the bounds (any count a job reaches) a plain atomic add; near them a
+        // compare-and-swap that saturates. A few racing adds below 2^60 cannot reach 2^63.
+        if n.unsigned_abs() < FAST && v.load(Relaxed).unsigned_abs() < FAST {
+            v.fetch_add(n, Relaxed);
+        } else {
+            let _ = v.fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_add(n)));
+        }
     }
 
     /// Subtracts `n`.

@@ -64,10 +64,12 @@ impl Meter {
     #[inline]
     pub fn mark_event(&self, n: u64) {
         // Saturates at u64::MAX instead of wrapping to zero.
-        let _ = self
-            .0
-            .count
-            .fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_add(n)));
+        let c = &self.0.count;
+        if n < crate::counter::FAST && c.load(Relaxed) < crate::counter::FAST {
+            c.fetch_add(n, Relaxed);
+        } else {
+            let _ = c.fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_add(n)));
+        }
     }
 
     /// All events recorded so far.

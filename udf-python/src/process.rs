@@ -675,7 +675,13 @@ impl Driver {
                 Some(w) => tokio::select! {
                     cmd = cmds.recv() => Event::Cmd(cmd),
                     f = w.frames.recv() => Event::Frame(f),
-                    _ = tokio::time::sleep_until((w.last_frame + silence).into()) => Event::Silent,
+                    // A frame that came while this task was not running is not silence.
+                    _ = tokio::time::sleep_until((w.last_frame + silence).into()) => {
+                        match w.frames.try_recv() {
+                            Ok(f) => Event::Frame(Some(f)),
+                            Err(_) => Event::Silent,
+                        }
+                    }
                 },
                 None => Event::Cmd(cmds.recv().await),
             };
