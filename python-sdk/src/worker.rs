@@ -89,13 +89,18 @@ impl Inner {
         self.stream
             .set_read_timeout(timeout)
             .map_err(|e| e.to_string())?;
-        let first = match self.stream.read(&mut header) {
-            Ok(0) => return Err("the engine closed the channel".into()),
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Ok(None)
+        let first = loop {
+            match self.stream.read(&mut header) {
+                Ok(0) => return Err("the engine closed the channel".into()),
+                Ok(n) => break n,
+                // A signal (SIGCONT after a stop, SIGWINCH ...) interrupts the wait: wait on.
+                // Taking it for a closed channel made the worker quit with bundles to do.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e.to_string()),
             }
-            Err(e) => return Err(e.to_string()),
         };
         self.stream
             .set_read_timeout(None)

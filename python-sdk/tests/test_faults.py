@@ -134,6 +134,13 @@ def test_sigstop_is_detected_by_the_heartbeat_and_the_worker_replaced():
                 os.kill(pids[0], signal.SIGSTOP)
                 stopped.append(pids[0])
             time.sleep(0.02)
+        # Should the heartbeat never fire, let the worker go on after 30 s: the job ends and
+        # the assertions below fail, instead of the test hanging.
+        give_up = time.monotonic() + 30
+        while stopped and stopped[0] in worker_pids() and time.monotonic() < give_up:
+            time.sleep(0.1)
+        if stopped and stopped[0] in worker_pids():
+            os.kill(stopped[0], signal.SIGCONT)
 
     k = threading.Thread(target=stopper)
     k.start()
@@ -343,3 +350,36 @@ def test_workers_of_a_killed_driver_exit_even_inside_a_long_udf_call():
     # The heartbeat thread's write fails (or its parent changes) within an interval (200 ms).
     assert all(gone(w, 10) for w in workers), "an orphaned worker kept running"
     fault_outcome("SIGKILL of the driver during a 60 s UDF call", "workers exit")
+
+
+def test_a_worker_stopped_and_continued_goes_on_without_a_restart():
+    # SIGCONT interrupts the worker's wait for input; that is not the engine going away.
+    job = "sigcont"
+    env = make_env(pipeline__name=job)
+    n = 20_000
+    f = udf(Counted(), result_type=DataTypes.BIGINT())
+    t = source(env, n, rate=8_000).select(f(col("x")).alias("y"))
+    before = set(worker_pids())
+    paused = []
+
+    def pauser():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not paused:
+            pids = [p for p in worker_pids() if p not in before]
+            if pids:
+                time.sleep(0.8)
+                for _ in range(3):
+                    os.kill(pids[0], signal.SIGSTOP)
+                    time.sleep(0.2)
+                    os.kill(pids[0], signal.SIGCONT)
+                    time.sleep(0.1)
+                paused.append(pids[0])
+            time.sleep(0.02)
+
+    k = threading.Thread(target=pauser)
+    k.start()
+    ys = [r.y for r in t.execute().collect()]
+    k.join()
+    assert paused
+    check_exact(env, job, ys, n, restarts=0)
+    fault_outcome("SIGSTOP + SIGCONT of a worker, 3 times", "exact; no restart")

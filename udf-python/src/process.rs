@@ -182,7 +182,9 @@ fn live_dirs() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<Path
 /// Removes every socket directory of this process: for exits that do not unwind the jobs
 /// (a signal handler, `atexit`). Workers notice their socket closing and exit.
 pub fn remove_socket_dirs() {
-    for d in std::mem::take(&mut *live_dirs()) {
+    // Taken out first: the lock is not held while the directories are removed.
+    let dirs = std::mem::take(&mut *live_dirs());
+    for d in dirs {
         let _ = std::fs::remove_dir_all(d);
     }
 }
