@@ -27,6 +27,9 @@
 //! | `metrics.weir.aggregation-level` | `subtask` | `subtask` (a series per subtask) or `operator` (merged) |
 //! | `metrics.weir.name-prefix` | `weir` | first component of every exported name |
 //! | `metrics.weir.distribution.window` | `60 s` | window of distribution percentiles |
+//! | `metrics.weir.histogram.buckets` | 1, 2.5, 5 per decade, 0.001 to 1000 | classic bucket bounds of every distribution (`none`: no classic buckets) |
+//! | `metrics.weir.histogram.buckets.<family>` | the above | classic bounds of one family, by exported name |
+//! | `metrics.weir.histogram.native-schema` | `3` | schema of native histograms, -4 to 7 |
 //!
 //! Durations are written as Flink writes them: `10 s`, `500ms`, `1 min`, `2 h`; a bare number is
 //! milliseconds.
@@ -34,6 +37,7 @@
 use std::time::Duration;
 
 use crate::error::{MetricsError, Result};
+use crate::histogram::{parse_bounds, HistogramOptions, MAX_NATIVE_SCHEMA, MIN_NATIVE_SCHEMA};
 use crate::registry::{RegistryOptions, DEFAULT_CARDINALITY_LIMIT, DEFAULT_DISTRIBUTION_WINDOW};
 use crate::remote::AggregationLevel;
 
@@ -91,6 +95,7 @@ pub struct MetricsConfig {
     pub aggregation_level: AggregationLevel,
     pub name_prefix: String,
     pub distribution_window: Duration,
+    pub histograms: HistogramOptions,
 }
 
 impl Default for MetricsConfig {
@@ -120,7 +125,13 @@ pub const KEYS: &[&str] = &[
     "metrics.weir.aggregation-level",
     "metrics.weir.name-prefix",
     "metrics.weir.distribution.window",
+    "metrics.weir.histogram.buckets",
+    "metrics.weir.histogram.native-schema",
 ];
+
+/// Prefix of the per-family classic bucket keys:
+/// `metrics.weir.histogram.buckets.<exported family name>`.
+pub const FAMILY_BUCKETS_PREFIX: &str = "metrics.weir.histogram.buckets.";
 
 fn bad(key: &str, value: &str, detail: impl Into<String>) -> MetricsError {
     MetricsError::Config {
@@ -210,7 +221,10 @@ impl MetricsConfig {
             if k.starts_with("metrics.reporter.") && k.ends_with(".factory.class") {
                 continue;
             }
-            if !KEYS.contains(&k) {
+            let family_key = k
+                .strip_prefix(FAMILY_BUCKETS_PREFIX)
+                .is_some_and(|f| !f.is_empty());
+            if !KEYS.contains(&k) && !family_key {
                 let hint = KEYS
                     .iter()
                     .find(|known| known.eq_ignore_ascii_case(k))
@@ -415,6 +429,37 @@ impl MetricsConfig {
             .to_string();
         crate::name::validate_name(crate::NameKind::Group, &name_prefix)
             .map_err(|e| bad("metrics.weir.name-prefix", &name_prefix, e.to_string()))?;
+        let mut histograms = HistogramOptions::default();
+        if let Some(v) = val("metrics.weir.histogram.buckets") {
+            histograms.bounds =
+                parse_bounds(v).map_err(|e| bad("metrics.weir.histogram.buckets", v, e))?;
+        }
+        for (k, v) in &get {
+            if let Some(family) = k.strip_prefix(FAMILY_BUCKETS_PREFIX) {
+                crate::name::validate_name(crate::NameKind::Metric, family).map_err(|e| {
+                    bad(
+                        k,
+                        v,
+                        format!("`{family}` is not an exported family name: {e}"),
+                    )
+                })?;
+                let bounds = parse_bounds(v).map_err(|e| bad(k, v, e))?;
+                histograms.family_bounds.insert(family.to_string(), bounds);
+            }
+        }
+        if let Some(v) = val("metrics.weir.histogram.native-schema") {
+            histograms.native_schema = v
+                .parse::<i32>()
+                .ok()
+                .filter(|s| (MIN_NATIVE_SCHEMA..=MAX_NATIVE_SCHEMA).contains(s))
+                .ok_or_else(|| {
+                    bad(
+                        "metrics.weir.histogram.native-schema",
+                        v,
+                        format!("expected a whole number from {MIN_NATIVE_SCHEMA} to {MAX_NATIVE_SCHEMA} (each step up doubles the buckets per power of two)"),
+                    )
+                })?;
+        }
         Ok(MetricsConfig {
             prometheus,
             otlp,
@@ -422,6 +467,7 @@ impl MetricsConfig {
             cardinality_limit,
             aggregation_level,
             name_prefix,
+            histograms,
             distribution_window: duration(
                 "metrics.weir.distribution.window",
                 DEFAULT_DISTRIBUTION_WINDOW,
@@ -435,6 +481,7 @@ impl MetricsConfig {
             prefix: self.name_prefix.clone(),
             cardinality_limit: self.cardinality_limit,
             distribution_window: self.distribution_window,
+            histograms: std::sync::Arc::new(self.histograms.clone()),
         }
     }
 }

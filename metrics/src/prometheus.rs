@@ -10,12 +10,17 @@
 //! | Counter | `B_total` (counter) |
 //! | Gauge | `B` (gauge) |
 //! | Meter | `B_total` (counter: events), `B_rate` (gauge: events per second over the meter's span) |
-//! | Distribution | `B` (summary: `quantile` 0 (window min), 0.5 … 0.999, 1 (window max) over the recent window, `B_sum`, `B_count`), `B_min`, `B_max`, `B_mean` (gauges, all time) |
+//! | Distribution | `B` (summary: `quantile` 0 (window min), 0.5 … 0.999, 1 (window max) over the recent window, `B_sum`, `B_count`), `B_min`, `B_max`, `B_mean` (gauges, all time), `B_histogram` (histogram, all time: `_bucket{le}`, `_sum`, `_count`) |
+//!
+//! `le` and `quantile` values are written as Prometheus writes them when it reads the protobuf
+//! format (`1.0`, `0.001`, `1e+06`), so a series has the same labels whichever format was scraped.
 
 use std::fmt::Write as _;
 
 use crate::distribution::DistributionSnapshot;
 use crate::gauge::GaugeValue;
+use crate::histogram::{classic_counts, HistogramOptions};
+pub use crate::prometheus_protobuf::PROTOBUF_CONTENT_TYPE;
 use crate::snapshot::{FamilySnapshot, MetricKind, SeriesValue, Snapshot};
 
 /// Content type of the text format 0.0.4.
@@ -29,16 +34,56 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub enum Format {
     Text,
     OpenMetrics,
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages: the format of native
+    /// histograms.
+    Protobuf,
 }
 
 impl Format {
-    /// The format a scraper asked for in its `Accept` header: OpenMetrics when it lists
-    /// `application/openmetrics-text`, the text format otherwise.
+    /// The format a scraper asked for in its `Accept` header: the acceptable one with the
+    /// highest `q`, protobuf before OpenMetrics before text on a tie; the text format when
+    /// nothing (or only `*/*`) is asked for.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        let mut best: Option<(f64, u8, Format)> = None;
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let (mut q, mut proto, mut delimited) = (1.0f64, None, None);
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = v.parse().unwrap_or(0.0),
+                    "proto" => proto = Some(v.to_string()),
+                    "encoding" => delimited = Some(v.eq_ignore_ascii_case("delimited")),
+                    _ => {}
+                }
+            }
+            let format = match media.as_str() {
+                "application/vnd.google.protobuf"
+                    if proto.as_deref() == Some("io.prometheus.client.MetricFamily")
+                        && delimited != Some(false) =>
+                {
+                    (2, Format::Protobuf)
+                }
+                "application/openmetrics-text" => (1, Format::OpenMetrics),
+                "text/plain" | "*/*" | "text/*" => (0, Format::Text),
+                _ => continue,
+            };
+            if q <= 0.0 || !q.is_finite() {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((bq, rank, _)) => q > bq || (q == bq && format.0 > rank),
+            };
+            if better {
+                best = Some((q, format.0, format.1));
+            }
         }
+        best.map(|b| b.2).unwrap_or(Format::Text)
     }
 
     /// The `Content-Type` of this format.
@@ -46,7 +91,43 @@ impl Format {
         match self {
             Format::Text => TEXT_CONTENT_TYPE,
             Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Protobuf => PROTOBUF_CONTENT_TYPE,
         }
+    }
+}
+
+/// Encodes in any format, as the bytes of a response body.
+pub fn encode_bytes(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+    match format {
+        Format::Protobuf => crate::prometheus_protobuf::encode_protobuf(snapshot),
+        text => encode(snapshot, text).into_bytes(),
+    }
+}
+
+/// A float as Prometheus formats `le` and `quantile` values it reads from the protobuf format
+/// (Go's shortest `%g`, with `.0` added to a whole number): `1.0`, `0.001`, `2.5`, `1e+06`.
+pub fn label_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return "0.0".into();
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    let plain = format!("{v}");
+    if plain.contains('.') {
+        plain
+    } else {
+        plain + ".0"
     }
 }
 
@@ -60,12 +141,17 @@ pub fn encode_openmetrics(snapshot: &Snapshot) -> String {
     encode(snapshot, Format::OpenMetrics)
 }
 
-/// Encodes in `format`.
+/// Encodes in `format` (a text format; [`encode_bytes`] also writes protobuf).
 pub fn encode(snapshot: &Snapshot, format: Format) -> String {
+    debug_assert!(
+        format != Format::Protobuf,
+        "protobuf is written by encode_bytes"
+    );
     let series: usize = snapshot.families.iter().map(|f| f.series.len()).sum();
     let mut w = Writer {
         out: String::with_capacity(series * 96 + 1024),
         format,
+        histograms: &snapshot.histograms,
     };
     for fam in &snapshot.families {
         if fam.series.is_empty() {
@@ -79,12 +165,13 @@ pub fn encode(snapshot: &Snapshot, format: Format) -> String {
     w.out
 }
 
-struct Writer {
+struct Writer<'a> {
     out: String,
     format: Format,
+    histograms: &'a HistogramOptions,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn header(&mut self, family: &str, kind: &str, help: &str) {
         let om = self.format == Format::OpenMetrics;
         // OpenMetrics names a counter family without `_total`; the text format names it as
@@ -223,19 +310,18 @@ impl Writer {
             fam.help
         );
         self.header(name, "summary", &help);
-        let mut qbuf = ryu::Buffer::new();
         for (labels, d) in dists() {
             if let Some((lo, _)) = d.window_min_max {
-                self.sample_start(name, "", labels, Some(("quantile", "0")));
+                self.sample_start(name, "", labels, Some(("quantile", "0.0")));
                 self.float(lo);
             }
             for &(q, v) in &d.quantiles {
-                let qs = qbuf.format(q).to_string();
+                let qs = label_float(q);
                 self.sample_start(name, "", labels, Some(("quantile", &qs)));
                 self.float(v);
             }
             if let Some((_, hi)) = d.window_min_max {
-                self.sample_start(name, "", labels, Some(("quantile", "1")));
+                self.sample_start(name, "", labels, Some(("quantile", "1.0")));
                 self.float(hi);
             }
             self.sample_start(name, "_sum", labels, None);
@@ -264,6 +350,74 @@ impl Writer {
                     self.float(get(d));
                 }
             }
+        }
+        let hist = format!("{name}_histogram");
+        self.header(
+            &hist,
+            "histogram",
+            &format!("{} (histogram, all time)", fam.help),
+        );
+        let bounds = self.histograms.bounds_for(name);
+        let les: Vec<String> = bounds.iter().map(|&b| label_float(b)).collect();
+        for (labels, d) in dists() {
+            for (le, n) in les.iter().zip(classic_counts(&d.data, bounds)) {
+                self.sample_start(&hist, "_bucket", labels, Some(("le", le)));
+                self.uint(n);
+            }
+            self.sample_start(&hist, "_bucket", labels, Some(("le", "+Inf")));
+            self.uint(d.data.count);
+            self.sample_start(&hist, "_sum", labels, None);
+            self.float(d.data.sum());
+            self.sample_start(&hist, "_count", labels, None);
+            self.uint(d.data.count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_q_values() {
+        let prom_native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        let prom_om = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prom_native)), Format::Protobuf);
+        assert_eq!(Format::negotiate(Some(prom_om)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;q=0.9,application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0,text/plain;q=0.1")),
+            Format::Text
+        );
+    }
+
+    #[test]
+    fn label_floats_are_written_as_prometheus_writes_them() {
+        let cases = [
+            (0.0, "0.0"),
+            (1.0, "1.0"),
+            (0.001, "0.001"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (2.5, "2.5"),
+            (1000.0, "1000.0"),
+            (123456.0, "123456.0"),
+            (1e6, "1e+06"),
+            (1234567.0, "1.234567e+06"),
+            (-0.5, "-0.5"),
+            (f64::INFINITY, "+Inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(label_float(v), want, "{v}");
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::counter::Counter;
 use crate::distribution::Distribution;
 use crate::error::{MetricsError, NameKind, Result};
 use crate::gauge::Gauge;
+use crate::histogram::HistogramOptions;
 use crate::meter::Meter;
 use crate::name::{validate_label_key, validate_label_value, validate_name};
 use crate::protocol::PathPart;
@@ -49,6 +50,8 @@ pub struct RegistryOptions {
     pub cardinality_limit: usize,
     /// Window of distribution percentiles.
     pub distribution_window: Duration,
+    /// How distributions are exported as histograms.
+    pub histograms: Arc<HistogramOptions>,
 }
 
 impl Default for RegistryOptions {
@@ -57,6 +60,7 @@ impl Default for RegistryOptions {
             prefix: "weir".into(),
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             distribution_window: DEFAULT_DISTRIBUTION_WINDOW,
+            histograms: Arc::default(),
         }
     }
 }
@@ -204,7 +208,19 @@ fn sample_names(kind: MetricKind, base: &str) -> Vec<String> {
         MetricKind::Counter => &["", "_total", "_created"],
         MetricKind::Gauge => &[""],
         MetricKind::Meter => &["", "_total", "_created", "_rate"],
-        MetricKind::Distribution => &["", "_sum", "_count", "_min", "_max", "_mean"],
+        MetricKind::Distribution => &[
+            "",
+            "_sum",
+            "_count",
+            "_min",
+            "_max",
+            "_mean",
+            "_histogram",
+            "_histogram_bucket",
+            "_histogram_sum",
+            "_histogram_count",
+            "_histogram_created",
+        ],
     };
     suffixes.iter().map(|s| format!("{base}{s}")).collect()
 }
@@ -632,6 +648,7 @@ impl Registry {
             .collect();
         Snapshot {
             taken: SystemTime::now(),
+            histograms: self.inner.options.histograms.clone(),
             families,
         }
     }

@@ -35,6 +35,8 @@ pub type Labels = Arc<[(String, String)]>;
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub taken: SystemTime,
+    /// How distributions are exported as histograms (the registry's settings).
+    pub histograms: Arc<crate::histogram::HistogramOptions>,
     /// Families in name order.
     pub families: Vec<FamilySnapshot>,
 }

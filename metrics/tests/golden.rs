@@ -64,6 +64,7 @@ fn snapshot() -> Snapshot {
     let dist = d.snapshot(Duration::from_secs(60));
     Snapshot {
         taken: UNIX_EPOCH + Duration::from_secs(1_700_000_100),
+        histograms: Default::default(),
         families: vec![
             family(
                 "weir_user_rows",

@@ -258,6 +258,12 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts `prometheus` with a generated configuration and waits until it is ready.
     pub fn start(targets: &[SocketAddr]) -> Prometheus {
+        Self::start_with(targets, &[])
+    }
+
+    /// [`Prometheus::start`] with more command-line flags, such as
+    /// `--enable-feature=native-histograms` (which makes it scrape the protobuf format).
+    pub fn start_with(targets: &[SocketAddr], flags: &[&str]) -> Prometheus {
         require("prometheus", "prometheus");
         let dir = temp_dir("prometheus");
         let port = free_port();
@@ -280,6 +286,7 @@ impl Prometheus {
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=warn")
+                .args(flags)
                 .stdout(Stdio::null()),
         );
         let addr = format!("127.0.0.1:{port}");

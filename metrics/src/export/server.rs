@@ -1,5 +1,5 @@
-//! The Prometheus scrape endpoint: `GET /metrics` in the text format 0.0.4, or OpenMetrics 1.0
-//! when the scraper's `Accept` asks for it.
+//! The Prometheus scrape endpoint: `GET /metrics` in the text format 0.0.4, OpenMetrics 1.0 or
+//! the protobuf format (native histograms), as the scraper's `Accept` asks.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{MetricsError, Result};
-use crate::prometheus::{encode, Format};
+use crate::prometheus::{encode_bytes, Format};
 
 /// How long a connection may take to send a request head, and stay idle between requests.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,18 +45,19 @@ async fn respond(registry: Registry, req: Request<hyper::body::Incoming>) -> Res
             let format = Format::negotiate(accept);
             // Off the async threads: gauge callbacks may wait (a Python callback needs the GIL)
             // and a large registry takes milliseconds to render.
-            let body =
-                match tokio::task::spawn_blocking(move || encode(&registry.snapshot(), format))
-                    .await
-                {
-                    Ok(body) => body,
-                    Err(e) => {
-                        return text(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            &format!("rendering metrics failed: {e}\n"),
-                        )
-                    }
-                };
+            let body = match tokio::task::spawn_blocking(move || {
+                encode_bytes(&registry.snapshot(), format)
+            })
+            .await
+            {
+                Ok(body) => body,
+                Err(e) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("rendering metrics failed: {e}\n"),
+                    )
+                }
+            };
             Response::builder()
                 .header(hyper::header::CONTENT_TYPE, format.content_type())
                 .body(Full::new(Bytes::from(body)))
