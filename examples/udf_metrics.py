@@ -3,9 +3,12 @@
     pip install ./python-sdk
     python examples/udf_metrics.py            # runs until Ctrl-C, /metrics on port 9249
     python examples/udf_metrics.py --seconds 20 --port 0
+    python examples/udf_metrics.py --set metrics.reporters=prom,promgateway \
+        --set metrics.reporter.promgateway.hostUrl=http://localhost:9091
 
 datagen -> Python UDFs (a counter, a meter, a distribution and a gauge, under scoped groups)
--> a 5-second tumbling window counted per category -> print. While it runs, `curl
+-> a 5-second event-time tumbling window (watermark: 1 s behind the order time) counted per
+category -> print. `--set key=value` passes any configuration key. While it runs, `curl
 http://127.0.0.1:9249/metrics | grep weir_user_` shows the UDFs' metrics; the bundled Grafana
 dashboards read the same names. With PyFlink the imports would start with `pyflink.`; that
 is the only difference.
@@ -57,6 +60,7 @@ def main():
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = run until Ctrl-C)")
     p.add_argument("--rate", default="2000", help="generated orders per second")
     p.add_argument("--parallelism", default="2")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any configuration key (repeatable)")
     args = p.parse_args()
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -66,12 +70,18 @@ def main():
     config.set("pipeline.global-job-parameters", {"big_threshold": "900"})
     config.set("metrics.reporter.prom.port", args.port)
     config.set("python.fn-execution.bundle.time", "1000")
+    for pair in args.set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            p.error(f"--set takes KEY=VALUE, not {pair!r}")
+        config.set(key.strip(), value.strip())
 
     t_env.execute_sql(f"""
         CREATE TABLE orders (
             user_id BIGINT,
             amount DOUBLE,
-            ts AS PROCTIME()
+            ts AS LOCALTIMESTAMP,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
         ) WITH (
             'connector' = 'datagen',
             'rows-per-second' = '{args.rate}',

@@ -65,6 +65,8 @@ pub struct TableEnvironment {
     id: EnvId,
 }
 
+const GATEWAY_URL: &str = "metrics.reporter.promgateway.hostUrl";
+
 impl TableEnvironment {
     /// Streaming mode: unbounded input, watermarks, updating results (in a session of its
     /// own).
@@ -145,6 +147,8 @@ impl TableEnvironment {
     }
 
     /// Sets a configuration key (`parallelism.default`, `pipeline.name`, `python.*`, ...).
+    ///
+    /// A `metrics.*` value is checked now, with the other metrics keys set so far.
     pub fn set_config(&self, key: &str, value: &str) -> Result<()> {
         if key == RUNTIME_MODE
             && !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str())
@@ -158,6 +162,11 @@ impl TableEnvironment {
             // Checked now, so a typo is an error where it was made, not at the first job.
             let mut pairs = self.config();
             pairs.insert(key.to_string(), value.to_string());
+            // Keys may come in any order (`metrics.reporters` before the Pushgateway's URL, as
+            // Flink users write them): a missing URL is reported when the metrics start.
+            pairs
+                .entry(GATEWAY_URL.to_string())
+                .or_insert_with(|| "http://localhost:9091".to_string());
             weir_metrics::config::MetricsConfig::from_pairs_with_env(&pairs, |_| None).map_err(
                 |e| EngineError::Plan {
                     expr: format!("{key}={value}"),
