@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # weir's whole test suite, on a fresh Debian machine: installs what the tests need (the real
-# Prometheus server, promtool and Pushgateway; maturin, pytest and the weir-stream package),
+# Prometheus server, promtool and Pushgateway; maturin, pytest, the weir-stream package and
+# grafana-foundation-sdk for the dashboards),
 # then checks formatting and lints, and runs every unit, property, doc and end-to-end test,
 # Rust and Python.
 set -euo pipefail
@@ -31,9 +32,14 @@ cargo test --workspace 2>&1 | tee /tmp/weir-test.log
 PYTHON="${PYTHON:-python3}"
 echo "== pip install ./python-sdk ($($PYTHON --version))"
 $PYTHON -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  "maturin>=1.5,<2" "pytest>=7" "cloudpickle>=2"
+  "maturin>=1.5,<2" "pytest>=7" "cloudpickle>=2" -r grafana/requirements.txt
 CARGO_TARGET_DIR="$PWD/target" $PYTHON -m pip install --quiet --disable-pip-version-check \
   --root-user-action=ignore --force-reinstall --no-deps ./python-sdk
 
 echo "== pytest python-sdk/tests"
 $PYTHON -m pytest -q python-sdk/tests
+
+# Dashboards and alert rules: regenerated and compared, promtool, then every panel target
+# against a live demo job through real Prometheus servers (-s prints panel -> series counts).
+echo "== pytest grafana/tests"
+$PYTHON -m pytest -q -s grafana/tests

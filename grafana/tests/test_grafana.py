@@ -151,6 +151,12 @@ def test_alert_rules_check_and_their_unit_tests_pass() -> None:
     assert alerts == tested, f"untested: {alerts - tested}"
 
 
+def test_the_example_prometheus_config_loads_the_rules() -> None:
+    r = promtool("check", "config", str(GRAFANA / "prometheus.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 8 rules found" in r.stdout, r.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # Live
 

@@ -144,6 +144,54 @@ def test_metrics_weir_settings_from_python_take_effect():
     assert value(later, "acme_user_sizes_count", job_name="settings") == 4
 
 
+def test_histogram_settings_from_python_and_metrics_keys_in_any_order():
+    p = run_program(textwrap.dedent('''
+        import json
+        from weir.table import DataTypes, EnvironmentSettings, TableEnvironment
+        from weir.table.expressions import col
+        from weir.table.udf import ScalarFunction, udf
+
+        class Sizes(ScalarFunction):
+            def open(self, ctx):
+                self.d = ctx.get_metric_group().distribution("size_bytes")
+
+            def eval(self, x):
+                self.d.update(x)
+                return x
+
+        t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+        c = t_env.get_config()
+        # The reporter list before the URL it needs, as Flink users write it.
+        c.set("metrics.reporters", "prom,promgateway")
+        c.set("metrics.reporter.promgateway.hostUrl", "http://127.0.0.1:9")
+        c.set("metrics.reporter.promgateway.deleteOnShutdown", "false")
+        c.set("metrics.reporter.prom.port", "0")
+        c.set("metrics.weir.histogram.buckets.weir_user_size_bytes", "10, 100, 1000")
+        errors = []
+        for key, bad in [("metrics.weir.histogram.buckets", "5,1"),
+                         ("metrics.weir.histogram.native-schema", "9"),
+                         ("metrics.weir.histogram.buckets.", "1")]:
+            try:
+                c.set(key, bad)
+            except Exception as e:
+                errors.append(str(e))
+        c.set("pipeline.name", "hist")
+        t = t_env.from_elements([(1,), (10,), (50,), (100,), (5000,)], ["x"])
+        list(t.select(udf(Sizes(), result_type="BIGINT")(col("x"))).execute().collect())
+        print(json.dumps({"text": t_env.metrics_text(), "errors": errors}))
+    '''))
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    text, errors = out["text"], out["errors"]
+    bucket = lambda le: value(text, "weir_user_size_bytes_histogram_bucket", job_name="hist", le=le)
+    assert [bucket("10.0"), bucket("100.0"), bucket("1000.0"), bucket("+Inf")] == [2, 4, 4, 5], text
+    assert value(text, "weir_user_size_bytes_histogram_count", job_name="hist") == 5
+    assert value(text, "weir_user_size_bytes_histogram_sum", job_name="hist") == 5161
+    assert len(errors) == 3, errors
+    assert "bounds must increase: `1` follows `5`" in errors[0], errors[0]
+    assert "metrics.weir.histogram.native-schema" in errors[1] and "-4 to 7" in errors[1], errors[1]
+    assert "metrics.weir.histogram.buckets." in errors[2] and "unknown metrics setting" in errors[2], errors[2]
+
+
 def test_a_later_environment_asking_for_other_process_settings_gets_a_warning():
     p = run_program(textwrap.dedent('''
         import warnings
