@@ -10,9 +10,9 @@ the `datasource` variable, `job_name` and `operator` variables filter every quer
 shows and what to do when it looks wrong.
 
 Percentiles come from histograms, so they aggregate across subtasks and jobs. Each percentile
-query is written for both kinds of Prometheus: classic buckets (`..._histogram_bucket`, the text
-formats) `or` native histograms (`..._histogram`, protobuf with native histograms on). Only one
-side has data on a given server, so the same dashboard works on both.
+query is written for both kinds of Prometheus: classic buckets (`B_bucket`, the text formats)
+`or` native histograms (`B`, protobuf with native histograms on). Only one side has data on a
+given server, so the same dashboard works on both.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def quantile(qv: float, hist: str, by: str = "", sel: str = SEL) -> str:
     return (
         f"histogram_quantile({qv}, sum by ({by_classic}) (rate({hist}_bucket{{{sel}}}[{RATE}])))"
         f" or histogram_quantile({qv}, sum{native_by} (rate({hist}{{{sel}}}[{RATE}])))"
+    )
+
+
+def mean(hist: str, sel: str = SEL) -> str:
+    """Mean over the rate interval, from the histogram's sum and count, classic or native."""
+    return (
+        f"sum(rate({hist}_sum{{{sel}}}[{RATE}])) / sum(rate({hist}_count{{{sel}}}[{RATE}]))"
+        f" or histogram_sum(sum(rate({hist}{{{sel}}}[{RATE}]))) / histogram_count(sum(rate({hist}{{{sel}}}[{RATE}])))"
     )
 
 
@@ -326,9 +334,9 @@ def python_udfs() -> db.Dashboard:
     ).with_variable(
         label_var("operator", "UDF operator", 'label_values(weir_python_udf_rows_total{job_name=~"$job_name"}, operator)')
     )
-    bundle = "weir_python_udf_bundle_seconds_histogram"
-    wait = "weir_python_udf_wait_seconds_histogram"
-    rows = "weir_python_udf_bundle_rows_histogram"
+    bundle = "weir_python_udf_bundle_seconds"
+    wait = "weir_python_udf_wait_seconds"
+    rows = "weir_python_udf_bundle_rows"
     d = (
         d.with_row(db.Row("Calls").id(lay.id()))
         .with_panel(
@@ -388,11 +396,12 @@ def python_udfs() -> db.Dashboard:
         .with_panel(
             series(
                 lay,
-                "Bundle time p99 per subtask",
+                "Bundle time per subtask",
                 "s",
-                "p99 of bundle time for each subtask. One subtask far above the others: its input is skewed "
-                "(a hot key) or its worker is slower.",
-                q(quantile(0.99, bundle, by="subtask"), "subtask {{subtask}}"),
+                "p50 and p99 of bundle time for each subtask. One subtask far above the others: its input is "
+                "skewed (a hot key) or its worker is slower.",
+                q(quantile(0.5, bundle, by="subtask"), "p50 subtask {{subtask}}"),
+                q(quantile(0.99, bundle, by="subtask"), "p99 subtask {{subtask}}", "B"),
             )
         )
         .with_panel(
@@ -426,11 +435,7 @@ def python_udfs() -> db.Dashboard:
                 "are closed by bundle.time because input is slow.",
                 q(quantile(0.5, rows), "p50"),
                 q(quantile(0.99, rows), "p99", "B"),
-                q(
-                    f"sum(rate(weir_python_udf_bundle_rows_sum{{{SEL}}}[{RATE}])) / sum(rate(weir_python_udf_bundle_rows_count{{{SEL}}}[{RATE}]))",
-                    "mean",
-                    "C",
-                ),
+                q(mean(rows), "mean", "C"),
             )
         )
         .with_panel(
@@ -451,9 +456,20 @@ def python_udfs() -> db.Dashboard:
 # ---------------------------------------------------------------------------------------------
 # weir / User metrics
 
-# Gauges: user series that carry no `quantile` label (summaries do), without the suffixes of
-# counters, meters and distributions (Grafana applies this regex to the names it finds).
-GAUGE_REGEX = "/^(?!.*_(total|sum|count|bucket|min|max|mean|histogram)$).*$/"
+# Distributions: the names of the `_window` series (their `quantile` label is one no UDF can
+# use), without the suffix (the regex's capture group is the value).
+DISTRIBUTION_REGEX = "/^(.*)_window$/"
+# Gauges: user series without a `quantile` label, less the distributions' own names (a native
+# histogram is a series named like its distribution), and less the suffixes of counters, meters
+# and distributions. Grafana renders each `query_result` series as `name{labels} value time`;
+# the regex keeps the name.
+USER = 'job_name=~"$job_name", operator=~"$operator"'
+GAUGE_QUERY = (
+    f'query_result(group by (__name__) ({{__name__=~"weir_user_.+", quantile="", {USER}}})'
+    " unless on (__name__) label_replace(group by (__name__) "
+    f'({{__name__=~"weir_user_.+_window", {USER}}}), "__name__", "$1", "__name__", "(.+)_window"))'
+)
+GAUGE_REGEX = "/^(?![a-zA-Z0-9_:]*_(?:total|sum|count|bucket|min|max|mean)\\{)([a-zA-Z_:][a-zA-Z0-9_:]*)\\{/"
 
 
 def user_metrics() -> db.Dashboard:
@@ -479,7 +495,7 @@ def user_metrics() -> db.Dashboard:
             label_var(
                 "gauge",
                 "Gauges",
-                'label_values({__name__=~"weir_user_.+", quantile="", job_name=~"$job_name", operator=~"$operator"}, __name__)',
+                GAUGE_QUERY,
                 regex=GAUGE_REGEX,
             )
         )
@@ -487,11 +503,12 @@ def user_metrics() -> db.Dashboard:
             label_var(
                 "distribution",
                 "Distributions",
-                'label_values({__name__=~"weir_user_.+", quantile="0.5", job_name=~"$job_name", operator=~"$operator"}, __name__)',
+                'label_values({__name__=~"weir_user_.+_window", quantile="0.5", job_name=~"$job_name", operator=~"$operator"}, __name__)',
+                regex=DISTRIBUTION_REGEX,
             )
         )
     )
-    hist = "${distribution}_histogram"
+    hist = "${distribution}"
     d = (
         d.with_row(db.Row("Counters and meters").id(lay.id()))
         .with_panel(
@@ -537,10 +554,7 @@ def user_metrics() -> db.Dashboard:
                 "short",
                 "Mean over the dashboard's rate interval, and the all-time smallest and largest value of any "
                 "subtask. Max far above p99: rare outliers worth a look in the input.",
-                q(
-                    f"sum(rate(${{distribution}}_sum{{{SEL}}}[{RATE}])) / sum(rate(${{distribution}}_count{{{SEL}}}[{RATE}]))",
-                    "mean",
-                ),
+                q(mean(hist), "mean"),
                 q(f"min(${{distribution}}_min{{{SEL}}})", "min", "B"),
                 q(f"max(${{distribution}}_max{{{SEL}}})", "max", "C"),
             ).repeat("distribution")

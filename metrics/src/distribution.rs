@@ -210,6 +210,21 @@ pub struct DistributionSnapshot {
     pub window_min_max: Option<(f64, f64)>,
 }
 
+impl DistributionSnapshot {
+    /// The window's quantiles, with its min and max as quantiles 0 and 1.
+    pub fn window_quantiles(&self) -> Vec<(f64, f64)> {
+        let mut out = Vec::with_capacity(self.quantiles.len() + 2);
+        if let Some((lo, _)) = self.window_min_max {
+            out.push((0.0, lo));
+        }
+        out.extend(self.quantiles.iter().copied());
+        if let Some((_, hi)) = self.window_min_max {
+            out.push((1.0, hi));
+        }
+        out
+    }
+}
+
 /// Values and their count, sum, min, max, mean and percentiles.
 ///
 /// ```

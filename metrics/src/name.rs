@@ -97,6 +97,33 @@ pub fn validate_label_value(key: &str, value: &str) -> Result<()> {
     }
 }
 
+/// A float as Prometheus formats `le` and `quantile` values it reads from the protobuf format
+/// (Go's shortest `%g`, with `.0` added to a whole number): `1.0`, `0.001`, `2.5`, `1e+06`.
+pub fn label_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return "0.0".into();
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    let plain = format!("{v}");
+    if plain.contains('.') {
+        plain
+    } else {
+        plain + ".0"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! | Counter | `B_total` (counter) |
 //! | Gauge | `B` (gauge) |
 //! | Meter | `B_total` (counter: events), `B_rate` (gauge: events per second over the meter's span) |
-//! | Distribution | `B` (summary: `quantile` 0 (window min), 0.5 … 0.999, 1 (window max) over the recent window, `B_sum`, `B_count`), `B_min`, `B_max`, `B_mean` (gauges, all time), `B_histogram` (histogram, all time: `_bucket{le}`, `_sum`, `_count`) |
+//! | Distribution | `B` (histogram, all time: `B_bucket{le}`, `B_sum`, `B_count`; native buckets in protobuf), `B_window` (summary: `quantile` 0 (window min), 0.5 … 0.999, 1 (window max) over the recent window; `_sum`, `_count` all time), `B_min`, `B_max`, `B_mean` (gauges, all time) |
 //!
 //! `le` and `quantile` values are written as Prometheus writes them when it reads the protobuf
 //! format (`1.0`, `0.001`, `1e+06`), so a series has the same labels whichever format was scraped.
@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use crate::distribution::DistributionSnapshot;
 use crate::gauge::GaugeValue;
 use crate::histogram::{classic_counts, HistogramOptions};
+pub use crate::name::label_float;
 pub use crate::prometheus_protobuf::PROTOBUF_CONTENT_TYPE;
 use crate::snapshot::{FamilySnapshot, MetricKind, SeriesValue, Snapshot};
 
@@ -101,33 +102,6 @@ pub fn encode_bytes(snapshot: &Snapshot, format: Format) -> Vec<u8> {
     match format {
         Format::Protobuf => crate::prometheus_protobuf::encode_protobuf(snapshot),
         text => encode(snapshot, text).into_bytes(),
-    }
-}
-
-/// A float as Prometheus formats `le` and `quantile` values it reads from the protobuf format
-/// (Go's shortest `%g`, with `.0` added to a whole number): `1.0`, `0.001`, `2.5`, `1e+06`.
-pub fn label_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    if v == 0.0 {
-        return "0.0".into();
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
-    let exp: i32 = exp.parse().expect("an integer exponent");
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let plain = format!("{v}");
-    if plain.contains('.') {
-        plain
-    } else {
-        plain + ".0"
     }
 }
 
@@ -305,28 +279,43 @@ impl Writer<'_> {
                 _ => None,
             })
         };
-        let help = format!(
-            "{} (quantiles over the recent window; sum and count all time)",
-            fam.help
-        );
-        self.header(name, "summary", &help);
+        // `B`: the histogram, all time (classic buckets; native ones only exist in protobuf).
+        self.header(name, "histogram", &format!("{} (all time)", fam.help));
+        let bounds = self.histograms.bounds_for(name);
+        let les: Vec<String> = bounds.iter().map(|&b| label_float(b)).collect();
         for (labels, d) in dists() {
-            if let Some((lo, _)) = d.window_min_max {
-                self.sample_start(name, "", labels, Some(("quantile", "0.0")));
-                self.float(lo);
+            for (le, n) in les.iter().zip(classic_counts(&d.data, bounds)) {
+                self.sample_start(name, "_bucket", labels, Some(("le", le)));
+                self.uint(n);
             }
-            for &(q, v) in &d.quantiles {
-                let qs = label_float(q);
-                self.sample_start(name, "", labels, Some(("quantile", &qs)));
-                self.float(v);
-            }
-            if let Some((_, hi)) = d.window_min_max {
-                self.sample_start(name, "", labels, Some(("quantile", "1.0")));
-                self.float(hi);
-            }
+            self.sample_start(name, "_bucket", labels, Some(("le", "+Inf")));
+            self.uint(d.data.count);
             self.sample_start(name, "_sum", labels, None);
             self.float(d.data.sum());
             self.sample_start(name, "_count", labels, None);
+            self.uint(d.data.count);
+        }
+        // `B_window`: a summary, as Prometheus' client libraries make one: quantiles over the
+        // recent window (exact to 0.27 %; 0 and 1 are the window's min and max), `_sum` and
+        // `_count` all time.
+        let window = format!("{name}_window");
+        self.header(
+            &window,
+            "summary",
+            &format!(
+                "{} (quantiles over the recent window, 0 and 1 its min and max; sum and count all time)",
+                fam.help
+            ),
+        );
+        for (labels, d) in dists() {
+            for (q, v) in d.window_quantiles() {
+                let qs = label_float(q);
+                self.sample_start(&window, "", labels, Some(("quantile", &qs)));
+                self.float(v);
+            }
+            self.sample_start(&window, "_sum", labels, None);
+            self.float(d.data.sum());
+            self.sample_start(&window, "_count", labels, None);
             self.uint(d.data.count);
         }
         type Stat = fn(&DistributionSnapshot) -> f64;
@@ -350,26 +339,6 @@ impl Writer<'_> {
                     self.float(get(d));
                 }
             }
-        }
-        let hist = format!("{name}_histogram");
-        self.header(
-            &hist,
-            "histogram",
-            &format!("{} (histogram, all time)", fam.help),
-        );
-        let bounds = self.histograms.bounds_for(name);
-        let les: Vec<String> = bounds.iter().map(|&b| label_float(b)).collect();
-        for (labels, d) in dists() {
-            for (le, n) in les.iter().zip(classic_counts(&d.data, bounds)) {
-                self.sample_start(&hist, "_bucket", labels, Some(("le", le)));
-                self.uint(n);
-            }
-            self.sample_start(&hist, "_bucket", labels, Some(("le", "+Inf")));
-            self.uint(d.data.count);
-            self.sample_start(&hist, "_sum", labels, None);
-            self.float(d.data.sum());
-            self.sample_start(&hist, "_count", labels, None);
-            self.uint(d.data.count);
         }
     }
 }

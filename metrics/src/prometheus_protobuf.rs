@@ -9,7 +9,7 @@
 //! (no exemplars, no float histograms): a decoder skips unknown fields either way.
 //!
 //! Families are the same as in the text formats (see [`crate::prometheus`]); a distribution's
-//! `B_histogram` carries both its classic buckets and its native buckets, so a scraper without
+//! histogram `B` carries both its classic buckets and its native buckets, so a scraper without
 //! native histograms still reads the classic ones.
 
 use prost::Message;
@@ -283,61 +283,6 @@ fn families(snapshot: &Snapshot, fam: &FamilySnapshot) -> Vec<MetricFamily> {
                     _ => None,
                 })
                 .collect();
-            let summaries = dists
-                .iter()
-                .map(|(s, d)| {
-                    let mut quantile = Vec::with_capacity(d.quantiles.len() + 2);
-                    if let Some((lo, _)) = d.window_min_max {
-                        quantile.push(Quantile {
-                            quantile: 0.0,
-                            value: lo,
-                        });
-                    }
-                    quantile.extend(d.quantiles.iter().map(|&(q, v)| Quantile {
-                        quantile: q,
-                        value: v,
-                    }));
-                    if let Some((_, hi)) = d.window_min_max {
-                        quantile.push(Quantile {
-                            quantile: 1.0,
-                            value: hi,
-                        });
-                    }
-                    Metric {
-                        summary: Some(Summary {
-                            sample_count: d.data.count,
-                            sample_sum: d.data.sum(),
-                            quantile,
-                        }),
-                        ..metric(s)
-                    }
-                })
-                .collect();
-            let mut out = vec![family(
-                name.to_string(),
-                format!("{help} (quantiles over the recent window; sum and count all time)"),
-                MetricType::Summary,
-                summaries,
-            )];
-            type Stat = fn(&crate::DistributionData) -> f64;
-            let stats: [(&str, &str, Stat); 3] = [
-                ("_min", "smallest value, all time", |d| d.min),
-                ("_max", "largest value, all time", |d| d.max),
-                ("_mean", "mean value, all time", |d| d.mean()),
-            ];
-            for (suffix, what, get) in stats {
-                let ms = dists
-                    .iter()
-                    .filter(|(_, d)| d.data.count > 0)
-                    .map(|(s, d)| gauge(s, get(&d.data)))
-                    .collect();
-                out.push(family(
-                    format!("{name}{suffix}"),
-                    format!("{help} ({what})"),
-                    MetricType::Gauge,
-                    ms,
-                ));
-            }
             let opts = &snapshot.histograms;
             let bounds = opts.bounds_for(name);
             let hists = dists
@@ -378,12 +323,52 @@ fn families(snapshot: &Snapshot, fam: &FamilySnapshot) -> Vec<MetricFamily> {
                     }
                 })
                 .collect();
-            out.push(family(
-                format!("{name}_histogram"),
-                format!("{help} (histogram, all time)"),
+            let mut out = vec![family(
+                name.to_string(),
+                format!("{help} (all time)"),
                 MetricType::Histogram,
                 hists,
+            )];
+            let window = dists
+                .iter()
+                .map(|(s, d)| Metric {
+                    summary: Some(Summary {
+                        sample_count: d.data.count,
+                        sample_sum: d.data.sum(),
+                        quantile: d
+                            .window_quantiles()
+                            .into_iter()
+                            .map(|(quantile, value)| Quantile { quantile, value })
+                            .collect(),
+                    }),
+                    ..metric(s)
+                })
+                .collect();
+            out.push(family(
+                format!("{name}_window"),
+                format!("{help} (quantiles over the recent window, 0 and 1 its min and max; sum and count all time)"),
+                MetricType::Summary,
+                window,
             ));
+            type Stat = fn(&crate::DistributionData) -> f64;
+            let stats: [(&str, &str, Stat); 3] = [
+                ("_min", "smallest value, all time", |d| d.min),
+                ("_max", "largest value, all time", |d| d.max),
+                ("_mean", "mean value, all time", |d| d.mean()),
+            ];
+            for (suffix, what, get) in stats {
+                let ms = dists
+                    .iter()
+                    .filter(|(_, d)| d.data.count > 0)
+                    .map(|(s, d)| gauge(s, get(&d.data)))
+                    .collect();
+                out.push(family(
+                    format!("{name}{suffix}"),
+                    format!("{help} ({what})"),
+                    MetricType::Gauge,
+                    ms,
+                ));
+            }
             out
         }
     }
@@ -444,8 +429,14 @@ mod tests {
                 .value,
             0.25
         );
-        let s = by_name("weir_user_lat").metric[0].summary.clone().unwrap();
+        // The window's quantiles, 0 and 1 the window's min and max; sum and count all time.
+        let w = by_name("weir_user_lat_window");
+        assert_eq!(w.r#type, MetricType::Summary as i32);
+        let s = w.metric[0].summary.clone().unwrap();
         assert_eq!((s.sample_count, s.sample_sum), (8, 106.25));
+        assert_eq!(s.quantile.len(), 7);
+        assert_eq!((s.quantile[0].quantile, s.quantile[0].value), (0.0, -2.0));
+        assert_eq!((s.quantile[6].quantile, s.quantile[6].value), (1.0, 100.0));
         assert_eq!(
             by_name("weir_user_lat_min").metric[0]
                 .gauge
@@ -454,7 +445,7 @@ mod tests {
                 .value,
             -2.0
         );
-        let h = by_name("weir_user_lat_histogram");
+        let h = by_name("weir_user_lat");
         assert_eq!(h.r#type, MetricType::Histogram as i32);
         let h = h.metric[0].histogram.clone().unwrap();
         assert_eq!((h.sample_count, h.schema, h.zero_count), (8, 3, 1));

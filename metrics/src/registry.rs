@@ -210,16 +210,17 @@ fn sample_names(kind: MetricKind, base: &str) -> Vec<String> {
         MetricKind::Meter => &["", "_total", "_created", "_rate"],
         MetricKind::Distribution => &[
             "",
+            "_bucket",
             "_sum",
             "_count",
+            "_created",
+            "_window",
+            "_window_sum",
+            "_window_count",
+            "_window_created",
             "_min",
             "_max",
             "_mean",
-            "_histogram",
-            "_histogram_bucket",
-            "_histogram_sum",
-            "_histogram_count",
-            "_histogram_created",
         ],
     };
     suffixes.iter().map(|s| format!("{base}{s}")).collect()

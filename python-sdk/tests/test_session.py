@@ -139,7 +139,7 @@ def test_metrics_weir_settings_from_python_take_effect():
     assert len(seen) == 2, f"cardinality limit 2: {seen}"
     assert value(first, "acme_metrics_series_dropped_total", metric="acme_user_value_seen") == 1
     assert value(first, "acme_user_sizes_count", job_name="settings") == 4
-    assert 'acme_user_sizes{' in first and 'quantile="0.5"' in first
+    assert 'acme_user_sizes_window{' in first and 'quantile="0.5"' in first
     assert 'quantile="0.5"' not in later, "a 2 s window must have emptied within 20 s"
     assert value(later, "acme_user_sizes_count", job_name="settings") == 4
 
@@ -182,10 +182,10 @@ def test_histogram_settings_from_python_and_metrics_keys_in_any_order():
     '''))
     out = json.loads(p.stdout.strip().splitlines()[-1])
     text, errors = out["text"], out["errors"]
-    bucket = lambda le: value(text, "weir_user_size_bytes_histogram_bucket", job_name="hist", le=le)
+    bucket = lambda le: value(text, "weir_user_size_bytes_bucket", job_name="hist", le=le)
     assert [bucket("10.0"), bucket("100.0"), bucket("1000.0"), bucket("+Inf")] == [2, 4, 4, 5], text
-    assert value(text, "weir_user_size_bytes_histogram_count", job_name="hist") == 5
-    assert value(text, "weir_user_size_bytes_histogram_sum", job_name="hist") == 5161
+    assert value(text, "weir_user_size_bytes_count", job_name="hist") == 5
+    assert value(text, "weir_user_size_bytes_sum", job_name="hist") == 5161
     assert len(errors) == 3, errors
     assert "bounds must increase: `1` follows `5`" in errors[0], errors[0]
     assert "metrics.weir.histogram.native-schema" in errors[1] and "-4 to 7" in errors[1], errors[1]

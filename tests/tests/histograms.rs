@@ -97,7 +97,7 @@ fn job_wide_percentiles_from_classic_and_native_histograms() {
     let (_, text) = http_get(&addr.to_string(), "/metrics");
     assert!(
         text.contains(&format!(
-            "{FAMILY}_histogram_bucket{{job_name=\"hist\",operator=\"udf\",subtask=\"1\",le=\"1.5\"}}"
+            "{FAMILY}_bucket{{job_name=\"hist\",operator=\"udf\",subtask=\"1\",le=\"1.5\"}}"
         )),
         "the family's own bounds are used:\n{text}"
     );
@@ -109,7 +109,7 @@ fn job_wide_percentiles_from_classic_and_native_histograms() {
         let exact = exact_quantile(q);
         let c = settled(
             &classic,
-            &format!("histogram_quantile({q}, sum by (le) (rate({FAMILY}_histogram_bucket[5s])))"),
+            &format!("histogram_quantile({q}, sum by (le) (rate({FAMILY}_bucket[5s])))"),
             window,
         );
         // Classic: inside the 0.1-wide bucket that holds the exact value.
@@ -125,7 +125,7 @@ fn job_wide_percentiles_from_classic_and_native_histograms() {
         );
         let n = settled(
             &native,
-            &format!("histogram_quantile({q}, sum(rate({FAMILY}_histogram[5s])))"),
+            &format!("histogram_quantile({q}, sum(rate({FAMILY}[5s])))"),
             window,
         );
         // Native, schema 3: buckets (2^((k-1)/8), 2^(k/8)].
@@ -142,9 +142,9 @@ fn job_wide_percentiles_from_classic_and_native_histograms() {
     }
     // The native server holds native histograms, not the classic `_bucket` series; the classic
     // one holds the buckets of both subtasks.
-    let native_buckets = native.query(&format!("count({FAMILY}_histogram_bucket)"));
+    let native_buckets = native.query(&format!("count({FAMILY}_bucket)"));
     assert!(native_buckets.is_empty(), "{native_buckets:?}");
-    let classic_buckets = classic.query(&format!("count({FAMILY}_histogram_bucket)"));
+    let classic_buckets = classic.query(&format!("count({FAMILY}_bucket)"));
     assert_eq!(classic_buckets.len(), 1);
     assert_eq!(
         classic_buckets[0].1,
@@ -152,8 +152,8 @@ fn job_wide_percentiles_from_classic_and_native_histograms() {
         "2 subtasks x (20 bounds + Inf)"
     );
     // Counts agree between the two: the native histogram's count is the classic `_count`.
-    let nc = native.query(&format!("sum(histogram_count({FAMILY}_histogram))"));
-    let cc = classic.query(&format!("sum({FAMILY}_histogram_count)"));
+    let nc = native.query(&format!("sum(histogram_count({FAMILY}))"));
+    let cc = classic.query(&format!("sum({FAMILY}_count)"));
     assert!(
         nc.len() == 1 && cc.len() == 1 && nc[0].1 > 0.0,
         "{nc:?} {cc:?}"

@@ -249,7 +249,7 @@ fn check_request(req: &ExportMetricsServiceRequest, rows: i64) {
     };
     assert!(number(&g.data_points[0]) > 0.0);
 
-    let Some(Data::Summary(s)) = &find(req, "weir_user_my_group_stage_latency").data else {
+    let Some(Data::Summary(s)) = &find(req, "weir_user_my_group_stage_latency_window").data else {
         panic!("Summary")
     };
     let p = &s.data_points[0];
@@ -260,8 +260,7 @@ fn check_request(req: &ExportMetricsServiceRequest, rows: i64) {
     assert_eq!(p.quantile_values[6].value, 10.0, "quantile 1 is the max");
     assert!(p.attributes.iter().any(|kv| kv.key == "stage"));
 
-    let Some(Data::ExponentialHistogram(h)) =
-        &find(req, "weir_user_my_group_stage_latency_histogram").data
+    let Some(Data::ExponentialHistogram(h)) = &find(req, "weir_user_my_group_stage_latency").data
     else {
         panic!("ExponentialHistogram")
     };

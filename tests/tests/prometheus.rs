@@ -89,7 +89,7 @@ fn prometheus_reads_exact_values_from_the_demo() {
     );
     // Percentiles: values 1..=2500, so p50 ≈ 1250 and p99 ≈ 2475 within the 0.27 % bucket error.
     for (q, want) in [("0.5", 1250.5), ("0.99", 2475.0)] {
-        let r = prom.query(&format!("{dist}{{quantile=\"{q}\",subtask=\"0\"}}"));
+        let r = prom.query(&format!("{dist}_window{{quantile=\"{q}\",subtask=\"0\"}}"));
         assert_eq!(r.len(), 1, "quantile {q}");
         assert!(
             ((r[0].1 - want) / want).abs() < 0.003,

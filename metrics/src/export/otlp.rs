@@ -7,7 +7,7 @@
 //! | Counter | `B`: Sum, monotonic unless the counter ever went down |
 //! | Gauge | `B`: Gauge |
 //! | Meter | `B`: monotonic Sum of events; `B_rate`: Gauge, events per second over the span |
-//! | Distribution | `B`: Summary (count, sum, quantile 0 = window min, 0.5 … 0.999, 1 = window max); `B_histogram`: exponential histogram, scale 7, all time, exact min/max |
+//! | Distribution | `B`: exponential histogram, scale 7, all time, exact min/max; `B_window`: Summary (count and sum all time, quantile 0 = window min, 0.5 … 0.999, 1 = window max) |
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -243,20 +243,20 @@ pub fn build_request(snapshot: &Snapshot, resource: &ResourceInfo) -> ExportMetr
                 }
                 metrics.push(metric(
                     name.clone(),
+                    &format!("{} (all time)", fam.help),
+                    Data::ExponentialHistogram(ExponentialHistogram {
+                        data_points: histogram,
+                        aggregation_temporality: cumulative(),
+                    }),
+                ));
+                metrics.push(metric(
+                    format!("{name}_window"),
                     &format!(
-                        "{} (quantiles 0 and 1 are the window's min and max)",
+                        "{} (quantiles over the recent window; 0 and 1 are its min and max)",
                         fam.help
                     ),
                     Data::Summary(Summary {
                         data_points: summary,
-                    }),
-                ));
-                metrics.push(metric(
-                    format!("{name}_histogram"),
-                    &fam.help,
-                    Data::ExponentialHistogram(ExponentialHistogram {
-                        data_points: histogram,
-                        aggregation_temporality: cumulative(),
                     }),
                 ));
             }
