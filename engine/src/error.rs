@@ -25,6 +25,9 @@ pub enum EngineError {
         key: String,
         detail: String,
     },
+    /// A configuration value that is not accepted (the message names the key and the value).
+    #[error("{0}")]
+    Config(String),
     /// A failure while evaluating data.
     #[error("{0}")]
     Execution(String),

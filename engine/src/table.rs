@@ -153,10 +153,9 @@ impl TableEnvironment {
         if key == RUNTIME_MODE
             && !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str())
         {
-            return Err(EngineError::Plan {
-                expr: format!("{key}={value}"),
-                detail: "the runtime mode is 'streaming' or 'batch'".into(),
-            });
+            return Err(EngineError::Config(format!(
+                "configuration `{key}` = {value:?}: the runtime mode is 'streaming' or 'batch'"
+            )));
         }
         if key.starts_with("metrics.") {
             // Checked now, so a typo is an error where it was made, not at the first job.
@@ -167,12 +166,8 @@ impl TableEnvironment {
             pairs
                 .entry(GATEWAY_URL.to_string())
                 .or_insert_with(|| "http://localhost:9091".to_string());
-            weir_metrics::config::MetricsConfig::from_pairs_with_env(&pairs, |_| None).map_err(
-                |e| EngineError::Plan {
-                    expr: format!("{key}={value}"),
-                    detail: e.to_string(),
-                },
-            )?;
+            weir_metrics::config::MetricsConfig::from_pairs_with_env(&pairs, |_| None)
+                .map_err(|e| EngineError::Config(e.to_string()))?;
         }
         if key == PARALLELISM {
             let one = BTreeMap::from([(key.to_string(), value.to_string())]);

@@ -156,6 +156,37 @@ def test_the_example_prometheus_config_loads_the_rules() -> None:
     assert "SUCCESS: 8 rules found" in r.stdout, r.stdout
 
 
+def test_provisioning_and_compose_files_fit_together() -> None:
+    import yaml
+
+    ds = yaml.safe_load((GRAFANA / "provisioning/datasources/weir.yml").read_text())["datasources"]
+    assert [d["type"] for d in ds] == ["prometheus"] and ds[0]["isDefault"] is True, ds
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/weir.yml").read_text())["providers"]
+    assert len(providers) == 1 and providers[0]["type"] == "file", providers
+    dash_path = providers[0]["options"]["path"]
+    compose = yaml.safe_load((GRAFANA / "docker-compose.yml").read_text())["services"]
+    assert set(compose) == {"demo", "prometheus", "grafana"}, compose
+    mounts = {}
+    for svc in compose.values():
+        for v in svc.get("volumes", []):
+            src, dst = v.split(":")[:2]
+            mounts[dst] = (GRAFANA / src).resolve()
+            assert mounts[dst].exists(), f"compose mounts {src}, which is not there"
+    # Grafana finds the dashboards where the provider looks, and the datasource URL is set.
+    assert mounts[dash_path] == (GRAFANA / "dashboards").resolve(), mounts
+    assert compose["grafana"]["environment"]["WEIR_PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert ds[0]["url"] == "${WEIR_PROMETHEUS_URL}"
+    # Prometheus loads the rules from where its config says, next to the config it mounts.
+    prom_cfg = yaml.safe_load((GRAFANA / "prometheus.yml").read_text())
+    rules_dir = mounts["/etc/prometheus/alerts"]
+    for rule_file in prom_cfg["rule_files"]:
+        assert (rules_dir / Path(rule_file).name).exists(), rule_file
+    assert "--enable-feature=native-histograms" in compose["prometheus"]["command"]
+    # The demo serves on all interfaces inside its container, where Prometheus scrapes it.
+    assert "metrics.reporter.prom.host=0.0.0.0" in compose["demo"]["command"]
+    assert prom_cfg["scrape_configs"][0]["static_configs"][0]["targets"] == ["demo:9249"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Live
 

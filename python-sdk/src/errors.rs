@@ -19,7 +19,8 @@ impl IntoPyException for EngineError {
             EngineError::TableExists { .. } => "TableAlreadyExistException",
             EngineError::Type { .. }
             | EngineError::Plan { .. }
-            | EngineError::TableOption { .. } => "ValidationException",
+            | EngineError::TableOption { .. }
+            | EngineError::Config(_) => "ValidationException",
             EngineError::Execution(_) | EngineError::Arrow { .. } => "TableException",
         };
         raise(class, self.to_string())

@@ -187,6 +187,7 @@ def test_histogram_settings_from_python_and_metrics_keys_in_any_order():
     assert value(text, "weir_user_size_bytes_count", job_name="hist") == 5
     assert value(text, "weir_user_size_bytes_sum", job_name="hist") == 5161
     assert len(errors) == 3, errors
+    assert errors[0].startswith('configuration `metrics.weir.histogram.buckets` = "5,1": '), errors[0]
     assert "bounds must increase: `1` follows `5`" in errors[0], errors[0]
     assert "metrics.weir.histogram.native-schema" in errors[1] and "-4 to 7" in errors[1], errors[1]
     assert "metrics.weir.histogram.buckets." in errors[2] and "unknown metrics setting" in errors[2], errors[2]
