@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # weir's whole test suite, on a fresh Debian machine: installs what the tests need (the real
-# Prometheus server, promtool and Pushgateway; maturin, pytest, the weir-stream package and
-# grafana-foundation-sdk for the dashboards),
+# Prometheus server, promtool and Pushgateway; maturin, pytest, pandas and pyarrow (vectorized
+# UDFs), the weir-stream package and grafana-foundation-sdk for the dashboards),
 # then checks formatting and lints, and runs every unit, property, doc and end-to-end test,
 # Rust and Python.
 set -euo pipefail
@@ -32,7 +32,8 @@ cargo test --workspace 2>&1 | tee /tmp/weir-test.log
 PYTHON="${PYTHON:-python3}"
 echo "== pip install ./python-sdk ($($PYTHON --version))"
 $PYTHON -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  "maturin>=1.5,<2" "pytest>=7" "cloudpickle>=2" -r grafana/requirements.txt
+  "maturin>=1.5,<2" "pytest>=7" "cloudpickle>=2" "pandas>=1.3" "pyarrow>=10" \
+  -r grafana/requirements.txt
 CARGO_TARGET_DIR="$PWD/target" $PYTHON -m pip install --quiet --disable-pip-version-check \
   --root-user-action=ignore --force-reinstall --no-deps ./python-sdk
 

@@ -1,6 +1,7 @@
 //! `weir._native`: the engine, the worker channel and the native metric objects, for the
 //! pure Python modules of the `weir` package.
 
+mod arrow_ffi;
 mod convert;
 mod env;
 mod errors;
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan::call, m)?)?;
     m.add_class::<env::Job>()?;
     m.add_class::<worker::WorkerChannel>()?;
+    m.add_class::<worker::Columns>()?;
     m.add_class::<metrics::PyMetricGroup>()?;
     m.add_class::<metrics::PyCounter>()?;
     m.add_class::<metrics::PyGauge>()?;

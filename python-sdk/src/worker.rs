@@ -17,6 +17,7 @@ use weir_metrics::remote::UpdateCollector;
 use weir_metrics::{Registry, RegistryOptions};
 use weir_udf_python::channel::{self, Frame, DEFAULT_MAX_FRAME, HEADER_LEN};
 
+use crate::arrow_ffi::{conform, from_pyarrow, to_pyarrow};
 use crate::convert::{column_to_list, list_to_array};
 use crate::metrics::PyMetricGroup;
 
@@ -254,17 +255,21 @@ impl WorkerChannel {
         let Some(frame) = frame else { return Ok(None) };
         Ok(Some(match frame {
             Frame::Input { bundle, batch } => {
-                let cols = PyList::empty(py);
-                for c in batch.columns() {
-                    cols.append(column_to_list(py, c.as_ref())?)?;
-                }
+                let rows = batch.num_rows();
+                let cols = Bound::new(
+                    py,
+                    Columns {
+                        lists: (0..batch.num_columns()).map(|_| None).collect(),
+                        batch,
+                    },
+                )?;
                 PyTuple::new(
                     py,
                     [
                         "input".into_pyobject(py)?.into_any(),
                         bundle.into_pyobject(py)?.into_any(),
                         cols.into_any(),
-                        batch.num_rows().into_pyobject(py)?.into_any(),
+                        rows.into_pyobject(py)?.into_any(),
                     ],
                 )?
             }
@@ -314,12 +319,22 @@ impl WorkerChannel {
         let mut fields = Vec::new();
         let mut cols: Vec<ArrayRef> = Vec::new();
         for (i, (list, t)) in results.iter().zip(&types).enumerate() {
-            let a = list_to_array(&list, t).map_err(|e| {
-                PyValueError::new_err(format!(
-                    "function `{}` returned a wrong value: {e}",
-                    names[i]
-                ))
-            })?;
+            // A vectorized UDF's result is a pyarrow array; a row-at-a-time one's a list.
+            let arrow = !list.is_instance_of::<PyList>() && list.hasattr("_export_to_c")?;
+            let a = if arrow {
+                from_pyarrow(&list).and_then(|a| {
+                    conform(a, t).map_err(|e| {
+                        PyValueError::new_err(format!("function `{}` returned {e}", names[i]))
+                    })
+                })?
+            } else {
+                list_to_array(&list, t).map_err(|e| {
+                    PyValueError::new_err(format!(
+                        "function `{}` returned a wrong value: {e}",
+                        names[i]
+                    ))
+                })?
+            };
             if a.len() != rows {
                 return Err(PyValueError::new_err(format!(
                     "function `{}` returned {} values for {rows} rows",
@@ -471,5 +486,47 @@ fn collect_bytes(
 impl WorkerChannel {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The columns of one input bundle, handed to the Python worker as it needs them: `cols[i]`
+/// is column `i` as a list of Python values (made once, on first use), `cols.arrow(i)` the same
+/// column as a `pyarrow.Array` sharing the bundle's buffers (for vectorized UDFs).
+#[pyclass(module = "weir._native")]
+pub struct Columns {
+    batch: RecordBatch,
+    lists: Vec<Option<Py<PyList>>>,
+}
+
+#[pymethods]
+impl Columns {
+    fn __len__(&self) -> usize {
+        self.batch.num_columns()
+    }
+
+    fn __getitem__(&mut self, py: Python<'_>, i: usize) -> PyResult<Py<PyList>> {
+        let Some(slot) = self.lists.get_mut(i) else {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "column {i} of {}",
+                self.batch.num_columns()
+            )));
+        };
+        if let Some(l) = slot {
+            return Ok(l.clone_ref(py));
+        }
+        let l = column_to_list(py, self.batch.column(i).as_ref())?.unbind();
+        *slot = Some(l.clone_ref(py));
+        Ok(l)
+    }
+
+    /// Column `i` as a `pyarrow.Array` (no copy).
+    fn arrow<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let Some(c) = self.batch.columns().get(i) else {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "column {i} of {}",
+                self.batch.num_columns()
+            )));
+        };
+        to_pyarrow(py, c.as_ref())
     }
 }

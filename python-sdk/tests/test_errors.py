@@ -43,6 +43,25 @@ def test_udf_raises_with_skip_drops_and_counts_the_rows():
     assert value(text, "weir_python_udf_rows_total", job_name="skips") == 30
 
 
+class CountsThenFailsOnSeven(ScalarFunction):
+    def open(self, ctx):
+        self.calls = ctx.get_metric_group().counter("calls")
+
+    def eval(self, x):
+        self.calls.inc()
+        return fails_on_seven(x)
+
+
+def test_with_skip_every_row_is_called_once_so_its_metric_updates_count_once():
+    # A row that raises is not called again to find it, nor are the rows before it.
+    env = make_env(streaming=False, python__udf__on_error="skip", pipeline__name="once")
+    out = rows_of(env, CountsThenFailsOnSeven(), list(range(10)) * 3)
+    assert len(out) == 27
+    text = env.metrics_text()
+    assert value(text, "weir_user_calls_total", job_name="once") == 30
+    assert value(text, "weir_python_udf_errors_total", job_name="once") == 3
+
+
 def test_wrong_result_type_names_function_value_and_row():
     env = make_env(streaming=False)
 

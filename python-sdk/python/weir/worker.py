@@ -83,13 +83,66 @@ class _ChannelStream(io.TextIOBase):
 
 class _Function:
     def __init__(self, name: str, obj: Any, args: List[int]) -> None:
+        from weir.table.udf import UserDefinedFunction, _Vectorized
+
+        # "general" (one call per row), "pandas" or "arrow" (one call per batch).
+        self.kind = "general"
+        if isinstance(obj, _Vectorized):
+            self.kind, obj = obj.kind, obj.func
         self.name = name
         self.obj = obj
         self.args = args
-        from weir.table.udf import UserDefinedFunction
-
         self.is_class = isinstance(obj, UserDefinedFunction)
         self.call: Callable[..., Any] = obj.eval if self.is_class else obj
+
+
+class _BadResult(Exception):
+    """A vectorized UDF returned the wrong thing (length, kind): the function is wrong, not a row."""
+
+
+def _vector_inputs(f: _Function, cols: Any, start: int, n: int, whole: List[Any]) -> List[Any]:
+    """The arguments of one call of a vectorized UDF: rows start..start+n of each column."""
+    if f.kind == "arrow":
+        return [a.slice(start, n) for a in whole]
+    out = []
+    for s in whole:
+        part = s.iloc[start : start + n]
+        out.append(part.reset_index(drop=True) if start else part)
+    return out
+
+
+def _pandas_column(a: Any) -> Any:
+    """A pyarrow array as PyFlink hands it to a Pandas UDF: a Series, or a DataFrame for a ROW."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if pa.types.is_struct(a.type):
+        return pd.DataFrame({a.type.field(i).name: a.field(i).to_pandas() for i in range(a.type.num_fields)})
+    return a.to_pandas()
+
+
+def _to_arrow(f: _Function, result: Any, n: int) -> Any:
+    import pyarrow as pa
+
+    kind = "pandas UDF" if f.kind == "pandas" else "arrow UDF"
+    if isinstance(result, pa.ChunkedArray):
+        result = result.combine_chunks()
+    if f.kind == "pandas" and not isinstance(result, pa.Array):
+        import pandas as pd
+
+        if isinstance(result, pd.DataFrame):
+            raise _BadResult(f"{kind} `{f.name}` returned a DataFrame; return a Series of {n} values")
+        if not isinstance(result, pd.Series):
+            raise _BadResult(f"{kind} `{f.name}` returned {type(result).__name__}; return a pandas.Series of {n} values")
+        try:
+            result = pa.Array.from_pandas(result)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise _BadResult(f"{kind} `{f.name}` returned values Arrow cannot hold: {e}") from None
+    if not isinstance(result, pa.Array):
+        raise _BadResult(f"{kind} `{f.name}` returned {type(result).__name__}; return a pyarrow.Array of {n} values")
+    if len(result) != n:
+        raise _BadResult(f"{kind} `{f.name}` returned {len(result)} values for a batch of {n} rows")
+    return result
 
 
 _ROW_IN_MESSAGE = re.compile(r"row (\d+):")
@@ -102,6 +155,8 @@ class Worker:
         self.skip = False
         self.bundle_ms = 1000
         self.skipped_logged = 0
+        # Most rows a vectorized UDF gets in one call (Flink's key and default).
+        self.arrow_batch = 10000
         # The bundle to evaluate row by row, reporting each row first (after a worker died).
         self.traced: Optional[int] = None
 
@@ -125,6 +180,7 @@ class Worker:
         self.skip = config.get("python.udf.on-error", "fail") == "skip"
         # The engine sends it as plain milliseconds, whatever form the user wrote.
         self.bundle_ms = int(config.get("python.fn-execution.bundle.time", "1000"))
+        self.arrow_batch = max(1, int(config.get("python.fn-execution.arrow.batch.size", "10000")))
         return hs
 
     def open(self, hs: Dict[str, Any]) -> bool:
@@ -152,7 +208,7 @@ class Worker:
                         subtask=hs["subtask"],
                         attempt=hs["attempt"],
                     )
-                    obj.open(ctx)
+                    f.obj.open(ctx)
                 self.functions.append(f)
             except BaseException as e:  # noqa: BLE001 - reported to the engine
                 tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None))
@@ -207,6 +263,12 @@ class Worker:
         keep: Optional[List[bool]] = None
         traced = self.traced == bundle
         for fi, f in enumerate(self.functions):
+            if f.kind != "general":
+                ok, out, keep = self.vectorized(bundle, f, fi, cols, rows, keep, traced)
+                if not ok:
+                    return False
+                results.append(out)
+                continue
             args = [cols[i] for i in f.args]
             if traced:
                 out, keep, failed = self.row_by_row(f, args, rows, keep, (bundle, fi))
@@ -216,18 +278,22 @@ class Worker:
                     return False
                 results.append(out)
                 continue
+            # Values are appended as they come, so when a row raises, `out` holds the rows
+            # before it: the rest is evaluated one by one from that row on, and no row is
+            # called twice (its metric updates count once).
+            out = []
             try:
                 if len(args) == 1:
-                    out = list(map(f.call, args[0]))
+                    out.extend(map(f.call, args[0]))
                 elif args:
-                    out = list(map(f.call, *args))
+                    out.extend(map(f.call, *args))
                 else:
-                    out = [f.call() for _ in range(rows)]
-                raised = False
-            except Exception:  # noqa: BLE001 - find the row below, then fail or skip
-                raised = True
-            if raised:
-                out, keep, failed = self.row_by_row(f, args, rows, keep)
+                    out.extend(f.call() for _ in range(rows))
+                raised = None
+            except Exception as e:  # noqa: BLE001 - fail or skip below
+                raised = e
+            if raised is not None:
+                out, keep, failed = self.row_by_row(f, args, rows, keep, out=out, first_error=raised)
                 if failed is not None:
                     row, e, tb = failed
                     ch = self.channel
@@ -249,6 +315,55 @@ class Worker:
             return False
         return True
 
+    def vectorized(
+        self,
+        bundle: int,
+        f: _Function,
+        fi: int,
+        cols: Any,
+        rows: int,
+        keep: Optional[List[bool]],
+        traced: bool,
+    ) -> Tuple[bool, Any, Optional[List[bool]]]:
+        """Evaluates a pandas or arrow UDF over a bundle in batches of ``arrow_batch`` rows.
+        Returns (ok, result, keep): a pyarrow array, or a list when rows had to be evaluated
+        one by one (an exception to locate, a traced bundle)."""
+        whole = [cols.arrow(i) for i in f.args]
+        if f.kind == "pandas":
+            whole = [_pandas_column(a) for a in whole]
+
+        def call(start: int, n: int) -> Any:
+            return _to_arrow(f, f.call(*_vector_inputs(f, cols, start, n, whole)), n)
+
+        def one_row(i: int) -> Any:
+            return call(i, 1)[0].as_py()
+
+        args = [cols[i] for i in f.args] if traced else []
+        try:
+            if not traced:
+                parts = [call(s, min(self.arrow_batch, rows - s)) for s in range(0, rows, self.arrow_batch)]
+                import pyarrow as pa
+
+                if not parts:
+                    return True, pa.nulls(0), keep
+                return True, parts[0] if len(parts) == 1 else pa.concat_arrays(parts), keep
+        except _BadResult as e:
+            self.channel.send_error(bundle, f.name, "ValueError", str(e), "", "")
+            return False, None, keep
+        except Exception:  # noqa: BLE001 - find the row below, then fail or skip
+            args = [cols[i] for i in f.args]
+        # One row per call: to name (or skip) the row that raises, or to trace a bundle.
+        try:
+            out, keep, failed = self.row_by_row(f, args, rows, keep, (bundle, fi) if traced else None, one_row)
+        except _BadResult as e:
+            self.channel.send_error(bundle, f.name, "ValueError", str(e), "", "")
+            return False, None, keep
+        if failed is not None:
+            row, e, tb = failed
+            self.channel.send_error(bundle, f.name, type(e).__name__, str(e), tb, _row_text(args, row))
+            return False, None, keep
+        return True, out, keep
+
     def row_by_row(
         self,
         f: _Function,
@@ -256,19 +371,28 @@ class Worker:
         rows: int,
         keep: Optional[List[bool]],
         trace: Optional[Tuple[int, int]] = None,
+        one_row: Optional[Callable[[int], Any]] = None,
+        out: Optional[list] = None,
+        first_error: Optional[BaseException] = None,
     ) -> Tuple[list, Optional[List[bool]], Optional[Tuple[int, BaseException, str]]]:
-        out = []
-        for i in range(rows):
+        """Evaluates rows one by one from ``len(out)`` on; ``first_error`` is what that row
+        already raised (it is not called again)."""
+        out = [] if out is None else out
+        for i in range(len(out), rows):
             if trace is not None:
                 # Said before the row is evaluated: if it takes the process down, the engine
                 # knows which row it was.
                 self.channel.progress(trace[0], trace[1], i)
             try:
-                out.append(f.call(*[a[i] for a in args]))
+                if first_error is not None:
+                    e, first_error = first_error, None
+                    raise e
+                out.append(one_row(i) if one_row is not None else f.call(*[a[i] for a in args]))
+            except _BadResult:
+                raise
             except Exception as e:  # noqa: BLE001
                 if not self.skip:
-                    # The traceback from the function down (this loop's frame left out).
-                    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next))
+                    tb = _user_traceback(e)
                     return out, keep, (i, e, tb)
                 if keep is None:
                     keep = [True] * rows
@@ -285,6 +409,14 @@ class Worker:
                         "" if self.skipped_logged < 10 else " (further skips are only counted)",
                     )
         return out, keep, None
+
+
+def _user_traceback(e: BaseException) -> str:
+    """The traceback from the user's function down: the worker's own frames left out."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
 
 
 def _row_text(args: List[list], i: int) -> str:

@@ -380,7 +380,7 @@ def _as_udf(function: Any, name: str) -> UserDefinedScalarFunctionWrapper:
 
 def _pickle(f: UserDefinedScalarFunctionWrapper) -> bytes:
     try:
-        return cloudpickle.dumps(f._func)
+        return cloudpickle.dumps(f._payload())
     except Exception as e:  # noqa: BLE001 - any pickling failure is the user's to see
         raise TypeError(
             f"Python function `{f.name}` cannot be sent to the workers: cloudpickle failed "

@@ -3,6 +3,13 @@
 A scalar UDF is a function, lambda or callable decorated with ``@udf(result_type=...)``, or a
 ``ScalarFunction`` subclass with ``open(ctx)``, ``eval(*args)`` and ``close()``. It travels to
 the worker processes with cloudpickle; ``open`` runs there, once per worker.
+
+``func_type`` chooses how it is called: ``"general"`` once per row with Python values;
+``"pandas"`` (vectorized, as PyFlink's Pandas UDFs) once per batch of at most
+``python.fn-execution.arrow.batch.size`` rows with a ``pandas.Series`` per argument (a
+``pandas.DataFrame`` for a ROW argument), returning a Series of the same length; ``"arrow"``
+(weir's own) once per batch with a ``pyarrow.Array`` per argument, taken straight from the
+engine's Arrow data, returning a ``pyarrow.Array``.
 """
 
 from __future__ import annotations
@@ -75,6 +82,31 @@ class ScalarFunction(UserDefinedFunction):
         raise NotImplementedError("a ScalarFunction implements eval")
 
 
+FUNC_TYPES = ("general", "pandas", "arrow")
+
+
+class _Vectorized:
+    """What is sent to the workers for a vectorized UDF: how to call it, and the function."""
+
+    def __init__(self, kind: str, func: Any) -> None:
+        self.kind = kind
+        self.func = func
+
+
+def _require(func_type: str) -> None:
+    needed = ["pyarrow"] if func_type == "arrow" else ["pandas", "pyarrow"]
+    import importlib
+
+    for module in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ImportError(
+                f"func_type={func_type!r} needs {' and '.join(needed)} (missing: {module}): "
+                f"pip install 'weir-stream[pandas]'"
+            ) from e
+
+
 class UserDefinedScalarFunctionWrapper:
     """What ``udf(...)`` returns: call it on expressions, register it by name."""
 
@@ -85,7 +117,13 @@ class UserDefinedScalarFunctionWrapper:
         result_type: Union[DataType, str],
         deterministic: Optional[bool] = None,
         name: Optional[str] = None,
+        func_type: str = "general",
     ) -> None:
+        if func_type not in FUNC_TYPES:
+            raise ValueError(f"func_type must be one of {', '.join(map(repr, FUNC_TYPES))}, not {func_type!r}")
+        if func_type != "general":
+            _require(func_type)
+        self._func_type = func_type
         if isinstance(func, type) and issubclass(func, UserDefinedFunction):
             func = func()
         if not callable(func) and not isinstance(func, ScalarFunction):
@@ -117,6 +155,14 @@ class UserDefinedScalarFunctionWrapper:
     def result_type(self) -> str:
         return self._result_type
 
+    @property
+    def func_type(self) -> str:
+        return self._func_type
+
+    def _payload(self) -> Any:
+        """What the workers unpickle."""
+        return self._func if self._func_type == "general" else _Vectorized(self._func_type, self._func)
+
     def __repr__(self) -> str:
         return f"<udf {self._name} -> {self._result_type}>"
 
@@ -130,12 +176,11 @@ def udf(
     func_type: str = "general",
 ) -> Any:
     """Makes a scalar UDF: ``@udf(result_type=DataTypes.BIGINT())`` on a function, or
-    ``udf(MyScalarFunction(), result_type='STRING')``."""
-    if func_type != "general":
-        raise NotImplementedError("weir runs func_type='general' UDFs; 'pandas' is not supported yet")
+    ``udf(MyScalarFunction(), result_type='STRING')``; ``func_type='pandas'`` or ``'arrow'``
+    for a vectorized one (see the module's description)."""
 
     def make(func: Any) -> UserDefinedScalarFunctionWrapper:
-        return UserDefinedScalarFunctionWrapper(func, input_types, result_type, deterministic, name)  # type: ignore[arg-type]
+        return UserDefinedScalarFunctionWrapper(func, input_types, result_type, deterministic, name, func_type)  # type: ignore[arg-type]
 
     if f is None:
         return make
