@@ -1,6 +1,7 @@
 """weir vs PyFlink 2.3 vs a pure Python loop, side by side in one run.
 
     python benchmarks/udf_vs_pyflink.py [--rows 3000000] [--repeat 3] [--skip-pyflink]
+        [--pyflink-python PATH] [--kinds general,pandas,arrow]
 
 The job (benchmarks/udf_job.py, the same file for both engines): a BIGINT sequence of N rows ->
 Python scalar UDF `x + 1` -> blackhole, parallelism 1, datagen not rate-limited, start-up
@@ -8,7 +9,8 @@ included, each run in a fresh process; with and without a counter, a meter and a
 updated per row. PyFlink is installed from PyPI into its own virtual environment
 (~/.cache/weir-bench/pyflink) on first use; it needs Java 17. The floor is a pure Python loop
 (`for x in xs: out.append(f(x))`) calling the same function over the same rows, with and
-without three method-call updates on plain Python objects.
+without three method-call updates on plain Python objects. `--kinds pandas,arrow` adds the same
+job as a Pandas UDF (both engines) and as weir's arrow UDF (weir only).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.expanduser("~/.cache/weir-bench/pyflink")
 
 
-def run_job(python: str, engine: str, rows: int, metrics: bool) -> dict:
-    cmd = [python, os.path.join(HERE, "udf_job.py"), "--engine", engine, "--rows", str(rows)]
+def run_job(python: str, engine: str, rows: int, metrics: bool, kind: str = "general") -> dict:
+    cmd = [python, os.path.join(HERE, "udf_job.py"), "--engine", engine, "--rows", str(rows), "--kind", kind]
     if metrics:
         cmd.append("--metrics")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -113,31 +115,50 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=3_000_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip-pyflink", action="store_true")
+    p.add_argument("--pyflink-python", help="a Python that has apache-flink 2.3 (default: a venv made on first use)")
+    p.add_argument("--kinds", default="general", help="UDF kinds, comma-separated: general, pandas, arrow")
     args = p.parse_args()
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     print(f"{args.rows:,} rows, best of {args.repeat}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
     results = {}
-    cases = [("python loop", None), ("weir", sys.executable)]
-    if not args.skip_pyflink:
-        cases.append(("pyflink 2.3", pyflink_python()))
-    for name, python in cases:
+    cases = [("python loop", None, "general")]
+    pyflink = None if args.skip_pyflink else (args.pyflink_python or pyflink_python())
+    for kind in kinds:
+        suffix = "" if kind == "general" else f" {kind}"
+        cases.append((f"weir{suffix}", sys.executable, kind))
+        if pyflink and kind != "arrow":
+            cases.append((f"pyflink 2.3{suffix}", pyflink, kind))
+    for name, python, kind in cases:
         for metrics in (False, True):
             runs = []
-            for _ in range(args.repeat if name != "pyflink 2.3" else 1):
+            for _ in range(args.repeat if not name.startswith("pyflink") else 1):
                 if python is None:
                     runs.append(python_loop(args.rows, metrics))
                 else:
                     engine = "pyflink" if name.startswith("pyflink") else "weir"
-                    r = run_job(python, engine, args.rows, metrics)
+                    r = run_job(python, engine, args.rows, metrics, kind)
                     if "udf_rows" in r and r["udf_rows"] != args.rows:
                         raise RuntimeError(f"weir evaluated {r['udf_rows']} rows, not {args.rows}")
                     runs.append(r)
             results[(name, metrics)] = best(runs)
             r = results[(name, metrics)]
-            print(f"  {name:<12} {'3 metric updates/row' if metrics else 'no metrics':<22} "
+            what = ("3 metric updates/batch" if kind != "general" else "3 metric updates/row") if metrics else "no metrics"
+            print(f"  {name:<20} {what:<24} "
                   f"{r['rows_per_second']:>14,.0f} rows/s  ({r['seconds']:.2f} s)", flush=True)
     print()
     floor = results[("python loop", False)]["rows_per_second"]
+    for kind in ("pandas", "arrow"):
+        if (f"weir {kind}", False) in results:
+            w = results[(f"weir {kind}", False)]["rows_per_second"]
+            line = f"weir {kind} / python loop floor: {w / floor:.1f}"
+            if (f"pyflink 2.3 {kind}", False) in results:
+                line += f"; weir {kind} / pyflink {kind}: {w / results[(f'pyflink 2.3 {kind}', False)]['rows_per_second']:.1f}x"
+            if kind == "arrow" and ("weir pandas", False) in results:
+                line += f"; arrow / pandas on weir: {w / results[('weir pandas', False)]['rows_per_second']:.2f}"
+            print(line)
+    if ("weir", False) not in results:
+        return
     weir = results[("weir", False)]["rows_per_second"]
     print(f"weir / python loop floor: {weir / floor:.2f} (target >= 0.5)")
     per_row = lambda k: 1e9 / results[k]["rows_per_second"]  # noqa: E731

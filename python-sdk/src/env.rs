@@ -228,14 +228,16 @@ impl Env {
     }
 
     /// Registers a Python function (pickled) returning `result_type` under `name`;
-    /// `display_name` (default `name`) is what errors, operators and metrics call it.
-    #[pyo3(signature = (name, pickled, result_type, display_name = None))]
+    /// `display_name` (default `name`) is what errors, operators and metrics call it;
+    /// `vectorized` for a pandas or arrow UDF (called once per batch).
+    #[pyo3(signature = (name, pickled, result_type, display_name = None, vectorized = false))]
     fn register_python_function(
         &self,
         name: &str,
         pickled: Vec<u8>,
         result_type: &str,
         display_name: Option<&str>,
+        vectorized: bool,
     ) -> PyResult<()> {
         let t = SqlType::parse(result_type).map_err(err)?;
         self.env.create_temporary_function(
@@ -243,7 +245,10 @@ impl Env {
             Arc::new(UdfRef {
                 name: display_name.unwrap_or(name).to_string(),
                 result_type: t.data_type,
-                payload: Arc::new(PythonFunction { pickled }),
+                payload: Arc::new(PythonFunction {
+                    pickled,
+                    vectorized,
+                }),
                 backend: self.backend.clone(),
             }),
         );

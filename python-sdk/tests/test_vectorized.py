@@ -143,15 +143,15 @@ JOB = """
     [
         (
             '@udf(result_type="BIGINT", func_type="pandas")\n    def f(x):\n        return x.head(3)',
-            "pandas UDF `f` returned 3 values for a batch of 1000 rows",
+            "pandas UDF `f` returned 3 values for a batch of 2000 rows",
         ),
         (
             '@udf(result_type="BIGINT", func_type="pandas")\n    def f(x):\n        return list(x)',
-            "pandas UDF `f` returned list; return a pandas.Series of 1000 values",
+            "pandas UDF `f` returned list; return a pandas.Series of 2000 values",
         ),
         (
             '@udf(result_type="BIGINT", func_type="arrow")\n    def f(x):\n        return x.to_pylist()',
-            "arrow UDF `f` returned list; return a pyarrow.Array of 1000 values",
+            "arrow UDF `f` returned list; return a pyarrow.Array of 2000 values",
         ),
         (
             '@udf(result_type="BIGINT", func_type="arrow")\n    def f(x):\n        return pa.array(["a"] * len(x))',
@@ -284,3 +284,18 @@ def test_a_row_argument_is_a_dataframe_and_results_convert_to_the_declared_type(
     rows = t.select(total(col("r")).alias("t"), stamp(col("r")).alias("s"), kind(col("r")).alias("k")).execute().collect()
     got = sorted((r.t, r.s.isoformat(), r.k) for r in rows)
     assert got == [(3.0, "2023-11-14T22:13:20.123000", "x"), (7.5, "2023-11-14T22:13:20.123000", "x")], got
+
+
+@pytest.mark.parametrize("bundle_size, largest", [(None, 3000), ("1000", 1000)])
+def test_vectorized_operators_send_whole_arrow_batches_unless_the_bundle_size_is_set(bundle_size, largest):
+    job = f"vec-bundles-{bundle_size}"
+    config = {"python.fn-execution.arrow.batch.size": "3000"}
+    if bundle_size:
+        config["python.fn-execution.bundle.size"] = bundle_size
+    env = make_env(streaming=False, pipeline__name=job, **config)
+    f = udf(PlusOne("arrow"), result_type=DataTypes.BIGINT(), func_type="arrow")
+    t = env.from_elements([(i,) for i in range(9000)], ["x"])
+    assert len(list(t.select(f(col("x"))).execute().collect())) == 9000
+    text = env.metrics_text()
+    assert value(text, "weir_user_vec_batch_rows_max", job_name=job) == largest
+    assert value(text, "weir_user_vec_calls_total", job_name=job) == 9000 // largest

@@ -43,12 +43,16 @@ use weir_engine::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBac
 pub struct PythonFunction {
     /// The function (or `ScalarFunction` instance), pickled with cloudpickle.
     pub pickled: Vec<u8>,
+    /// A pandas or arrow UDF: called once per batch, so its operator's bundles default to
+    /// `python.fn-execution.arrow.batch.size` rows.
+    pub vectorized: bool,
 }
 
 /// Configuration keys read by the process backend (besides the ones workers read).
 pub mod keys {
     pub const EXECUTABLE: &str = "python.executable";
     pub const BUNDLE_SIZE: &str = "python.fn-execution.bundle.size";
+    pub const ARROW_BATCH_SIZE: &str = "python.fn-execution.arrow.batch.size";
     pub const BUNDLE_TIME: &str = "python.fn-execution.bundle.time";
     pub const MAX_IN_FLIGHT: &str = "python.fn-execution.max-in-flight";
     pub const MAX_RESTARTS: &str = "python.worker.restart.max-attempts";
@@ -93,6 +97,8 @@ impl Options {
     fn from_config(config: &BTreeMap<String, String>) -> Result<Self> {
         let o = weir_engine::options::Options::config(config);
         let bundle_size = o.at_least(keys::BUNDLE_SIZE, 1)?.unwrap_or(1000);
+        // Read by the workers; checked here so a bad value fails the job before they start.
+        o.at_least(keys::ARROW_BATCH_SIZE, 1)?;
         o.choice(keys::ON_ERROR, &["fail", "skip"], "`fail` or `skip`")?;
         o.bool("python.metric.enabled")?;
         o.choice(
@@ -225,8 +231,9 @@ impl UdfBackend for ProcessBackend {
         calls: &[UdfCall],
         _args_schema: SchemaRef,
     ) -> Result<Box<dyn FunctionRunner>> {
-        let opts = Options::from_config(&ctx.config)?;
+        let mut opts = Options::from_config(&ctx.config)?;
         let mut functions = Vec::new();
+        let mut vectorized = false;
         let mut result_types = Vec::new();
         for c in calls {
             let f = c
@@ -239,6 +246,7 @@ impl UdfBackend for ProcessBackend {
                         c.udf.name
                     ))
                 })?;
+            vectorized |= f.vectorized;
             functions.push(FunctionSpec {
                 name: c.udf.name.clone(),
                 payload: f.pickled.clone(),
@@ -246,6 +254,14 @@ impl UdfBackend for ProcessBackend {
                 result_type: type_name(&c.udf.result_type),
             });
             result_types.push(c.udf.result_type.clone());
+        }
+        // Small bundles cost a vectorized UDF a call and two conversions each: unless the
+        // bundle size is set, its operator sends bundles of a whole Arrow batch (Flink's
+        // defaults are 100,000 and 10,000). Measured in docs/performance.md.
+        if vectorized && !ctx.config.contains_key(keys::BUNDLE_SIZE) {
+            let o = weir_engine::options::Options::config(&ctx.config);
+            let batch = o.at_least(keys::ARROW_BATCH_SIZE, 1)?.unwrap_or(10_000) as usize;
+            opts.bundle_size = opts.bundle_size.max(batch);
         }
         let who = format!(
             "Python worker of `{}` subtask {} in job `{}`",

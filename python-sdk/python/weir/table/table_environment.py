@@ -313,7 +313,7 @@ class TableEnvironment:
     def create_temporary_function(self, path: str, function: Any) -> None:
         """Registers a UDF under ``path`` for SQL and ``call(path, ...)``."""
         f = _as_udf(function, path)
-        self._native.register_python_function(path, _pickle(f), f.result_type)
+        self._native.register_python_function(path, _pickle(f), f.result_type, None, f.func_type != "general")
 
     create_temporary_system_function = create_temporary_function
     register_function = create_temporary_function
@@ -325,7 +325,7 @@ class TableEnvironment:
         key = self._inline_keys.get(id(f))
         if key is None:
             key = f"__weir_udf_{next(_udf_ids)}"
-            self._native.register_python_function(key, _pickle(f), f.result_type, f.name)
+            self._native.register_python_function(key, _pickle(f), f.result_type, f.name, f.func_type != "general")
             self._inline_keys[id(f)] = key
             self._inline_funcs.append(f)
         return key
