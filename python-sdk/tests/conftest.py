@@ -7,10 +7,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -201,6 +203,42 @@ def worker_pids(parent: Optional[int] = None) -> list:
         if ppid == me and b"weir.worker" in cmd:
             pids.append(int(d))
     return pids
+
+
+class RandomKills:
+    """SIGKILLs `kills` of this process's workers at random moments in the first 2 s (times
+    and victims from `rng`), on a thread: `with RandomKills(rng, 3) as k: ...run...; k.landed`."""
+
+    def __init__(self, rng, kills: int) -> None:
+        self.rng, self.kills = rng, kills
+        self.before = set(worker_pids())
+        self.landed: list = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        for at in sorted(self.rng.uniform(0.3, 2.0) for _ in range(self.kills)):
+            while time.monotonic() - start < at and not self.done.is_set():
+                time.sleep(0.005)
+            # A random one of the live workers (sometimes one that is still starting).
+            live = [p for p in worker_pids() if p not in self.before and p not in self.landed]
+            if self.done.is_set() or not live:
+                continue
+            pid = self.rng.choice(sorted(live))
+            try:
+                os.kill(pid, signal.SIGKILL)
+                self.landed.append(pid)
+            except ProcessLookupError:
+                pass
+
+    def __enter__(self) -> "RandomKills":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 # -- the fault-injection table --

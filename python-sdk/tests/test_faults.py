@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import fault_outcome, make_env, run_program, value, worker_pids
+from conftest import RandomKills, fault_outcome, make_env, run_program, value, worker_pids
 from weir.table import DataTypes
 from weir.table.expressions import col
 from weir.table.udf import ScalarFunction, udf
@@ -78,35 +78,10 @@ def test_random_sigkills_at_parallelism_2_lose_nothing(kills):
     n = 450_000
     f = udf(Busy(), result_type=DataTypes.BIGINT())
     t = source(env, n, rate=150_000).select(f(col("x")).alias("y"))
-    before = set(worker_pids())
-    landed = []
-    done = threading.Event()
-
-    def killer():
-        # Kills spread over the first 2 s of a job of about 3 s, each at a random moment, of a random
-        # one of the live workers (sometimes one that is still starting).
-        start = time.monotonic()
-        times = sorted(rng.uniform(0.3, 2.0) for _ in range(kills))
-        for at in times:
-            while time.monotonic() - start < at and not done.is_set():
-                time.sleep(0.005)
-            live = [p for p in worker_pids() if p not in before and p not in landed]
-            if done.is_set() or not live:
-                continue
-            pid = rng.choice(sorted(live))
-            try:
-                os.kill(pid, signal.SIGKILL)
-                landed.append(pid)
-            except ProcessLookupError:
-                pass
-
-    k = threading.Thread(target=killer)
-    k.start()
-    try:
+    # Kills spread over the first 2 s of a job of about 3 s.
+    with RandomKills(rng, kills) as k:
         ys = [r.y for r in t.execute().collect()]
-    finally:
-        done.set()
-        k.join()
+    landed = k.landed
     print(f"{len(landed)} of {kills} kills landed")
     assert landed, "no kill landed"
     check_exact(env, job, ys, n, restarts=len(landed))

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import textwrap
-import threading
-import time
 
 import pytest
 
-from conftest import fault_outcome, make_env, run_program, value, worker_pids
+from conftest import RandomKills, fault_outcome, make_env, run_program, value
 
 pd = pytest.importorskip("pandas", reason="pandas UDFs need pandas (scripts/test.sh installs it)")
 pa = pytest.importorskip("pyarrow", reason="vectorized UDFs need pyarrow (scripts/test.sh installs it)")
@@ -225,32 +222,9 @@ def test_sigkills_of_vectorized_workers_lose_nothing(kind):
     n = 600_000
     f = udf(PlusOne(kind), result_type=DataTypes.BIGINT(), func_type=kind)
     t = source(env, n, rate=200_000).select(f(col("x")).alias("y"))
-    before = set(worker_pids())
-    landed = []
-    done = threading.Event()
-
-    def killer():
-        start = time.monotonic()
-        for at in sorted(rng.uniform(0.3, 2.0) for _ in range(3)):
-            while time.monotonic() - start < at and not done.is_set():
-                time.sleep(0.005)
-            live = [p for p in worker_pids() if p not in before and p not in landed]
-            if done.is_set() or not live:
-                continue
-            pid = rng.choice(sorted(live))
-            try:
-                os.kill(pid, signal.SIGKILL)
-                landed.append(pid)
-            except ProcessLookupError:
-                pass
-
-    k = threading.Thread(target=killer)
-    k.start()
-    try:
+    with RandomKills(rng, 3) as k:
         ys = [r.y for r in t.execute().collect()]
-    finally:
-        done.set()
-        k.join()
+    landed = k.landed
     assert landed, "no kill landed"
     assert len(ys) == n and sorted(ys) == list(range(2, n + 2)), "every row exactly once"
     text = env.metrics_text()
