@@ -210,6 +210,17 @@ pub struct DistributionSnapshot {
     pub window_min_max: Option<(f64, f64)>,
 }
 
+/// Reads one statistic of a distribution.
+pub type Stat = fn(&DistributionData) -> f64;
+
+/// The all-time statistics a distribution exports beside its histogram, in the Prometheus
+/// formats: name suffix, what it is (for the help text), its value.
+pub const ALL_TIME_STATS: [(&str, &str, Stat); 3] = [
+    ("_min", "smallest value, all time", |d| d.min),
+    ("_max", "largest value, all time", |d| d.max),
+    ("_mean", "mean value, all time", |d| d.mean()),
+];
+
 impl DistributionSnapshot {
     /// The window's quantiles, with its min and max as quantiles 0 and 1.
     pub fn window_quantiles(&self) -> Vec<(f64, f64)> {

@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use crate::distribution::DistributionSnapshot;
+use crate::distribution::ALL_TIME_STATS;
 use crate::gauge::GaugeValue;
 use crate::histogram::{classic_counts, HistogramOptions};
 pub use crate::name::label_float;
@@ -318,13 +318,7 @@ impl Writer<'_> {
             self.sample_start(&window, "_count", labels, None);
             self.uint(d.data.count);
         }
-        type Stat = fn(&DistributionSnapshot) -> f64;
-        let stats: [(&str, &str, Stat); 3] = [
-            ("_min", "smallest value, all time", |d| d.data.min),
-            ("_max", "largest value, all time", |d| d.data.max),
-            ("_mean", "mean value, all time", |d| d.data.mean()),
-        ];
-        for (suffix, what, get) in stats {
+        for (suffix, what, get) in ALL_TIME_STATS {
             if !dists().any(|(_, d)| d.data.count > 0) {
                 continue;
             }
@@ -336,7 +330,7 @@ impl Writer<'_> {
             for (labels, d) in dists() {
                 if d.data.count > 0 {
                     self.sample_start(name, suffix, labels, None);
-                    self.float(get(d));
+                    self.float(get(&d.data));
                 }
             }
         }

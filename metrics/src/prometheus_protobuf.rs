@@ -15,6 +15,7 @@
 use prost::Message;
 
 use crate::buckets::ZERO_THRESHOLD;
+use crate::distribution::ALL_TIME_STATS;
 use crate::gauge::GaugeValue;
 use crate::histogram::{classic_counts, native_buckets};
 use crate::snapshot::{FamilySnapshot, MetricKind, SeriesSnapshot, SeriesValue, Snapshot};
@@ -350,13 +351,7 @@ fn families(snapshot: &Snapshot, fam: &FamilySnapshot) -> Vec<MetricFamily> {
                 MetricType::Summary,
                 window,
             ));
-            type Stat = fn(&crate::DistributionData) -> f64;
-            let stats: [(&str, &str, Stat); 3] = [
-                ("_min", "smallest value, all time", |d| d.min),
-                ("_max", "largest value, all time", |d| d.max),
-                ("_mean", "mean value, all time", |d| d.mean()),
-            ];
-            for (suffix, what, get) in stats {
+            for (suffix, what, get) in ALL_TIME_STATS {
                 let ms = dists
                     .iter()
                     .filter(|(_, d)| d.data.count > 0)

@@ -106,8 +106,15 @@ pub fn conform(a: ArrayRef, declared: &DataType) -> Result<ArrayRef, String> {
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView,
         )
         | (DataType::Timestamp(..), DataType::Timestamp(..))
-        | (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64)
-        | (DataType::Dictionary(..), _) => cast(&a).map_err(|e| format!("{} ({e})", wrong())),
+        | (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64) => {
+            cast(&a).map_err(|e| format!("{} ({e})", wrong()))
+        }
+        // Dictionary-encoded values (pandas categoricals): decoded, then held to the same rules
+        // as plain values (a dictionary of strings is not numbers).
+        (DataType::Dictionary(_, values), _) => {
+            let plain = cast_with_options(&a, values, &strict).map_err(|e| e.to_string())?;
+            conform(plain, declared)
+        }
         _ => Err(wrong()),
     }
 }

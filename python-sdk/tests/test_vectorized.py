@@ -158,8 +158,13 @@ JOB = """
             '@udf(result_type="BIGINT", func_type="pandas")\n    def f(x):\n        return x / 3',
             "is not a whole number, and BIGINT was declared",
         ),
+        (
+            # Dictionary-encoded strings are decoded, not parsed as numbers.
+            '@udf(result_type="BIGINT", func_type="arrow")\n    def f(x):\n        return pa.array(["1"] * len(x)).dictionary_encode()',
+            "function `f` returned values of type STRING (Arrow Utf8) where BIGINT was declared",
+        ),
     ],
-    ids=["wrong-length", "pandas-not-a-series", "arrow-not-an-array", "wrong-type", "not-whole"],
+    ids=["wrong-length", "pandas-not-a-series", "arrow-not-an-array", "wrong-type", "not-whole", "dictionary"],
 )
 def test_a_wrong_result_fails_the_job_naming_the_udf_expected_and_actual(body, expected):
     out = run_job(JOB.replace("{config}", "").replace("{udf}", body))
@@ -168,23 +173,34 @@ def test_a_wrong_result_fails_the_job_naming_the_udf_expected_and_actual(body, e
 
 @pytest.mark.parametrize("kind", ["pandas", "arrow"])
 def test_an_exception_names_the_row_or_skips_exactly_that_row(kind):
-    raise_ = (
-        "if (x == 777).any(): raise ValueError('bad value 777')"
-        if kind == "pandas"
-        else "if pc.any(pc.equal(x, 777)).as_py(): raise ValueError('bad value 777')"
-    )
+    # 2000 rows in one bundle, four batches of 500; row 1777 is in the last one. Rows are
+    # counted after the check, so each row that came out is counted once only if no batch
+    # that succeeded is called again while the failing one is searched row by row.
+    bad = "(x == 1777).any()" if kind == "pandas" else "pc.any(pc.equal(x, 1777)).as_py()"
     body = f"""import pyarrow.compute as pc
-    @udf(result_type="BIGINT", func_type="{kind}")
-    def f(x):
-        {raise_}
-        return x * 2 if {kind!r} == "pandas" else pc.multiply(x, 2)"""
-    out = run_job(JOB.replace("{config}", "").replace("{udf}", body))
-    assert "ERROR" in out and "bad value 777" in out and "(777,)" in out and "`f`" in out, out
-    skip = 'env.get_config().set("python.udf.on-error", "skip")'
+    from weir.table.udf import ScalarFunction
+
+    class Fragile(ScalarFunction):
+        def open(self, ctx):
+            self.rows = ctx.get_metric_group().counter("rows")
+
+        def eval(self, x):
+            if {bad}:
+                raise ValueError("bad value 1777")
+            self.rows.inc(len(x))
+            return x * 2 if {kind!r} == "pandas" else pc.multiply(x, 2)
+
+    f = udf(Fragile(), result_type="BIGINT", func_type="{kind}")"""
+    config = 'env.get_config().set("python.fn-execution.arrow.batch.size", "500")'
+    out = run_job(JOB.replace("{config}", config).replace("{udf}", body))
+    assert "ERROR" in out and "bad value 1777" in out and "(1777,)" in out and "`Fragile`" in out, out
+    skip = config + '\n    env.get_config().set("python.udf.on-error", "skip")'
     out = run_job(JOB.replace("{config}", skip).replace("{udf}", body))
-    total = sum(2 * i for i in range(1, 2001)) - 2 * 777
+    total = sum(2 * i for i in range(1, 2001)) - 2 * 1777
     assert f"ROWS 1999 {total}" in out, out
-    assert 'weir_python_udf_errors_total{job_name="collect",operator=' in out, out
+    metrics = "\n".join(line for line in out.splitlines() if line.startswith(("# ", "weir_")))
+    assert value(metrics, "weir_python_udf_errors_total", job_name="collect") == 1, out
+    assert value(metrics, "weir_user_rows_total", job_name="collect") == 1999, out
 
 
 def test_a_pandas_udf_without_pandas_says_what_to_install():

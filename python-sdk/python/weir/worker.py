@@ -100,7 +100,7 @@ class _BadResult(Exception):
     """A vectorized UDF returned the wrong thing (length, kind): the function is wrong, not a row."""
 
 
-def _vector_inputs(f: _Function, cols: Any, start: int, n: int, whole: List[Any]) -> List[Any]:
+def _vector_inputs(f: _Function, start: int, n: int, whole: List[Any]) -> List[Any]:
     """The arguments of one call of a vectorized UDF: rows start..start+n of each column."""
     if f.kind == "arrow":
         return [a.slice(start, n) for a in whole]
@@ -326,43 +326,57 @@ class Worker:
         traced: bool,
     ) -> Tuple[bool, Any, Optional[List[bool]]]:
         """Evaluates a pandas or arrow UDF over a bundle in batches of ``arrow_batch`` rows.
-        Returns (ok, result, keep): a pyarrow array, or a list when rows had to be evaluated
-        one by one (an exception to locate, a traced bundle)."""
+        A batch that raises, and every batch of a traced bundle, is evaluated one row per call
+        (to name or skip the row); the other batches are not called again. Returns (ok,
+        result, keep): a pyarrow array, or a list of values once rows went one by one."""
+        import pyarrow as pa
+
         whole = [cols.arrow(i) for i in f.args]
         if f.kind == "pandas":
             whole = [_pandas_column(a) for a in whole]
 
         def call(start: int, n: int) -> Any:
-            return _to_arrow(f, f.call(*_vector_inputs(f, cols, start, n, whole)), n)
+            return _to_arrow(f, f.call(*_vector_inputs(f, start, n, whole)), n)
 
-        def one_row(i: int) -> Any:
-            return call(i, 1)[0].as_py()
-
-        args = [cols[i] for i in f.args] if traced else []
+        parts: List[Any] = []
         try:
-            if not traced:
-                parts = [call(s, min(self.arrow_batch, rows - s)) for s in range(0, rows, self.arrow_batch)]
-                import pyarrow as pa
-
-                if not parts:
-                    return True, pa.nulls(0), keep
-                return True, parts[0] if len(parts) == 1 else pa.concat_arrays(parts), keep
+            for start in range(0, rows, self.arrow_batch):
+                n = min(self.arrow_batch, rows - start)
+                if not traced:
+                    try:
+                        parts.append(call(start, n))
+                        continue
+                    except _BadResult:
+                        raise
+                    except Exception:  # noqa: BLE001 - find the row below, then fail or skip
+                        pass
+                args = [cols[i] for i in f.args]
+                out, keep, failed = self.row_by_row(
+                    f,
+                    args,
+                    rows,
+                    keep,
+                    (bundle, fi) if traced else None,
+                    lambda i: call(i, 1)[0].as_py(),
+                    out=[None] * start,
+                    stop=start + n,
+                )
+                if failed is not None:
+                    row, e, tb = failed
+                    self.channel.send_error(bundle, f.name, type(e).__name__, str(e), tb, _row_text(args, row))
+                    return False, None, keep
+                parts.append(out[start:])
         except _BadResult as e:
             self.channel.send_error(bundle, f.name, "ValueError", str(e), "", "")
             return False, None, keep
-        except Exception:  # noqa: BLE001 - find the row below, then fail or skip
-            args = [cols[i] for i in f.args]
-        # One row per call: to name (or skip) the row that raises, or to trace a bundle.
-        try:
-            out, keep, failed = self.row_by_row(f, args, rows, keep, (bundle, fi) if traced else None, one_row)
-        except _BadResult as e:
-            self.channel.send_error(bundle, f.name, "ValueError", str(e), "", "")
-            return False, None, keep
-        if failed is not None:
-            row, e, tb = failed
-            self.channel.send_error(bundle, f.name, type(e).__name__, str(e), tb, _row_text(args, row))
-            return False, None, keep
-        return True, out, keep
+        if all(isinstance(p, pa.Array) for p in parts):
+            if not parts:
+                return True, pa.nulls(0), keep
+            return True, parts[0] if len(parts) == 1 else pa.concat_arrays(parts), keep
+        values: list = []
+        for p in parts:
+            values.extend(p.to_pylist() if isinstance(p, pa.Array) else p)
+        return True, values, keep
 
     def row_by_row(
         self,
@@ -374,11 +388,12 @@ class Worker:
         one_row: Optional[Callable[[int], Any]] = None,
         out: Optional[list] = None,
         first_error: Optional[BaseException] = None,
+        stop: Optional[int] = None,
     ) -> Tuple[list, Optional[List[bool]], Optional[Tuple[int, BaseException, str]]]:
-        """Evaluates rows one by one from ``len(out)`` on; ``first_error`` is what that row
-        already raised (it is not called again)."""
+        """Evaluates rows ``len(out)`` to ``stop`` (default: all ``rows``) one by one;
+        ``first_error`` is what the first of them already raised (it is not called again)."""
         out = [] if out is None else out
-        for i in range(len(out), rows):
+        for i in range(len(out), rows if stop is None else stop):
             if trace is not None:
                 # Said before the row is evaluated: if it takes the process down, the engine
                 # knows which row it was.
