@@ -23,12 +23,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{SchemaRef, SortOptions};
+use arrow_schema::{DataType, SchemaRef, SortOptions};
 use weir_metrics::Registry;
 
 use crate::connectors::{CollectSink, TableDef};
 use crate::error::{EngineError, Result};
-use crate::expr::{col, Expr, WindowProperty};
+use crate::expr::{col, lit, Expr, WindowProperty};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
 use crate::physical::{to_job_graph, PhysicalOptions};
@@ -660,6 +660,145 @@ impl Table {
         Ok(self.with(plan))
     }
 
+    /// Each row joined with the rows the table function `call` yields for it
+    /// (`join_lateral`); with `outer`, rows it yields nothing for are kept with NULLs
+    /// (`left_outer_join_lateral`). Its columns are named `names`, or as the function names
+    /// them (`f0`, `f1`, ...).
+    pub fn join_lateral(
+        &self,
+        call: Expr,
+        names: Option<Vec<String>>,
+        outer: bool,
+    ) -> Result<Table> {
+        let call = call.unaliased().clone();
+        let names = match names {
+            Some(n) => n,
+            None => match &call {
+                Expr::Udf(u, _) => u
+                    .table_fields()
+                    .map(|f| f.iter().map(|x| x.name().clone()).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+        };
+        let plan = Plan::Correlate {
+            input: Box::new(self.plan.clone()),
+            call,
+            names,
+            outer,
+        };
+        plan.schema()?;
+        Ok(self.with(plan))
+    }
+
+    /// Only the rows of the table function `call` for each row (`flat_map`), named `names`
+    /// or as the function names its columns.
+    pub fn flat_map(&self, call: Expr, names: Option<Vec<String>>) -> Result<Table> {
+        let width = match call.unaliased() {
+            Expr::Udf(u, _) => u.table_fields().map(|f| f.len()),
+            _ => None,
+        }
+        .ok_or_else(|| EngineError::Plan {
+            expr: call.to_string(),
+            detail: "flat_map takes a table function (udtf)".into(),
+        })?;
+        let internal: Vec<String> = (0..width).map(|i| format!("$flat{i}")).collect();
+        let joined = self.join_lateral(call.clone(), Some(internal.clone()), false)?;
+        let names = match names {
+            Some(n) => n,
+            None => match call.unaliased() {
+                Expr::Udf(u, _) => u
+                    .table_fields()
+                    .map(|f| f.iter().map(|x| x.name().clone()).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+        };
+        joined.select_renamed(&internal, names)
+    }
+
+    /// The result of the scalar function `call` per row (`map`): a ROW result becomes one
+    /// column per field (named `names`, else as its fields), anything else one column.
+    pub fn map(&self, call: Expr, names: Option<Vec<String>>) -> Result<Table> {
+        let mapped = self.select(vec![call.unaliased().clone().alias("$map")])?;
+        mapped.flatten_column("$map", vec![], names, "_c0")
+    }
+
+    /// Keeps `keep`, then the column `column` flattened: one column per field of a ROW
+    /// (named `names`, else as the fields are), or the column itself named `names[0]` or
+    /// `single`.
+    pub(crate) fn flatten_column(
+        &self,
+        column: &str,
+        keep: Vec<Expr>,
+        names: Option<Vec<String>>,
+        single: &str,
+    ) -> Result<Table> {
+        let schema = self.plan.schema()?;
+        let t = schema
+            .field_with_name(column)
+            .map_err(|_| EngineError::Plan {
+                expr: column.to_string(),
+                detail: "no such column".into(),
+            })?;
+        let mut exprs = keep;
+        match t.data_type() {
+            DataType::Struct(fields) => {
+                let names =
+                    names.unwrap_or_else(|| fields.iter().map(|f| f.name().clone()).collect());
+                if names.len() != fields.len() {
+                    return Err(EngineError::Plan {
+                        expr: names.join(", "),
+                        detail: format!(
+                            "{} names for a row of {} fields",
+                            names.len(),
+                            fields.len()
+                        ),
+                    });
+                }
+                for (f, n) in fields.iter().zip(names) {
+                    exprs.push(
+                        Expr::Call(
+                            crate::expr::Func::Get,
+                            vec![col(column), lit(f.name().as_str())],
+                        )
+                        .alias(&n),
+                    );
+                }
+            }
+            _ => {
+                let name = match names.as_deref() {
+                    None => single.to_string(),
+                    Some([n]) => n.clone(),
+                    Some(n) => {
+                        return Err(EngineError::Plan {
+                            expr: n.join(", "),
+                            detail: format!("{} names for a result that is not a row", n.len()),
+                        })
+                    }
+                };
+                exprs.push(col(column).alias(&name));
+            }
+        }
+        self.select(exprs)
+    }
+
+    fn select_renamed(&self, internal: &[String], names: Vec<String>) -> Result<Table> {
+        if names.len() != internal.len() {
+            return Err(EngineError::Plan {
+                expr: names.join(", "),
+                detail: format!("{} names for {} columns", names.len(), internal.len()),
+            });
+        }
+        self.select(
+            internal
+                .iter()
+                .zip(names)
+                .map(|(i, n)| col(i).alias(&n))
+                .collect(),
+        )
+    }
+
     /// `UNION ALL`.
     pub fn union_all(&self, other: &Table) -> Result<Table> {
         let mut inputs = match &self.plan {
@@ -943,6 +1082,34 @@ impl GroupedTable {
         let exprs = expand_star(exprs, &schema);
         let plan = plan_aggregate(self.table.plan.clone(), keys, window, exprs, None, "EXPR$")?;
         Ok(self.table.with(plan))
+    }
+
+    /// The keys and one aggregate function's result (`aggregate(f(x).alias("a", "b"))`), a
+    /// ROW result flattened into its fields (named `names`, else as the fields are).
+    pub fn aggregate(&self, call: Expr, names: Option<Vec<String>>) -> Result<Table> {
+        if !call.unaliased().is_agg_call() {
+            return Err(EngineError::Plan {
+                expr: call.to_string(),
+                detail: "aggregate() takes one aggregate function call".into(),
+            });
+        }
+        let mut exprs: Vec<Expr> = self
+            .keys
+            .iter()
+            .map(|k| k.clone().alias(&key_name(k)))
+            .collect();
+        let keep: Vec<Expr> = self.keys.iter().map(|k| col(&key_name(k))).collect();
+        exprs.push(call.unaliased().clone().alias("$agg"));
+        self.select(exprs)?
+            .flatten_column("$agg", keep, names, "EXPR$0")
+    }
+}
+
+/// The name a grouping key keeps in `aggregate()`'s result.
+fn key_name(k: &Expr) -> String {
+    match k.unaliased() {
+        Expr::Column(c) => c.clone(),
+        _ => k.output_name().unwrap_or_else(|| k.to_string()),
     }
 }
 

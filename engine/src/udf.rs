@@ -17,12 +17,65 @@ use weir_metrics::Registry;
 
 use crate::error::Result;
 
+/// What kind of function a [`UdfRef`] is, which decides where the planner may put a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FunctionKind {
+    /// One value per row (`udf`): in projections and filters.
+    #[default]
+    Scalar,
+    /// Any number of rows per row (`udtf`): in `join_lateral` / `LATERAL TABLE(...)`. Its
+    /// [`UdfRef::result_type`] is `List<Struct<fields>>`: per input row, the rows it yielded.
+    Table,
+    /// One value per group (`udaf`): in the select list of a grouped table. Its accumulators
+    /// belong to the engine's aggregate operator (see [`AGG_SLOT`]).
+    Aggregate,
+    /// A pandas aggregate (`udaf(func_type="pandas")`): one call per group with all its rows.
+    /// Only where a group's rows are complete: batch `GROUP BY` and windows.
+    VectorizedAggregate,
+}
+
+impl FunctionKind {
+    /// An aggregate of either kind.
+    pub fn is_aggregate(self) -> bool {
+        matches!(
+            self,
+            FunctionKind::Aggregate | FunctionKind::VectorizedAggregate
+        )
+    }
+}
+
+/// The first columns of a batch an aggregate operator sends its runner, before the argument
+/// columns: the group slot of each row (`Int64`), whether the row is retracted (`Boolean`),
+/// and then one `Binary` column per aggregate call holding, on the first row of each group in
+/// the batch, that group's accumulator as the engine stored it (NULL: a new group). An
+/// aggregate call's [`UdfCall::args`] start with these three columns (slot, retract, its
+/// accumulator). The answer per call is a `Struct{acc: Binary, value: T}` column that is
+/// non-NULL on the last kept row of each group: the new accumulator and the current value.
+pub const AGG_SLOT: usize = 0;
+/// See [`AGG_SLOT`].
+pub const AGG_RETRACT: usize = 1;
+/// See [`AGG_SLOT`]: the first accumulator column.
+pub const AGG_ACCS: usize = 2;
+
+/// The answer type of an aggregate call whose value is `value`.
+pub fn aggregate_answer_type(value: &DataType) -> DataType {
+    DataType::Struct(
+        vec![
+            arrow_schema::Field::new("acc", DataType::Binary, true),
+            arrow_schema::Field::new("value", value.clone(), true),
+        ]
+        .into(),
+    )
+}
+
 /// A user-defined function known to the planner.
 pub struct UdfRef {
     /// The name it was registered under (shown in plans and errors).
     pub name: String,
-    /// What it returns.
+    /// What it returns (for a table function: a list of rows per input row).
     pub result_type: DataType,
+    /// Scalar, table or aggregate function.
+    pub kind: FunctionKind,
     /// Whatever the backend needs to run it (for Python: the pickled function).
     pub payload: Arc<dyn Any + Send + Sync>,
     /// The backend that runs it.
@@ -31,13 +84,30 @@ pub struct UdfRef {
 
 impl fmt::Debug for UdfRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Udf({}: {:?})", self.name, self.result_type)
+        write!(
+            f,
+            "Udf({}: {:?}, {:?})",
+            self.name, self.kind, self.result_type
+        )
     }
 }
 
 impl PartialEq for UdfRef {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name && Arc::ptr_eq(&self.payload, &other.payload)
+    }
+}
+
+impl UdfRef {
+    /// A table function's output fields (the struct inside its list result).
+    pub fn table_fields(&self) -> Option<&arrow_schema::Fields> {
+        match (&self.kind, &self.result_type) {
+            (FunctionKind::Table, DataType::List(item)) => match item.data_type() {
+                DataType::Struct(fields) => Some(fields),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 

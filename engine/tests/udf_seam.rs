@@ -134,6 +134,7 @@ fn udf(backend: Arc<TimesTen>) -> Arc<UdfRef> {
     Arc::new(UdfRef {
         name: "times_ten".into(),
         result_type: DataType::Int64,
+        kind: weir_engine::udf::FunctionKind::Scalar,
         payload: Arc::new(()),
         backend,
     })

@@ -18,7 +18,7 @@ use weir_engine::sql::SqlOutcome;
 use weir_engine::stream::StreamBatch;
 use weir_engine::table::{Table as EngineTable, TableEnvironment};
 use weir_engine::types::{type_name, SqlType};
-use weir_engine::udf::UdfRef;
+use weir_engine::udf::{FunctionKind, UdfRef};
 use weir_udf_python::process::{ProcessBackend, PythonFunction};
 
 use crate::convert::{list_items, value_to_py, values_to_array};
@@ -229,8 +229,10 @@ impl Env {
 
     /// Registers a Python function (pickled) returning `result_type` under `name`;
     /// `display_name` (default `name`) is what errors, operators and metrics call it;
-    /// `vectorized` for a pandas or arrow UDF (called once per batch).
-    #[pyo3(signature = (name, pickled, result_type, display_name = None, vectorized = false))]
+    /// `vectorized` for a pandas or arrow UDF (called once per batch); `kind` is `scalar`,
+    /// `table` (`result_type` is then `ARRAY<ROW<...>>`: the rows per input row),
+    /// `aggregate` or `pandas_aggregate`.
+    #[pyo3(signature = (name, pickled, result_type, display_name = None, vectorized = false, kind = "scalar"))]
     fn register_python_function(
         &self,
         name: &str,
@@ -238,13 +240,26 @@ impl Env {
         result_type: &str,
         display_name: Option<&str>,
         vectorized: bool,
+        kind: &str,
     ) -> PyResult<()> {
         let t = SqlType::parse(result_type).map_err(err)?;
+        let kind = match kind {
+            "scalar" => FunctionKind::Scalar,
+            "table" => FunctionKind::Table,
+            "aggregate" => FunctionKind::Aggregate,
+            "pandas_aggregate" => FunctionKind::VectorizedAggregate,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown function kind {other:?}"
+                )))
+            }
+        };
         self.env.create_temporary_function(
             name,
             Arc::new(UdfRef {
                 name: display_name.unwrap_or(name).to_string(),
                 result_type: t.data_type,
+                kind,
                 payload: Arc::new(PythonFunction {
                     pickled,
                     vectorized,
@@ -569,6 +584,38 @@ impl Table {
         Table::of(grouped.select(exprs(fields)))
     }
 
+    /// `group_by(keys).aggregate(call)`: the keys and the aggregate's result, a ROW flattened
+    /// into its fields (named `names`).
+    #[pyo3(signature = (keys, call, names = None, window = None))]
+    fn group_by_aggregate(
+        &self,
+        keys: Vec<PyRef<'_, PyExpr>>,
+        call: &PyExpr,
+        names: Option<Vec<String>>,
+        window: Option<(String, i64, Option<i64>, String, String)>,
+    ) -> PyResult<Table> {
+        let grouped = match window {
+            None => self.t.group_by(exprs(keys)),
+            Some((kind, size, slide, time, alias)) => self
+                .t
+                .window(group_window(&kind, size, slide, &time, &alias)?)
+                .group_by(exprs(keys)),
+        };
+        Table::of(grouped.aggregate(call.e.clone(), names))
+    }
+
+    /// `map(call)`: the scalar function's result per row, a ROW flattened into its fields.
+    #[pyo3(signature = (call, names = None))]
+    fn map(&self, call: &PyExpr, names: Option<Vec<String>>) -> PyResult<Table> {
+        Table::of(self.t.map(call.e.clone(), names))
+    }
+
+    /// `flat_map(call)`: only the rows the table function yields.
+    #[pyo3(signature = (call, names = None))]
+    fn flat_map(&self, call: &PyExpr, names: Option<Vec<String>>) -> PyResult<Table> {
+        Table::of(self.t.flat_map(call.e.clone(), names))
+    }
+
     #[pyo3(signature = (right, condition, left_outer = false))]
     fn join(&self, right: &Table, condition: &PyExpr, left_outer: bool) -> PyResult<Table> {
         let c = condition.e.clone();
@@ -577,6 +624,17 @@ impl Table {
         } else {
             self.t.join(&right.t, c)
         })
+    }
+
+    /// Each row joined with the rows of the table function `call` (names: its columns').
+    #[pyo3(signature = (call, names = None, outer = false))]
+    fn join_lateral(
+        &self,
+        call: &PyExpr,
+        names: Option<Vec<String>>,
+        outer: bool,
+    ) -> PyResult<Table> {
+        Table::of(self.t.join_lateral(call.e.clone(), names, outer))
     }
 
     fn union_all(&self, right: &Table) -> PyResult<Table> {

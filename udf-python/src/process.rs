@@ -36,7 +36,9 @@ use weir_metrics::{Counter, Distribution};
 use crate::channel::{self, Frame, FunctionSpec, Handshake};
 use weir_engine::error::{EngineError, Result};
 use weir_engine::types::type_name;
-use weir_engine::udf::{Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall};
+use weir_engine::udf::{
+    aggregate_answer_type, Evaluated, FunctionRunner, Pending, RunnerContext, UdfBackend, UdfCall,
+};
 
 /// What the Python SDK stores in a [`crate::udf::UdfRef`]'s payload.
 #[derive(Debug)]
@@ -234,6 +236,7 @@ impl UdfBackend for ProcessBackend {
         let mut opts = Options::from_config(&ctx.config)?;
         let mut functions = Vec::new();
         let mut vectorized = false;
+        let mut aggregate = false;
         let mut result_types = Vec::new();
         for c in calls {
             let f = c
@@ -247,13 +250,25 @@ impl UdfBackend for ProcessBackend {
                     ))
                 })?;
             vectorized |= f.vectorized;
+            // An aggregate function answers with its accumulator and value per group.
+            let result_type = if c.udf.kind.is_aggregate() {
+                aggregate = true;
+                aggregate_answer_type(&c.udf.result_type)
+            } else {
+                c.udf.result_type.clone()
+            };
             functions.push(FunctionSpec {
                 name: c.udf.name.clone(),
                 payload: f.pickled.clone(),
                 args: c.args.iter().map(|&a| a as u32).collect(),
-                result_type: type_name(&c.udf.result_type),
+                result_type: type_name(&result_type),
             });
-            result_types.push(c.udf.result_type.clone());
+            result_types.push(result_type);
+        }
+        // A request of an aggregate operator carries each group's accumulator on its first row
+        // only: it must reach one worker whole, as one bundle.
+        if aggregate {
+            opts.bundle_size = usize::MAX;
         }
         // Small bundles cost a vectorized UDF a call and two conversions each: unless the
         // bundle size is set, its operator sends bundles of a whole Arrow batch (Flink's

@@ -65,6 +65,12 @@ pub enum Func {
     Coalesce,
     /// `IF(cond, a, b)`.
     If,
+    /// `ROW(a, b, ...)`: a row of its arguments, fields named after the columns they read
+    /// (`EXPR$i` for other expressions). The Table API passes a whole row to a function as
+    /// `ROW(*)` (`map`, `flat_map`).
+    Row,
+    /// `GET(row, 'field')`: a field of a row (the Table API's `col('r').get('a')`).
+    Get,
 }
 
 const ALL: &[(&str, Func)] = &[
@@ -104,7 +110,58 @@ const ALL: &[(&str, Func)] = &[
     ("EXTRACT", Func::Extract),
     ("COALESCE", Func::Coalesce),
     ("IF", Func::If),
+    ("ROW", Func::Row),
+    ("GET", Func::Get),
 ];
+
+/// The position and field of `GET(row, name)`: the name is a string literal (or a 0-based
+/// integer literal position).
+pub fn get_field(row: &DataType, key: &Expr) -> Result<(usize, arrow_schema::FieldRef), String> {
+    let DataType::Struct(fields) = row else {
+        return Err(format!(
+            "GET reads a field of a ROW, not of {}",
+            type_name(row)
+        ));
+    };
+    let found = match key {
+        Expr::Literal(super::Literal::String(n)) => fields.iter().position(|f| f.name() == n),
+        Expr::Literal(super::Literal::Int(i)) => {
+            usize::try_from(*i).ok().filter(|i| *i < fields.len())
+        }
+        _ => return Err("GET takes the field's name (or 0-based position) as a literal".into()),
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    match found {
+        Some(i) => Ok((i, fields[i].clone())),
+        None => Err(format!(
+            "the row has no field {key}; its fields are {}",
+            names.join(", ")
+        )),
+    }
+}
+
+/// The fields of `ROW(exprs)` whose types are `types`.
+pub fn row_fields(types: &[DataType], exprs: &[Expr]) -> arrow_schema::Fields {
+    let mut names: Vec<String> = Vec::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let base = match e {
+            Expr::Column(c) | Expr::BoundColumn { name: c, .. } | Expr::Alias(_, c) => c.clone(),
+            _ => format!("EXPR${i}"),
+        };
+        let mut n = base.clone();
+        let mut k = 0;
+        while names.contains(&n) {
+            n = format!("{base}{k}");
+            k += 1;
+        }
+        names.push(n);
+    }
+    names
+        .into_iter()
+        .zip(types)
+        .map(|(n, t)| arrow_schema::Field::new(n, t.clone(), true))
+        .collect()
+}
 
 fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::Null)
@@ -391,6 +448,16 @@ impl Func {
                         type_name(&args[2])
                     ));
                 }
+            }
+            Get => {
+                arity(2, 2)?;
+                get_field(&args[0], &exprs[1])?.1.data_type().clone()
+            }
+            Row => {
+                if n == 0 {
+                    return Err("ROW takes at least one value".into());
+                }
+                DataType::Struct(row_fields(args, exprs))
             }
         })
     }
@@ -751,6 +818,17 @@ impl Func {
                     out = arrow_select::zip::zip(&mask, &a, &out).map_err(|e| e.to_string())?;
                 }
                 out
+            }
+            Get => {
+                let DataType::Struct(_) = args[0].data_type() else {
+                    return Err("GET reads a ROW".into());
+                };
+                // The position was checked when planned; the literal's value is the index.
+                return Err("GET is evaluated with its field name".into());
+            }
+            Row => {
+                // Names come from the argument expressions: `Expr::evaluate` builds rows.
+                return Err("ROW is evaluated with its argument names".into());
             }
             If => {
                 let t = if args[1].data_type() == &DataType::Null {

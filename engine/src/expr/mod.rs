@@ -160,6 +160,8 @@ pub enum AggFunc {
     Min,
     Max,
     Avg,
+    /// A user-defined aggregate function; the call is in `AggSpec::udaf`.
+    Udf,
 }
 
 impl AggFunc {
@@ -171,6 +173,7 @@ impl AggFunc {
             AggFunc::Min => "MIN",
             AggFunc::Max => "MAX",
             AggFunc::Avg => "AVG",
+            AggFunc::Udf => "UDAF",
         }
     }
 
@@ -424,14 +427,24 @@ impl Expr {
     /// Whether an aggregate call occurs anywhere in this expression.
     pub fn contains_agg(&self) -> bool {
         let mut found = false;
-        self.visit(&mut |e| found |= matches!(e, Expr::Agg { .. }));
+        self.visit(&mut |e| found |= e.is_agg_call());
         found
     }
 
-    /// Whether a user-defined function is called anywhere in this expression.
+    /// An aggregate call: a built-in one or a user-defined aggregate function.
+    pub fn is_agg_call(&self) -> bool {
+        match self {
+            Expr::Agg { .. } => true,
+            Expr::Udf(u, _) => u.kind.is_aggregate(),
+            _ => false,
+        }
+    }
+
+    /// Whether a user-defined scalar or table function is called anywhere in this expression
+    /// (aggregate functions are planned with their aggregate).
     pub fn contains_udf(&self) -> bool {
         let mut found = false;
-        self.visit(&mut |e| found |= matches!(e, Expr::Udf(..)));
+        self.visit(&mut |e| found |= matches!(e, Expr::Udf(u, _) if !u.kind.is_aggregate()));
         found
     }
 
@@ -883,6 +896,16 @@ impl Expr {
                     .map_err(|detail| plan_err(self, detail))?
             }
             Expr::Udf(u, args) => {
+                if u.kind == crate::udf::FunctionKind::Table {
+                    return Err(plan_err(
+                        self,
+                        format!(
+                            "`{}` is a table function: it gives rows, not a value; use it in \
+                             join_lateral / flat_map or FROM t, LATERAL TABLE({self})",
+                            u.name
+                        ),
+                    ));
+                }
                 for a in args {
                     a.data_type(schema)?;
                 }
@@ -1125,9 +1148,51 @@ impl Expr {
                         v => v.into_array(n),
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let out = func.evaluate(&arrays, n).map_err(|detail| {
-                    EngineError::Execution(format!("evaluating `{self}`: {detail}"))
-                })?;
+                let out = if *func == Func::Get {
+                    let (i, _) = functions::get_field(arrays[0].data_type(), &args[1])
+                        .map_err(|d| plan_err(self, d))?;
+                    let s = arrays[0]
+                        .as_any()
+                        .downcast_ref::<arrow_array::StructArray>();
+                    let s = s.ok_or_else(|| plan_err(self, "GET reads a ROW"))?;
+                    // A NULL row has NULL fields.
+                    let field = s.column(i).clone();
+                    match s.nulls() {
+                        Some(n) if n.null_count() > 0 => {
+                            let valid = arrow_array::BooleanArray::new(n.inner().clone(), None);
+                            arrow_select::nullif::nullif(
+                                &field,
+                                &arrow_arith::boolean::not(&valid).map_err(|source| {
+                                    EngineError::Arrow {
+                                        context: format!("evaluating `{self}`"),
+                                        source,
+                                    }
+                                })?,
+                            )
+                            .map_err(|source| EngineError::Arrow {
+                                context: format!("evaluating `{self}`"),
+                                source,
+                            })?
+                        }
+                        _ => field,
+                    }
+                } else if *func == Func::Row {
+                    let types: Vec<DataType> =
+                        arrays.iter().map(|a| a.data_type().clone()).collect();
+                    let fields = functions::row_fields(&types, args);
+                    Arc::new(
+                        arrow_array::StructArray::try_new(fields, arrays, None).map_err(
+                            |source| EngineError::Arrow {
+                                context: format!("evaluating `{self}`"),
+                                source,
+                            },
+                        )?,
+                    )
+                } else {
+                    func.evaluate(&arrays, n).map_err(|detail| {
+                        EngineError::Execution(format!("evaluating `{self}`: {detail}"))
+                    })?
+                };
                 if constant {
                     Value::Scalar(out)
                 } else {

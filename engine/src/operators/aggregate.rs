@@ -12,8 +12,10 @@ use weir_metrics::MetricGroup;
 use crate::error::Result;
 use crate::expr::{bind, AggFunc, Expr};
 use crate::stream::{RowKind, StreamBatch};
+use crate::udf::Evaluated;
 
 use super::state::{new_accumulator, Accumulator, GroupTable};
+use super::udaf::{build_request, request_layout, stage_answer, UdafCall};
 use super::{arrow, metric, Operator};
 
 /// One aggregate of an aggregating operator, planned.
@@ -26,6 +28,8 @@ pub struct AggSpec {
     /// Output column name and type.
     pub name: String,
     pub output_type: DataType,
+    /// The call of a user-defined aggregate function (`func` is [`AggFunc::Udf`]).
+    pub udaf: Option<UdafCall>,
 }
 
 /// Keys, accumulators and how to turn groups into output columns; shared by both operators.
@@ -38,6 +42,12 @@ pub(super) struct AggCore {
     /// Whether input rows may be retractions (then signs are always passed).
     pub(super) updating_input: bool,
     pub(super) size: usize,
+    /// With user-defined aggregates: the schema of the requests their runner evaluates.
+    request_schema: Option<SchemaRef>,
+    /// The slots of the request in flight (its rows' groups).
+    requested: Option<Vec<u32>>,
+    /// Which rows of the requested batch the runner kept (`python.udf.on-error=skip`).
+    kept: Option<arrow_array::BooleanArray>,
 }
 
 impl AggCore {
@@ -62,11 +72,23 @@ impl AggCore {
                 s.distinct,
             )?);
         }
+        let request_schema = if specs.iter().any(|s| s.udaf.is_some()) {
+            Some(request_layout(input, &specs)?.0)
+        } else {
+            None
+        };
         let keys = keys.iter().map(|k| bind(k, input)).collect::<Result<_>>()?;
         let specs = specs
             .into_iter()
             .map(|mut s| {
                 s.arg = s.arg.map(|a| bind(&a, input)).transpose()?;
+                if let Some(u) = &mut s.udaf {
+                    u.args = u
+                        .args
+                        .iter()
+                        .map(|a| bind(a, input))
+                        .collect::<Result<_>>()?;
+                }
                 Ok(s)
             })
             .collect::<Result<_>>()?;
@@ -78,6 +100,80 @@ impl AggCore {
             accs,
             updating_input,
             size: 0,
+            request_schema,
+            requested: None,
+            kept: None,
+        })
+    }
+
+    /// Whether batches need a request to a function runner first.
+    pub(super) fn has_requests(&self) -> bool {
+        self.request_schema.is_some()
+    }
+
+    /// The request for user-defined aggregates of `data` whose rows are in `groups` (signs:
+    /// retractions), if there are any (see [`super::udaf`]).
+    pub(super) fn request(
+        &mut self,
+        data: &RecordBatch,
+        signs: Option<&[i8]>,
+        groups: Vec<u32>,
+    ) -> Result<Option<RecordBatch>> {
+        let Some(schema) = self.request_schema.clone() else {
+            return Ok(None);
+        };
+        let req = build_request(
+            &self.name,
+            &schema,
+            &self.specs,
+            &mut self.accs,
+            data,
+            &groups,
+            signs,
+        )?;
+        self.requested = Some(groups);
+        Ok(Some(req))
+    }
+
+    /// Stages the answer to [`AggCore::request`]; the next update makes it state.
+    pub(super) fn on_evaluated(&mut self, answer: Evaluated) -> Result<()> {
+        let groups = self.requested.as_ref().ok_or_else(|| {
+            crate::error::EngineError::Execution(format!(
+                "{}: an answer without a request",
+                self.name
+            ))
+        })?;
+        let slots = arrow_array::Int64Array::from_iter_values(groups.iter().map(|g| i64::from(*g)));
+        stage_answer(
+            &self.name,
+            &self.specs,
+            &mut self.accs,
+            &answer.columns,
+            &slots,
+            answer.keep.as_ref(),
+        )?;
+        self.kept = answer.keep;
+        Ok(())
+    }
+
+    /// The groups of the batch that was requested and which of its rows the runner kept
+    /// (`None`: all); the caller removes the others from the batch.
+    pub(super) fn take_requested(
+        &mut self,
+    ) -> Option<(Vec<u32>, Option<arrow_array::BooleanArray>)> {
+        let groups = self.requested.take()?;
+        let kept = self.kept.take();
+        Some(match kept {
+            None => (groups, None),
+            Some(k) => {
+                let groups = groups
+                    .iter()
+                    .zip(k.iter())
+                    .filter(|(_, keep)| keep.unwrap_or(false))
+                    .map(|(g, _)| *g)
+                    .collect();
+                (groups, Some(k))
+            }
         })
     }
 
@@ -243,6 +339,21 @@ impl GroupAggregate {
         })
     }
 
+    /// The group of each row, interned; state grown to hold them.
+    fn assign(&mut self, data: &RecordBatch) -> Result<Vec<u32>> {
+        let rows = self.core.key_rows(data)?;
+        let ids: Vec<u32> = (0..data.num_rows())
+            .map(|i| self.groups.intern(rows.row(i)).0)
+            .collect();
+        let cap = self.groups.capacity();
+        self.core.grow(cap);
+        if self.rows.len() < cap {
+            self.rows.resize(cap, 0);
+            self.emitted.resize(cap, false);
+        }
+        Ok(ids)
+    }
+
     fn output(&self, groups: &[u32]) -> Result<RecordBatch> {
         let keys: Vec<&[u8]> = groups.iter().map(|g| self.groups.key(*g)).collect();
         let mut cols = self.core.key_columns(&keys)?;
@@ -268,20 +379,30 @@ impl Operator for GroupAggregate {
         Ok(())
     }
 
+    fn request(&mut self, _input: usize, batch: &StreamBatch) -> Result<Option<RecordBatch>> {
+        if !self.core.has_requests() {
+            return Ok(None);
+        }
+        let ids = self.assign(&batch.data)?;
+        let signs = self.core.signs(batch);
+        self.core.request(&batch.data, signs.as_deref(), ids)
+    }
+
+    fn on_evaluated(&mut self, answer: Evaluated) -> Result<()> {
+        self.core.on_evaluated(answer)
+    }
+
     fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
-        let n = batch.num_rows();
-        let rows = self.core.key_rows(&batch.data)?;
-        let mut ids = Vec::with_capacity(n);
+        let (batch, ids) = match self.core.take_requested() {
+            Some((ids, None)) => (batch, ids),
+            Some((ids, Some(kept))) => (batch.filter(&kept)?, ids),
+            None => {
+                let ids = self.assign(&batch.data)?;
+                (batch, ids)
+            }
+        };
         let mut touched = Vec::new();
-        for i in 0..n {
-            ids.push(self.groups.intern(rows.row(i)).0);
-        }
         let cap = self.groups.capacity();
-        self.core.grow(cap);
-        if self.rows.len() < cap {
-            self.rows.resize(cap, 0);
-            self.emitted.resize(cap, false);
-        }
         // Groups touched by this batch, each once, in first-seen order.
         let mut seen = vec![false; cap];
         for g in &ids {

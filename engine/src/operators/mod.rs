@@ -5,19 +5,23 @@
 
 pub mod aggregate;
 pub mod calc;
+pub mod correlate;
 pub mod join;
 pub mod sort;
 pub mod state;
+pub mod udaf;
 pub mod union;
 pub mod window;
 
 pub use aggregate::{AggSpec, GroupAggregate};
 pub use calc::{filter_batch, Calc};
+pub use correlate::Correlate;
 pub use join::{HashJoin, JoinKind};
 pub use sort::{Limit, Sort};
 pub use union::Union;
 pub use window::{clamp_time, millis_of, WindowAggregate, WindowAssign, WindowKind};
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::error::{EngineError, Result};
@@ -66,6 +70,17 @@ pub trait Operator: Send {
     /// Whether the operator wants no more input (a satisfied LIMIT); its inputs are stopped.
     fn is_done(&self) -> bool {
         false
+    }
+    /// For an operator whose state is computed out of process (aggregates of Python
+    /// functions): what its function runner must evaluate before `batch` can be processed.
+    /// The runtime sends it, waits, hands the answer to [`Operator::on_evaluated`], then calls
+    /// [`Operator::process_input`] with the same batch.
+    fn request(&mut self, _input: usize, _batch: &StreamBatch) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+    /// The answer to the last [`Operator::request`].
+    fn on_evaluated(&mut self, _answer: crate::udf::Evaluated) -> Result<()> {
+        Ok(())
     }
 }
 

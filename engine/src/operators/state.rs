@@ -120,6 +120,10 @@ pub trait Accumulator: Send {
     fn merge(&mut self, dst: u32, src: u32);
     /// Clears a group's slot.
     fn reset(&mut self, group: u32);
+    /// The state of a function computed out of process, if this is one.
+    fn as_external(&mut self) -> Option<&mut super::udaf::ExternalAcc> {
+        None
+    }
 }
 
 /// What is being summed: integers exactly, floats, or decimals exactly.
@@ -153,6 +157,7 @@ pub fn result_type(
     };
     match func {
         AggFunc::Count => Ok(DataType::Int64),
+        AggFunc::Udf => Err("a user-defined aggregate declares its result type".into()),
         AggFunc::Sum | AggFunc::Avg => match num_kind(t) {
             Some(_) if *t == DataType::Null => Ok(DataType::Int32),
             Some(_) => Ok(t.clone()),
@@ -197,6 +202,7 @@ pub fn new_accumulator(
         return Ok(Box::new(CountDistinct::new(t)?));
     }
     Ok(match (func, input) {
+        (AggFunc::Udf, _) => Box::new(super::udaf::ExternalAcc::new("UDAF", output)?),
         (AggFunc::Count, _) => Box::new(Count::default()),
         (AggFunc::Sum | AggFunc::Avg, Some(t)) => {
             let kind = num_kind(t).unwrap_or(NumKind::Int);

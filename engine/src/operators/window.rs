@@ -136,6 +136,8 @@ pub struct WindowAggregate {
     watermark: i64,
     late: Option<Counter>,
     state_keys: Option<weir_metrics::Gauge>,
+    /// The rows of the batch whose request is in flight (user-defined aggregates).
+    requested_rows: Option<RecordBatch>,
 }
 
 impl WindowAggregate {
@@ -152,6 +154,16 @@ impl WindowAggregate {
         specs: Vec<AggSpec>,
     ) -> Result<Self> {
         kind.validate()?;
+        if let (WindowKind::Session { .. }, Some(u)) =
+            (kind, specs.iter().find_map(|s| s.udaf.as_ref()))
+        {
+            return Err(EngineError::Plan {
+                expr: u.udf.name.clone(),
+                detail: "user-defined aggregate functions run in tumbling and sliding windows; \
+                         session windows, which merge accumulators, do not take them yet"
+                    .into(),
+            });
+        }
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let tt = time.data_type(input)?;
         if !matches!(tt, DataType::Timestamp(..)) {
@@ -189,6 +201,7 @@ impl WindowAggregate {
             watermark: i64::MIN,
             late: None,
             state_keys: None,
+            requested_rows: None,
         })
     }
 
@@ -442,17 +455,98 @@ impl Operator for WindowAggregate {
             )));
         }
         let data = batch.data;
-        let n = data.num_rows();
-        let ts = if self.proctime {
-            Int64Array::from(vec![crate::expr::functions::now_millis(); n])
-        } else {
-            millis_of(&self.time.evaluate(&data)?.into_array(n)?, &self.core.name)?
-        };
+        let ts = self.times(&data)?;
         if let WindowKind::Session { gap } = self.kind {
             self.process_sessions(&data, &ts, gap)?;
             self.report_state();
             return Ok(());
         }
+        let (sub, ids) = match self.core.take_requested() {
+            Some((ids, kept)) => {
+                let sub = self.requested_rows.take().unwrap_or(data);
+                let sub = match kept {
+                    Some(k) => arrow_select::filter::filter_record_batch(&sub, &k)
+                        .map_err(arrow(&self.core.name))?,
+                    None => sub,
+                };
+                (sub, ids)
+            }
+            None => match self.assign(data, &ts)? {
+                Some(x) => x,
+                None => return Ok(()),
+            },
+        };
+        if !ids.is_empty() {
+            self.core.update(&sub, &ids, None)?;
+        }
+        self.report_state();
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut Vec<StreamBatch>) -> Result<i64> {
+        if self.proctime {
+            return Ok(wm);
+        }
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.fire(wm, out)?;
+        }
+        Ok(wm)
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
+        // End of input fires every window, as Flink's final MAX watermark does.
+        self.watermark = i64::MAX;
+        self.fire(i64::MAX, out)
+    }
+
+    fn request(&mut self, _input: usize, batch: &StreamBatch) -> Result<Option<RecordBatch>> {
+        if !self.core.has_requests()
+            || !batch.is_insert_only()
+            || matches!(self.kind, WindowKind::Session { .. })
+        {
+            return Ok(None);
+        }
+        let data = batch.data.clone();
+        let ts = self.times(&data)?;
+        let Some((sub, ids)) = self.assign(data, &ts)? else {
+            return Ok(None);
+        };
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let req = self.core.request(&sub, None, ids)?;
+        self.requested_rows = Some(sub);
+        Ok(req)
+    }
+
+    fn on_evaluated(&mut self, answer: crate::udf::Evaluated) -> Result<()> {
+        self.core.on_evaluated(answer)
+    }
+}
+
+impl WindowAggregate {
+    /// The time of each row (the clock's for processing time), in ms.
+    fn times(&self, data: &RecordBatch) -> Result<Int64Array> {
+        let n = data.num_rows();
+        if self.proctime {
+            Ok(Int64Array::from(vec![
+                crate::expr::functions::now_millis();
+                n
+            ]))
+        } else {
+            millis_of(&self.time.evaluate(data)?.into_array(n)?, &self.core.name)
+        }
+    }
+
+    /// Tumbling and hopping windows: the rows to aggregate (a row once per window it is in)
+    /// and their groups (window and key); late rows counted and left out.
+    fn assign(
+        &mut self,
+        data: RecordBatch,
+        ts: &Int64Array,
+    ) -> Result<Option<(RecordBatch, Vec<u32>)>> {
+        let n = data.num_rows();
         let rows = self.core.key_rows(&data)?;
         let (size, slide) = match self.kind {
             WindowKind::Tumble { size } => (size, size),
@@ -496,35 +590,15 @@ impl Operator for WindowAggregate {
         }
         self.core.grow(self.groups.capacity());
         if ids.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if take.len() == n && take.iter().enumerate().all(|(i, t)| *t as usize == i) {
-            self.core.update(&data, &ids, None)?;
-        } else {
-            let idx = arrow_array::UInt32Array::from(take);
-            let sub = arrow_select::take::take_record_batch(&data, &idx)
-                .map_err(arrow(&self.core.name))?;
-            self.core.update(&sub, &ids, None)?;
+            return Ok(Some((data, ids)));
         }
-        self.report_state();
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, wm: i64, out: &mut Vec<StreamBatch>) -> Result<i64> {
-        if self.proctime {
-            return Ok(wm);
-        }
-        if wm > self.watermark {
-            self.watermark = wm;
-            self.fire(wm, out)?;
-        }
-        Ok(wm)
-    }
-
-    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
-        // End of input fires every window, as Flink's final MAX watermark does.
-        self.watermark = i64::MAX;
-        self.fire(i64::MAX, out)
+        let idx = arrow_array::UInt32Array::from(take);
+        let sub =
+            arrow_select::take::take_record_batch(&data, &idx).map_err(arrow(&self.core.name))?;
+        Ok(Some((sub, ids)))
     }
 }
 

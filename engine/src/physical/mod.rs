@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crate::connectors::ValuesSource;
 use crate::error::{EngineError, Result};
 use crate::expr::{col, Expr};
-use crate::operators::Calc;
+use crate::operators::{Calc, Correlate};
 use crate::operators::{GroupAggregate, WindowAggregate};
 use crate::operators::{HashJoin, Limit, Sort, Union, WindowAssign};
 use crate::runtime::{JobGraph, Node, NodeKind, Partitioning, SinkFactory};
@@ -177,7 +177,7 @@ impl Builder {
                         Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()),
                     )
                 };
-                let name = self.name("GroupAggregate");
+                let name = self.name(&aggregate_name("GroupAggregate", aggs));
                 let op = GroupAggregate::new(
                     &name,
                     &in_schema,
@@ -192,7 +192,8 @@ impl Builder {
                 let f = factory(move || {
                     GroupAggregate::new(&n2, &s2, k2.clone(), a2.clone(), updating, batch_mode)
                 });
-                self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
+                let kind = aggregate_node(f, &in_schema, aggs)?;
+                self.push(name, kind, p, vec![(i, part)], schema)
             }
             Plan::WindowAggregate {
                 input,
@@ -223,7 +224,7 @@ impl Builder {
                         Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()),
                     )
                 };
-                let name = self.name("WindowAggregate");
+                let name = self.name(&aggregate_name("WindowAggregate", aggs));
                 let op = WindowAggregate::new(
                     &name,
                     &in_schema,
@@ -236,7 +237,7 @@ impl Builder {
                 let schema = crate::operators::Operator::output_schema(&op);
                 let (n2, s2, k2, a2, kind, t2) = (
                     name.clone(),
-                    in_schema,
+                    in_schema.clone(),
                     keys.clone(),
                     aggs.clone(),
                     *kind,
@@ -245,7 +246,8 @@ impl Builder {
                 let f = factory(move || {
                     WindowAggregate::new(&n2, &s2, kind, col(&t2), proctime, k2.clone(), a2.clone())
                 });
-                self.push(name, NodeKind::Operator(f), p, vec![(i, part)], schema)
+                let node = aggregate_node(f, &in_schema, aggs)?;
+                self.push(name, node, p, vec![(i, part)], schema)
             }
             Plan::WindowAssign { input, kind, time } => {
                 let i = self.build(input)?;
@@ -373,6 +375,37 @@ impl Builder {
                     NodeKind::Operator(f),
                     1,
                     vec![(i, Partitioning::Single)],
+                    schema,
+                )
+            }
+            Plan::Correlate {
+                input,
+                call,
+                names,
+                outer,
+            } => {
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                // The table function runs in a UDF node appending its rows per input row.
+                let mut projections: Vec<(Expr, String)> = in_schema
+                    .fields()
+                    .iter()
+                    .map(|f| (col(f.name()), f.name().clone()))
+                    .collect();
+                projections.push((call.unaliased().clone(), "$tf".into()));
+                let i = self.calc(i, None, projections)?;
+                let tf_schema = self.nodes[i].schema.clone();
+                let name = self.name("Correlate");
+                let op = Correlate::new(&name, &tf_schema, names, *outer)?;
+                let schema = crate::operators::Operator::output_schema(&op);
+                let p = self.nodes[i].parallelism;
+                let (n2, names, outer) = (name.clone(), names.clone(), *outer);
+                let f = factory(move || Correlate::new(&n2, &tf_schema, &names, outer));
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    p,
+                    vec![(i, Partitioning::Forward)],
                     schema,
                 )
             }
@@ -531,4 +564,37 @@ impl Builder {
             schema,
         ))
     }
+}
+
+/// An aggregate operator's node name: `Python` in front when user-defined aggregates run in
+/// it, and their names after (`PythonGroupAggregate[weighted_avg]_3`), as for `PythonCalc`.
+fn aggregate_name(base: &str, aggs: &[crate::operators::AggSpec]) -> String {
+    let names: Vec<&str> = aggs
+        .iter()
+        .filter_map(|a| a.udaf.as_ref().map(|u| u.udf.name.as_str()))
+        .collect();
+    if names.is_empty() {
+        base.to_string()
+    } else {
+        format!("Python{base}[{}]", names.join(", "))
+    }
+}
+
+/// The node of an aggregate operator: a plain operator, or one whose user-defined aggregates
+/// are evaluated by a function runner (see `operators::udaf`).
+fn aggregate_node(
+    f: crate::runtime::OperatorFactory,
+    input: &Schema,
+    aggs: &[crate::operators::AggSpec],
+) -> Result<NodeKind> {
+    let Some(first) = aggs.iter().find_map(|a| a.udaf.as_ref()) else {
+        return Ok(NodeKind::Operator(f));
+    };
+    let (request_schema, calls) = crate::operators::udaf::request_layout(input, aggs)?;
+    Ok(NodeKind::FunctionOperator {
+        factory: f,
+        backend: first.udf.backend.clone(),
+        calls,
+        request_schema,
+    })
 }

@@ -71,6 +71,16 @@ pub enum Plan {
         limit: usize,
         offset: usize,
     },
+    /// Each input row joined with the rows a table function yields for it (`join_lateral`,
+    /// `LATERAL TABLE(f(x))`); `outer` keeps rows it yields nothing for, with NULLs.
+    Correlate {
+        input: Box<Plan>,
+        /// The table function's call ([`Expr::Udf`] of a [`crate::udf::FunctionKind::Table`]).
+        call: Expr,
+        /// Names of its columns in the output.
+        names: Vec<String>,
+        outer: bool,
+    },
 }
 
 pub(crate) fn plan_err(expr: impl std::fmt::Display, detail: impl Into<String>) -> EngineError {
@@ -205,6 +215,13 @@ impl Plan {
                 Arc::new(Schema::new(fields))
             }
             Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema()?,
+            Plan::Correlate {
+                input, call, names, ..
+            } => {
+                let s = input.schema()?;
+                let (fields, _) = correlate_fields(&s, call, names)?;
+                Arc::new(Schema::new(fields))
+            }
         })
     }
 
@@ -221,7 +238,8 @@ impl Plan {
             Plan::Calc { input, .. }
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => input.is_updating(),
+            | Plan::Limit { input, .. }
+            | Plan::Correlate { input, .. } => input.is_updating(),
         }
     }
 
@@ -237,7 +255,8 @@ impl Plan {
             | Plan::WindowAggregate { input, .. }
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => input.is_bounded(),
+            | Plan::Limit { input, .. }
+            | Plan::Correlate { input, .. } => input.is_bounded(),
         }
     }
 
@@ -257,7 +276,8 @@ impl Plan {
             Plan::WindowAggregate { .. } => Some("window_time".into()),
             Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => input.rowtime(),
+            | Plan::Limit { input, .. }
+            | Plan::Correlate { input, .. } => input.rowtime(),
             Plan::Union { inputs } => inputs.first().and_then(Plan::rowtime),
             _ => None,
         }
@@ -276,7 +296,9 @@ impl Plan {
                     _ => None,
                 })
             }
-            Plan::WindowAssign { input, .. } | Plan::Limit { input, .. } => input.proctime(),
+            Plan::WindowAssign { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Correlate { input, .. } => input.proctime(),
             _ => None,
         }
     }
@@ -301,9 +323,19 @@ impl Plan {
         };
         let aggs = |v: &[AggSpec]| {
             v.iter()
-                .map(|a| match &a.arg {
-                    None => format!("{}(*) AS {}", a.func.name(), a.name),
-                    Some(x) => format!(
+                .map(|a| match (&a.udaf, &a.arg) {
+                    (Some(u), _) => format!(
+                        "{}({}) AS {}",
+                        u.udf.name,
+                        u.args
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        a.name
+                    ),
+                    (None, None) => format!("{}(*) AS {}", a.func.name(), a.name),
+                    (None, Some(x)) => format!(
                         "{}({}{x}) AS {}",
                         a.func.name(),
                         if a.distinct { "DISTINCT " } else { "" },
@@ -406,6 +438,13 @@ impl Plan {
             Plan::Limit { limit, offset, .. } => {
                 format!("Limit(offset=[{offset}], fetch=[{limit}])")
             }
+            Plan::Correlate {
+                call, names, outer, ..
+            } => format!(
+                "Correlate(invocation=[{call}], select=[{}], joinType=[{}])",
+                names.join(", "),
+                if *outer { "LEFT" } else { "INNER" }
+            ),
         };
         let _ = writeln!(s, "{pad}{line}");
         for c in self.children() {
@@ -423,7 +462,8 @@ impl Plan {
             | Plan::WindowAggregate { input, .. }
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
-            | Plan::Limit { input, .. } => vec![input],
+            | Plan::Limit { input, .. }
+            | Plan::Correlate { input, .. } => vec![input],
         }
     }
 
@@ -542,6 +582,42 @@ pub fn plan_aggregate(
     let mut collect = |e: &Expr| -> Result<()> {
         let mut err = None;
         e.visit(&mut |x| {
+            if let Expr::Udf(u, args) = x {
+                if !u.kind.is_aggregate() || aggs.iter().any(|(a, _)| a == x) || err.is_some() {
+                    return;
+                }
+                if args.iter().any(Expr::contains_agg) {
+                    err = Some(plan_err(x, "aggregates cannot be nested"));
+                    return;
+                }
+                if u.kind == crate::udf::FunctionKind::VectorizedAggregate {
+                    err = Some(plan_err(
+                        x,
+                        "pandas aggregate functions (func_type='pandas') are not supported yet; use an AggregateFunction",
+                    ));
+                    return;
+                }
+                if let Some(e) = args.iter().find_map(|a| a.data_type(&schema).err()) {
+                    err = Some(e);
+                    return;
+                }
+                let n = aggs.len();
+                aggs.push((
+                    x.clone(),
+                    AggSpec {
+                        func: AggFunc::Udf,
+                        arg: None,
+                        distinct: false,
+                        name: format!("$agg{n}"),
+                        output_type: u.result_type.clone(),
+                        udaf: Some(crate::operators::udaf::UdafCall {
+                            udf: u.clone(),
+                            args: args.clone(),
+                        }),
+                    },
+                ));
+                return;
+            }
             if let Expr::Agg {
                 func,
                 arg,
@@ -575,6 +651,7 @@ pub fn plan_aggregate(
                                 distinct: *distinct,
                                 name: format!("$agg{n}"),
                                 output_type: out,
+                                udaf: None,
                             },
                         ))
                     }
@@ -686,6 +763,60 @@ pub fn plan_aggregate(
         filter: having,
         projections,
     })
+}
+
+/// The output fields of a [`Plan::Correlate`] over `input` (the input's, then the table
+/// function's under `names`) and the table function's fields; errors name what is wrong with
+/// the call or the names.
+pub fn correlate_fields(
+    input: &Schema,
+    call: &Expr,
+    names: &[String],
+) -> Result<(Vec<Field>, arrow_schema::Fields)> {
+    let Expr::Udf(u, args) = call.unaliased() else {
+        return Err(plan_err(
+            call,
+            "a lateral join takes a call of a table function (udtf)",
+        ));
+    };
+    let Some(tf) = u.table_fields() else {
+        return Err(plan_err(
+            call,
+            format!("`{}` is not a table function (udtf)", u.name),
+        ));
+    };
+    for a in args {
+        a.data_type(input)?;
+        if a.contains_agg() {
+            return Err(plan_err(
+                a,
+                "a table function's argument cannot be an aggregate",
+            ));
+        }
+    }
+    if names.len() != tf.len() {
+        return Err(plan_err(
+            call,
+            format!(
+                "{} names ({}) for the {} columns of `{}`",
+                names.len(),
+                names.join(", "),
+                tf.len(),
+                u.name
+            ),
+        ));
+    }
+    let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (f, n) in tf.iter().zip(names) {
+        if fields.iter().any(|x| x.name() == n) {
+            return Err(plan_err(
+                call,
+                format!("the input already has a column `{n}`; alias the table function's columns: .alias(...) / AS T(a, b)"),
+            ));
+        }
+        fields.push(Field::new(n, f.data_type().clone(), true));
+    }
+    Ok((fields, tf.clone()))
 }
 
 /// `COUNT(*)` as an expression.

@@ -126,6 +126,16 @@ pub enum NodeKind {
         /// Input columns that are the arguments.
         arg_columns: Vec<usize>,
     },
+    /// An operator whose state is computed by out-of-process functions (Python aggregate
+    /// functions): before it processes a batch, what [`Operator::request`] returns goes to a
+    /// runner of `calls` and the answer to [`Operator::on_evaluated`], one batch at a time.
+    FunctionOperator {
+        factory: OperatorFactory,
+        backend: Arc<dyn UdfBackend>,
+        calls: Vec<UdfCall>,
+        /// Schema of the batches [`Operator::request`] makes.
+        request_schema: SchemaRef,
+    },
     Sink(Arc<dyn SinkFactory>),
 }
 
@@ -639,7 +649,28 @@ impl JobGraph {
                         op.open(&metrics.group)?;
                         let inbox = inbox
                             .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
-                        tokio::spawn(run_operator(op, inbox, channels, out))
+                        tokio::spawn(run_operator(op, None, inbox, channels, out))
+                    }
+                    NodeKind::FunctionOperator {
+                        factory,
+                        backend,
+                        calls,
+                        request_schema,
+                    } => {
+                        let mut op = crate::stack::deep(|| factory(st))?;
+                        op.open(&metrics.group)?;
+                        let ctx = RunnerContext {
+                            job_name: job.clone(),
+                            operator: node.name.clone(),
+                            subtask: st,
+                            parallelism: node.parallelism,
+                            registry: registry.clone(),
+                            config: self.config.clone(),
+                        };
+                        let runner = backend.start(&ctx, calls, request_schema.clone())?;
+                        let inbox = inbox
+                            .ok_or_else(|| EngineError::Execution("inbox taken twice".into()))?;
+                        tokio::spawn(run_operator(op, Some(runner), inbox, channels, out))
                     }
                     NodeKind::Udf {
                         backend,
@@ -787,8 +818,31 @@ fn max_millis(e: &Expr, b: &RecordBatch, context: &str) -> Result<Option<i64>> {
     Ok(arrow_arith::aggregate::max(&ms))
 }
 
+/// Sends what `op` asks for before a batch to `runner` and hands it the answer: one batch at
+/// a time, since the next batch's request may need what this answer changes.
+async fn evaluate_for(
+    op: &mut dyn Operator,
+    runner: Option<&mut Box<dyn FunctionRunner>>,
+    input: usize,
+    batch: &StreamBatch,
+) -> Result<()> {
+    let Some(runner) = runner else {
+        return Ok(());
+    };
+    let Some(request) = op.request(input, batch)? else {
+        return Ok(());
+    };
+    let pending = runner.submit(request)?;
+    runner.flush()?;
+    let answer = pending.await.map_err(|_| {
+        EngineError::Execution(format!("{}: the function runner went away", op.name()))
+    })??;
+    op.on_evaluated(answer)
+}
+
 async fn run_operator(
     mut op: Box<dyn Operator>,
+    mut runner: Option<Box<dyn FunctionRunner>>,
     mut inbox: mpsc::Receiver<Envelope>,
     channels: usize,
     mut out: Outputs,
@@ -831,6 +885,7 @@ async fn run_operator(
             match env.msg {
                 Msg::Batch(b) => {
                     out.metrics.saw(&b);
+                    evaluate_for(op.as_mut(), runner.as_mut(), env.input as usize, &b).await?;
                     op.process_input(env.input as usize, b, &mut buf)?;
                 }
                 Msg::Watermark(w) => {
@@ -886,6 +941,14 @@ async fn run_operator(
         Ok(())
     }
     .await;
+    if let Some(mut r) = runner {
+        let _ = r.close();
+        if result.is_ok() {
+            if let Some(done) = r.finished() {
+                let _ = tokio::time::timeout(crate::udf::FINISH_TIMEOUT, done).await;
+            }
+        }
+    }
     // Downstream ends whether this subtask succeeded or failed (the error is reported by the
     // job); the final watermark has been forwarded with End.
     out.broadcast(None).await;

@@ -462,11 +462,48 @@ impl<'a> Planner<'a> {
                 Scope::default(),
             ));
         };
-        if from.len() > 1 {
-            return Err(sql_err("FROM a, b", "weir needs an explicit JOIN ... ON with equalities (a streaming cross join would keep everything)"));
+        // `FROM t, LATERAL TABLE(f(x)) AS T(a, b)`: the comma form of a lateral join.
+        let mut laterals: Vec<&sq::TableFactor> = Vec::new();
+        for item in &from[1..] {
+            if lateral_call(&item.relation).is_none() || !item.joins.is_empty() {
+                return Err(sql_err("FROM a, b", "weir needs an explicit JOIN ... ON with equalities (a streaming cross join would keep everything); `FROM t, LATERAL TABLE(f(x))` is the comma form it takes"));
+            }
+            laterals.push(&item.relation);
         }
         let (mut plan, mut scope) = self.relation(&first.relation)?;
         for j in &first.joins {
+            if let Some((call, alias)) = lateral_call(&j.relation) {
+                let (outer, on) = match &j.join_operator {
+                    sq::JoinOperator::Join(c) | sq::JoinOperator::Inner(c) => (false, Some(c)),
+                    sq::JoinOperator::CrossJoin(_) => (false, None),
+                    sq::JoinOperator::Left(c) | sq::JoinOperator::LeftOuter(c) => (true, Some(c)),
+                    _ => {
+                        return Err(sql_err(
+                            &j.relation.to_string(),
+                            "a lateral table function takes [INNER | LEFT] JOIN ... ON TRUE, CROSS JOIN or a comma",
+                        ))
+                    }
+                };
+                let cond = match on {
+                    None | Some(sq::JoinConstraint::None) => None,
+                    Some(sq::JoinConstraint::On(sq::Expr::Value(v)))
+                        if matches!(v.value, sq::Value::Boolean(true)) =>
+                    {
+                        None
+                    }
+                    Some(sq::JoinConstraint::On(e)) if !outer => Some(e),
+                    Some(_) => return Err(sql_err(
+                        &j.relation.to_string(),
+                        "a LEFT JOIN LATERAL TABLE(...) takes ON TRUE (filter the rows with WHERE)",
+                    )),
+                };
+                (plan, scope) = self.correlate(plan, scope, call, alias, outer)?;
+                if let Some(c) = cond {
+                    let c = self.expr(c, &scope)?;
+                    plan = crate::plan::filter(plan, c)?;
+                }
+                continue;
+            }
             let (right, rscope) = self.relation(&j.relation)?;
             let (kind, constraint) = match &j.join_operator {
                 sq::JoinOperator::Join(c) | sq::JoinOperator::Inner(c) => (JoinKind::Inner, c),
@@ -523,6 +560,73 @@ impl<'a> Planner<'a> {
             plan = join_plan(plan, right, kind, cond, right_names)?;
             scope = joined;
         }
+        for l in laterals {
+            let (call, alias) = lateral_call(l).expect("checked above");
+            (plan, scope) = self.correlate(plan, scope, call, alias, false)?;
+        }
+        Ok((plan, scope))
+    }
+
+    /// `LATERAL TABLE(f(x)) [AS] T(a, b)` over `plan`: its columns are named by the alias
+    /// list (else as the function names them), qualified by `T`.
+    fn correlate(
+        &mut self,
+        plan: Plan,
+        mut scope: Scope,
+        call: &sq::Expr,
+        alias: Option<&sq::TableAlias>,
+        outer: bool,
+    ) -> Result<(Plan, Scope)> {
+        let x = self.expr(call, &scope)?;
+        let fields = match &x {
+            Expr::Udf(u, _) => u.table_fields().cloned(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            sql_err(
+                &call.to_string(),
+                "LATERAL TABLE(...) takes a call of a table function (udtf)",
+            )
+        })?;
+        let visible: Vec<String> = match alias.filter(|a| !a.columns.is_empty()) {
+            Some(a) if a.columns.len() != fields.len() => {
+                return Err(sql_err(
+                    &a.to_string(),
+                    format!(
+                        "{} column names for the {} columns of the table function",
+                        a.columns.len(),
+                        fields.len()
+                    ),
+                ))
+            }
+            Some(a) => a.columns.iter().map(|c| c.name.value.clone()).collect(),
+            None => fields.iter().map(|f| f.name().clone()).collect(),
+        };
+        // Internal names stay unique in the plan; the scope knows them by the visible ones.
+        let schema = plan.schema()?;
+        let mut taken: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut internal = Vec::new();
+        for n in &visible {
+            let mut out = n.clone();
+            let mut k = 0;
+            while taken.contains(&out) {
+                out = format!("{n}{k}");
+                k += 1;
+            }
+            taken.push(out.clone());
+            internal.push(out);
+        }
+        let q = alias.map(|a| a.name.value.clone());
+        for (v, i) in visible.iter().zip(&internal) {
+            scope.cols.push((q.clone(), v.clone(), i.clone()));
+        }
+        let plan = Plan::Correlate {
+            input: Box::new(plan),
+            call: x,
+            names: internal,
+            outer,
+        };
+        plan.schema()?;
         Ok((plan, scope))
     }
 
@@ -1219,5 +1323,21 @@ pub(crate) fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
             &f.to_string(),
             "subquery arguments are not supported",
         )),
+    }
+}
+
+/// The call and alias of `LATERAL TABLE(f(x)) [AS T(a, b)]`, if that is what `r` is.
+fn lateral_call(r: &sq::TableFactor) -> Option<(&sq::Expr, Option<&sq::TableAlias>)> {
+    match r {
+        sq::TableFactor::Function {
+            lateral: true,
+            name,
+            args,
+            alias,
+        } if object_name(name).eq_ignore_ascii_case("TABLE") && args.len() == 1 => match &args[0] {
+            sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Expr(e)) => Some((e, alias.as_ref())),
+            _ => None,
+        },
+        _ => None,
     }
 }

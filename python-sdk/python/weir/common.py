@@ -21,31 +21,33 @@ class RowKind(Enum):
         return self.short_string()
 
 
-class Row(tuple):
+class Row(list):
     """A row: positional (``Row(1, 'a')``) or named (``Row(id=1, name='a')``).
 
-    Fields are read by index (``row[0]``), by name (``row['id']``, ``row.id``); the row
-    kind is ``row.get_row_kind()``.
+    Fields are read and written by index (``row[0]``), by name (``row['id']``, ``row.id``), as
+    in PyFlink, where an aggregate function's accumulator is often a ``Row`` it updates in
+    place (``acc[0] += v``). The row kind is ``row.get_row_kind()``. A row equals a row with
+    the same values (and kind and names) and, for convenience, a tuple of the same values.
     """
 
     _fields: Optional[Tuple[str, ...]]
     _row_kind: RowKind
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Row":
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args and kwargs:
             raise TypeError("Row takes positional or keyword values, not both")
         if kwargs:
-            row = super().__new__(cls, tuple(kwargs.values()))
-            row._fields = tuple(kwargs.keys())
+            list.__init__(self, kwargs.values())
+            self._fields = tuple(kwargs.keys())
         else:
-            row = super().__new__(cls, args)
-            row._fields = None
-        row._row_kind = RowKind.INSERT
-        return row
+            list.__init__(self, args)
+            self._fields = None
+        self._row_kind = RowKind.INSERT
 
     @classmethod
     def _make(cls, names: Optional[Sequence[str]], values: Iterable[Any], kind: int = 0) -> "Row":
-        row = super().__new__(cls, tuple(values))
+        row = cls.__new__(cls)
+        list.__init__(row, values)
         row._fields = tuple(names) if names is not None else None
         row._row_kind = RowKind(kind)
         return row
@@ -79,38 +81,45 @@ class Row(tuple):
 
         return {k: conv(v) for k, v in zip(self._fields, self)}
 
+    def _index(self, name: str) -> int:
+        if self._fields is not None and name in self._fields:
+            return self._fields.index(name)
+        raise KeyError(name)
+
     def __getitem__(self, item: Any) -> Any:  # type: ignore[override]
         if isinstance(item, str):
-            if self._fields is not None:
-                try:
-                    return tuple.__getitem__(self, self._fields.index(item))
-                except ValueError:
-                    pass
-            raise KeyError(item)
-        return tuple.__getitem__(self, item)
+            return list.__getitem__(self, self._index(item))
+        return list.__getitem__(self, item)
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # type: ignore[override]
+        if isinstance(key, str):
+            key = self._index(key)
+        list.__setitem__(self, key, value)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         fields = self.__dict__.get("_fields")
         if fields is not None and name in fields:
-            return tuple.__getitem__(self, fields.index(name))
+            return list.__getitem__(self, fields.index(name))
         raise AttributeError(f"Row has no field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Row):
             return (
-                tuple.__eq__(self, other)
+                list.__eq__(self, other)
                 and self._row_kind == other._row_kind
                 and (self._fields is None or other._fields is None or self._fields == other._fields)
             )
-        return tuple.__eq__(self, other)
+        if isinstance(other, tuple):
+            return tuple(self) == other
+        return list.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
 
     def __repr__(self) -> str:
         if self._fields is not None:
@@ -120,7 +129,7 @@ class Row(tuple):
         return f"<Row({inner})>"
 
     def __reduce__(self) -> Any:
-        return (Row._make, (self._fields, tuple(self), self._row_kind.value))
+        return (Row._make, (self._fields, list(self), self._row_kind.value))
 
 
 class Configuration:

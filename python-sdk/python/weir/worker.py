@@ -12,6 +12,7 @@ import argparse
 import io
 import logging
 import os
+import pickle
 import re
 import sys
 import threading
@@ -83,17 +84,48 @@ class _ChannelStream(io.TextIOBase):
 
 class _Function:
     def __init__(self, name: str, obj: Any, args: List[int]) -> None:
-        from weir.table.udf import UserDefinedFunction, _Vectorized
+        from weir.table.udf import UserDefinedFunction, _AggregateFunc, _TableFunc, _Vectorized
 
-        # "general" (one call per row), "pandas" or "arrow" (one call per batch).
+        # "general" (one call per row), "pandas" or "arrow" (one call per batch), "table"
+        # (rows per row), "aggregate" (accumulators per group, see `Worker.aggregate`).
         self.kind = "general"
+        width = 0
         if isinstance(obj, _Vectorized):
+            self.kind, obj = obj.kind, obj.func
+        elif isinstance(obj, _TableFunc):
+            self.kind, width, obj = "table", obj.width, obj.func
+        elif isinstance(obj, _AggregateFunc):
             self.kind, obj = obj.kind, obj.func
         self.name = name
         self.obj = obj
         self.args = args
         self.is_class = isinstance(obj, UserDefinedFunction)
-        self.call: Callable[..., Any] = obj.eval if self.is_class else obj
+        self.call: Callable[..., Any] = obj.eval if self.is_class and self.kind != "aggregate" else obj
+        if self.kind == "table":
+            self.call = _table_call(self.call, width)
+            self.kind = "general"
+
+
+def _table_call(f: Callable[..., Any], width: int) -> Callable[..., Any]:
+    """A table function as a function of one row returning the list of rows it yielded: each
+    a tuple (a ``Row``, list or tuple as it is; a single value for a one-column function)."""
+
+    def one(*args: Any) -> list:
+        out = f(*args)
+        if out is None:
+            return []
+        return [r if isinstance(r, (tuple, list)) else (r,) for r in out]
+
+    def many(*args: Any) -> list:
+        out = f(*args)
+        if out is None:
+            return []
+        if isinstance(out, (tuple, list)) and out and not isinstance(out[0], (tuple, list)):
+            # One row returned rather than yielded (``return Row(a, b)``).
+            return [out]
+        return list(out)
+
+    return one if width == 1 else many
 
 
 class _BadResult(Exception):
@@ -146,6 +178,7 @@ def _to_arrow(f: _Function, result: Any, n: int) -> Any:
 
 
 _ROW_IN_MESSAGE = re.compile(r"row (\d+):")
+_MISSING = object()
 
 
 class Worker:
@@ -263,6 +296,12 @@ class Worker:
         keep: Optional[List[bool]] = None
         traced = self.traced == bundle
         for fi, f in enumerate(self.functions):
+            if f.kind == "aggregate":
+                ok, out, keep = self.aggregate(bundle, f, fi, cols, rows, keep, traced)
+                if not ok:
+                    return False
+                results.append(out)
+                continue
             if f.kind != "general":
                 ok, out, keep = self.vectorized(bundle, f, fi, cols, rows, keep, traced)
                 if not ok:
@@ -314,6 +353,78 @@ class Worker:
             self.channel.send_error(bundle, name, "TypeError", text, "", row)
             return False
         return True
+
+    def aggregate(
+        self,
+        bundle: int,
+        f: _Function,
+        fi: int,
+        cols: Any,
+        rows: int,
+        keep: Optional[List[bool]],
+        traced: bool,
+    ) -> Tuple[bool, Any, Optional[List[bool]]]:
+        """Folds a bundle's rows into their groups' accumulators (the state link): the first
+        row of each group carries the accumulator the engine keeps (NULL: a new group); each
+        row is accumulated (or retracted); the last kept row of each group gets back the
+        pickled accumulator and ``get_value``. Nothing stays here between bundles."""
+        slots, retract, stored = cols[f.args[0]], cols[f.args[1]], cols[f.args[2]]
+        args = [cols[i] for i in f.args[3:]]
+        obj = f.obj
+        accumulate, undo = obj.accumulate, obj.retract
+        accs: Dict[Any, Any] = {}
+        last: Dict[Any, int] = {}
+        loads = pickle.loads
+        nargs = len(args)
+        a0 = args[0] if nargs else None
+        for i in range(rows):
+            if keep is not None and not keep[i]:
+                continue
+            s = slots[i]
+            if traced:
+                self.channel.progress(bundle, fi, i)
+            try:
+                acc = accs.get(s, _MISSING)
+                if acc is _MISSING:
+                    b = stored[i]
+                    acc = loads(b) if b is not None else obj.create_accumulator()
+                    accs[s] = acc
+                g = undo if retract[i] else accumulate
+                if nargs == 1:
+                    g(acc, a0[i])
+                else:
+                    g(acc, *[a[i] for a in args])
+                last[s] = i
+            except Exception as e:  # noqa: BLE001 - fail or skip below
+                if not self.skip:
+                    self.channel.send_error(bundle, f.name, type(e).__name__, str(e), _user_traceback(e), _row_text(args, i))
+                    return False, None, keep
+                if keep is None:
+                    keep = [True] * rows
+                keep[i] = False
+                self._log_skip(f, e, args, i)
+        out: List[Any] = [None] * rows
+        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        for s, i in last.items():
+            acc = accs[s]
+            try:
+                out[i] = (dumps(acc, protocol), obj.get_value(acc))
+            except Exception as e:  # noqa: BLE001 - a group's value cannot be skipped
+                self.channel.send_error(bundle, f.name, type(e).__name__, f"{e} (in get_value or pickling the accumulator)", _user_traceback(e), _row_text(args, i))
+                return False, None, keep
+        return True, out, keep
+
+    def _log_skip(self, f: _Function, e: BaseException, args: List[list], i: int) -> None:
+        if self.skipped_logged < 10:
+            self.skipped_logged += 1
+            logging.getLogger("weir.worker").warning(
+                "skipping a row (python.udf.on-error=skip): %s raised %s: %s; input row: %s%s",
+                f.name,
+                type(e).__name__,
+                e,
+                _row_text(args, i),
+                "" if self.skipped_logged < 10 else " (further skips are only counted)",
+            )
 
     def vectorized(
         self,
@@ -413,16 +524,7 @@ class Worker:
                     keep = [True] * rows
                 keep[i] = False
                 out.append(None)
-                if self.skipped_logged < 10:
-                    self.skipped_logged += 1
-                    logging.getLogger("weir.worker").warning(
-                        "skipping a row (python.udf.on-error=skip): %s raised %s: %s; input row: %s%s",
-                        f.name,
-                        type(e).__name__,
-                        e,
-                        _row_text(args, i),
-                        "" if self.skipped_logged < 10 else " (further skips are only counted)",
-                    )
+                self._log_skip(f, e, args, i)
         return out, keep, None
 
 

@@ -10,7 +10,15 @@ from weir.table.table_environment import (
 )
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.types import DataType, DataTypes
-from weir.table.udf import FunctionContext, ScalarFunction, udf
+from weir.table.udf import (
+    AggregateFunction,
+    FunctionContext,
+    ScalarFunction,
+    TableFunction,
+    udaf,
+    udf,
+    udtf,
+)
 from weir.common import Row, RowKind
 
 __all__ = [
@@ -30,6 +38,10 @@ __all__ = [
     "ScalarFunction",
     "FunctionContext",
     "udf",
+    "udtf",
+    "udaf",
+    "TableFunction",
+    "AggregateFunction",
     "Row",
     "RowKind",
 ]

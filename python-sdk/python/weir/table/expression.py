@@ -126,9 +126,14 @@ class Expression:
 
     # -- naming and types --
     def alias(self, name: str, *extra_names: str) -> "Expression":
-        if extra_names:
-            raise ValueError("one name per expression")
-        return _Alias(self, name)
+        """Names the result; several names name the columns of a table function
+        (``join_lateral``, ``flat_map``) or the fields of a ROW result (``map``,
+        ``aggregate``)."""
+        return _Alias(self, name, extra_names)
+
+    def get(self, name_or_index: Union[str, int]) -> "Expression":
+        """A field of a ROW value, by name or 0-based position."""
+        return _Func("GET", [self, _wrap(name_or_index)])
 
     def cast(self, data_type: Union[DataType, str]) -> "Expression":
         t = type_text(data_type)
@@ -385,11 +390,21 @@ class _Interval(Expression):
 
 
 class _Alias(Expression):
-    def __init__(self, inner: Expression, name: str) -> None:
+    def __init__(self, inner: Expression, name: str, extra: Sequence[str] = ()) -> None:
         self.inner = inner
         self.name = name
+        self.extra = list(extra)
+
+    @property
+    def names(self) -> List[str]:
+        return [self.name, *self.extra]
 
     def _build(self, ctx: BuildContext) -> Any:
+        if self.extra:
+            raise ValueError(
+                f"alias({', '.join(map(repr, self.names))}): several names only name the columns of a "
+                f"table function (join_lateral, flat_map) or the fields of a ROW result (map, aggregate)"
+            )
         return self.inner._build(ctx).alias(self.name)
 
     def _output_name(self) -> Optional[str]:
@@ -539,3 +554,11 @@ def _build_list(items: Sequence[Any], ctx: BuildContext) -> List[Any]:
 
 
 __all__ = ["Expression"]
+
+
+def split_alias(e: Any) -> "tuple[Any, Optional[List[str]]]":
+    """An expression and the names its alias gives it (several for a table function's
+    columns or a ROW's fields), or None."""
+    if isinstance(e, _Alias):
+        return e.inner, e.names
+    return e, None

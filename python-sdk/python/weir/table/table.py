@@ -12,8 +12,11 @@ from weir.table.expression import (
     BuildContext,
     Expression,
     _Column,
+    _Func,
+    _Literal,
     build_list,
     build_one,
+    split_alias,
 )
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.window import GroupWindow
@@ -167,6 +170,52 @@ class Table:
         cond = build_one(predicate, BuildContext(self._env, both))
         return self._with(self._native.join(right._native, cond, left_outer))
 
+    # -- user-defined functions over whole rows --
+    def _whole_row(self, f: Any) -> Any:
+        """A UDF object given without arguments is called with the whole row (a ``Row``)."""
+        from weir.table.udf import (
+            UserDefinedAggregateFunctionWrapper,
+            UserDefinedScalarFunctionWrapper,
+            UserDefinedTableFunctionWrapper,
+        )
+
+        e, names = split_alias(f)
+        wrappers = (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper, UserDefinedAggregateFunctionWrapper)
+        if isinstance(e, wrappers):
+            e = e(_Func("ROW", [_Column(c) for c in self._columns()]))
+        return e, names
+
+    def join_lateral(self, table_function_call: Any, join_predicate: Any = None) -> "Table":
+        """Each row joined with the rows the table function yields for it (rows it yields
+        nothing for are dropped); ``f(x).alias('a', 'b')`` names its columns."""
+        call, names = split_alias(table_function_call)
+        t = self._with(self._native.join_lateral(self._one(call), names, False))
+        return t if join_predicate is None else t.filter(join_predicate)
+
+    def left_outer_join_lateral(self, table_function_call: Any, join_predicate: Any = None) -> "Table":
+        """As ``join_lateral``, but a row the table function yields nothing for is kept, with
+        NULLs in the function's columns."""
+        if join_predicate is not None and not (isinstance(join_predicate, _Literal) and join_predicate.value is True):
+            raise ValueError("left_outer_join_lateral takes no join predicate but lit(True); filter the result instead")
+        call, names = split_alias(table_function_call)
+        return self._with(self._native.join_lateral(self._one(call), names, True))
+
+    def map(self, func: Any) -> "Table":
+        """The scalar function's result per row; a ROW result becomes one column per field.
+        A UDF given without arguments gets the whole row as a ``Row``."""
+        call, names = self._whole_row(func)
+        return self._with(self._native.map(self._one(call), names))
+
+    def flat_map(self, func: Any) -> "Table":
+        """The rows the table function yields per row (only its columns). A UDTF given
+        without arguments gets the whole row as a ``Row``."""
+        call, names = self._whole_row(func)
+        return self._with(self._native.flat_map(self._one(call), names))
+
+    def aggregate(self, func: Any) -> "AggregatedTable":
+        """One aggregate function over the whole table; ``select`` its fields next."""
+        return AggregatedTable(self, [], func)
+
     def union_all(self, right: "Table") -> "Table":
         return self._with(self._native.union_all(right._native))
 
@@ -257,8 +306,27 @@ class GroupedTable:
         spec = self._window._native_spec(ctx) if self._window is not None else None
         return t._with(t._native.group_by_select(keys, exprs, spec))
 
-    def aggregate(self, *args: Any) -> Any:
-        raise NotImplementedError("aggregate() with UDAFs is not supported yet; use select()")
+    def aggregate(self, func: Any) -> "AggregatedTable":
+        """One aggregate function per group (``f(x).alias('a', 'b')`` names the fields of a
+        ROW result); ``select`` from the keys and its fields next."""
+        return AggregatedTable(self._table, self._keys, func, self._window)
+
+
+class AggregatedTable:
+    """The result of ``aggregate(f)``, waiting for ``select``: the grouping keys, then the
+    aggregate's result (a ROW flattened into its fields)."""
+
+    def __init__(self, table: Table, keys: Sequence[Any], func: Any, window: Optional[GroupWindow] = None) -> None:
+        t = table
+        alias = window._alias if window is not None else None
+        ctx = t._ctx(alias)
+        call, names = t._whole_row(func)
+        keys_built = build_list(list(keys), ctx)
+        spec = window._native_spec(ctx) if window is not None else None
+        self._table = t._with(t._native.group_by_aggregate(keys_built, build_one(call, ctx), names, spec))
+
+    def select(self, *fields: Any) -> Table:
+        return self._table.select(*fields)
 
 
 class GroupWindowedTable:
@@ -271,4 +339,4 @@ class GroupWindowedTable:
         return GroupedTable(self._table, fields, self._window)
 
 
-__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "TableSchema"]
+__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "AggregatedTable", "TableSchema"]

@@ -21,7 +21,11 @@ from weir.common import Configuration, Row
 from weir.table.table import Table
 from weir.table.table_result import ResultKind, TableResult
 from weir.table.types import RowType
-from weir.table.udf import UserDefinedScalarFunctionWrapper
+from weir.table.udf import (
+    UserDefinedAggregateFunctionWrapper,
+    UserDefinedScalarFunctionWrapper,
+    UserDefinedTableFunctionWrapper,
+)
 
 _udf_ids = itertools.count(1)
 _live_envs: "weakref.WeakSet[TableEnvironment]" = weakref.WeakSet()
@@ -212,7 +216,7 @@ class TableEnvironment:
         self._config = TableConfig(self)
         self._inline_keys: Dict[int, str] = {}
         # Keeps inline functions alive, so that their id() is never reused by another.
-        self._inline_funcs: List[UserDefinedScalarFunctionWrapper] = []
+        self._inline_funcs: List[Any] = []
         self._python_files: List[str] = []
         for k, v in settings.get_configuration():
             self._native.set_config(k, v)
@@ -313,19 +317,19 @@ class TableEnvironment:
     def create_temporary_function(self, path: str, function: Any) -> None:
         """Registers a UDF under ``path`` for SQL and ``call(path, ...)``."""
         f = _as_udf(function, path)
-        self._native.register_python_function(path, _pickle(f), f.result_type, None, f.func_type != "general")
+        self._native.register_python_function(path, _pickle(f), f.result_type, None, _vectorized(f), f._kind)
 
     create_temporary_system_function = create_temporary_function
     register_function = create_temporary_function
 
-    def _register_inline_udf(self, f: UserDefinedScalarFunctionWrapper) -> str:
+    def _register_inline_udf(self, f: Any) -> str:
         # An inline call refers to its function object: it is registered under a key no
         # built-in function or user registration can have, and keeps its own name for
         # errors, operators and metrics.
         key = self._inline_keys.get(id(f))
         if key is None:
             key = f"__weir_udf_{next(_udf_ids)}"
-            self._native.register_python_function(key, _pickle(f), f.result_type, f.name, f.func_type != "general")
+            self._native.register_python_function(key, _pickle(f), f.result_type, f.name, _vectorized(f), f._kind)
             self._inline_keys[id(f)] = key
             self._inline_funcs.append(f)
         return key
@@ -370,15 +374,24 @@ class TableEnvironment:
         self._native.close()
 
 
-def _as_udf(function: Any, name: str) -> UserDefinedScalarFunctionWrapper:
-    if isinstance(function, UserDefinedScalarFunctionWrapper):
+_WRAPPERS = (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper, UserDefinedAggregateFunctionWrapper)
+
+
+def _as_udf(function: Any, name: str) -> Any:
+    if isinstance(function, _WRAPPERS):
         return function
     raise TypeError(
-        f"function {name}: register a udf(...) object (with result_type), not a {type(function).__name__}"
+        f"function {name}: register a udf(...), udtf(...) or udaf(...) object (with its result "
+        f"type), not a {type(function).__name__}"
     )
 
 
-def _pickle(f: UserDefinedScalarFunctionWrapper) -> bytes:
+def _vectorized(f: Any) -> bool:
+    """A scalar UDF called once per batch (pandas or arrow)."""
+    return f._kind == "scalar" and f.func_type != "general"
+
+
+def _pickle(f: Any) -> bytes:
     try:
         return cloudpickle.dumps(f._payload())
     except Exception as e:  # noqa: BLE001 - any pickling failure is the user's to see
@@ -389,7 +402,7 @@ def _pickle(f: UserDefinedScalarFunctionWrapper) -> bytes:
         ) from e
 
 
-def _load_function(path: str) -> UserDefinedScalarFunctionWrapper:
+def _load_function(path: str) -> Any:
     module, _, attr = path.rpartition(".")
     if not module:
         raise ValueError(f"function path {path!r} must be 'module.name'")

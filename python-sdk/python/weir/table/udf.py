@@ -10,6 +10,13 @@ the worker processes with cloudpickle; ``open`` runs there, once per worker.
 ``pandas.DataFrame`` for a ROW argument), returning a Series of the same length; ``"arrow"``
 (weir's own) once per batch with a ``pyarrow.Array`` per argument, taken straight from the
 engine's Arrow data, returning a ``pyarrow.Array``.
+
+A table function (``@udtf(result_types=[...])`` or a ``TableFunction``) yields any number of
+rows per input row: tuples, ``Row``s, or single values for one column. An aggregate function
+(``udaf(MyAggregateFunction())``, an ``AggregateFunction`` with ``create_accumulator``,
+``accumulate``, ``retract`` and ``get_value``) folds a group's rows into an accumulator that
+the engine keeps: the worker gets it with the rows of a bundle and gives it back, pickled, with
+the result, so a worker that dies loses nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import functools
 from typing import Any, Dict, List, Optional, Union
 
 from weir.table.expression import Expression, _UdfCall, _wrap
-from weir.table.types import DataType, type_text
+from weir.table.types import DataType, RowType, type_text
 
 
 class FunctionContext:
@@ -82,6 +89,44 @@ class ScalarFunction(UserDefinedFunction):
         raise NotImplementedError("a ScalarFunction implements eval")
 
 
+class TableFunction(UserDefinedFunction):
+    """A table function: ``eval(*args)`` yields (or returns an iterable of) rows."""
+
+    def eval(self, *args: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError("a TableFunction implements eval")
+
+
+class ImperativeAggregateFunction(UserDefinedFunction):
+    """What aggregate and table aggregate functions share: an accumulator per group."""
+
+    def create_accumulator(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError("an aggregate function implements create_accumulator")
+
+    def accumulate(self, accumulator: Any, *args: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError("an aggregate function implements accumulate")
+
+    def retract(self, accumulator: Any, *args: Any) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement retract(), which its input's updates need"
+        )
+
+    def merge(self, accumulator: Any, accumulators: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement merge()")
+
+    def get_accumulator_type(self) -> Any:
+        return None
+
+    def get_result_type(self) -> Any:
+        return None
+
+
+class AggregateFunction(ImperativeAggregateFunction):
+    """An aggregate function: ``get_value(accumulator)`` is the group's result."""
+
+    def get_value(self, accumulator: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError("an AggregateFunction implements get_value")
+
+
 FUNC_TYPES = ("general", "pandas", "arrow")
 
 
@@ -105,6 +150,32 @@ def _require(func_type: str) -> None:
                 f"func_type={func_type!r} needs {' and '.join(needed)} (missing: {module}): "
                 f"pip install 'weir-stream[pandas]'"
             ) from e
+
+
+class _TableFunc:
+    """What is sent to the workers for a table function: the function and its width."""
+
+    def __init__(self, func: Any, width: int) -> None:
+        self.func = func
+        self.width = width
+
+
+class _AggregateFunc:
+    """What is sent to the workers for an aggregate function (``kind``: ``aggregate``, or
+    ``pandas_aggregate`` for a function of a group's Series)."""
+
+    def __init__(self, kind: str, func: Any) -> None:
+        self.kind = kind
+        self.func = func
+
+
+def _function_name(func: Any, name: Optional[str], base: type) -> str:
+    if name is None:
+        if isinstance(func, base):
+            name = type(func).__name__
+        else:
+            name = getattr(func, "__name__", None) or type(func).__name__
+    return "lambda" if name == "<lambda>" else name
 
 
 class UserDefinedScalarFunctionWrapper:
@@ -159,12 +230,183 @@ class UserDefinedScalarFunctionWrapper:
     def func_type(self) -> str:
         return self._func_type
 
+    _kind = "scalar"
+
     def _payload(self) -> Any:
         """What the workers unpickle."""
         return self._func if self._func_type == "general" else _Vectorized(self._func_type, self._func)
 
     def __repr__(self) -> str:
         return f"<udf {self._name} -> {self._result_type}>"
+
+
+class UserDefinedTableFunctionWrapper:
+    """What ``udtf(...)`` returns: call it on expressions inside ``join_lateral`` /
+    ``flat_map``, or register it by name for ``LATERAL TABLE(...)``."""
+
+    _kind = "table"
+    _func_type = "general"
+
+    def __init__(
+        self,
+        func: Any,
+        input_types: Optional[List[Union[DataType, str]]],
+        result_types: Any,
+        deterministic: Optional[bool] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+            func = func()
+        if not callable(func) and not isinstance(func, TableFunction):
+            raise TypeError(f"udtf() takes a function or a TableFunction, not {type(func).__name__}")
+        if result_types is None:
+            raise TypeError("udtf() needs result_types, e.g. [DataTypes.STRING(), DataTypes.INT()]")
+        if isinstance(result_types, RowType):
+            names = result_types.field_names()
+            types = result_types.field_types()
+        else:
+            types = list(result_types) if isinstance(result_types, (list, tuple)) else [result_types]
+            names = [f"f{i}" for i in range(len(types))]
+        if not types:
+            raise ValueError("udtf() needs at least one result type")
+        self._func = func
+        self._input_types = input_types
+        self._names = names
+        self._types = [type_text(t) for t in types]
+        self._deterministic = deterministic if deterministic is not None else True
+        self._name = _function_name(func, name, TableFunction)
+        functools.update_wrapper(self, func if not isinstance(func, TableFunction) else type(func), updated=())
+
+    def __call__(self, *args: Any) -> Expression:
+        return _UdfCall(self, [_wrap(a) for a in args])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def result_type(self) -> str:
+        """As the engine declares it: the rows yielded for each input row."""
+        fields = ", ".join(f"`{n}` {t}" for n, t in zip(self._names, self._types))
+        return f"ARRAY<ROW<{fields}>>"
+
+    @property
+    def func_type(self) -> str:
+        return "general"
+
+    def _payload(self) -> Any:
+        return _TableFunc(self._func, len(self._types))
+
+    def __repr__(self) -> str:
+        return f"<udtf {self._name} -> ({', '.join(self._types)})>"
+
+
+class UserDefinedAggregateFunctionWrapper:
+    """What ``udaf(...)`` returns: call it on expressions in a grouped ``select`` or
+    ``aggregate``, or register it by name for SQL."""
+
+    _kind = "aggregate"
+
+    def __init__(
+        self,
+        func: Any,
+        input_types: Optional[List[Union[DataType, str]]],
+        result_type: Any,
+        accumulator_type: Any,
+        deterministic: Optional[bool] = None,
+        name: Optional[str] = None,
+        func_type: str = "general",
+    ) -> None:
+        if func_type not in ("general", "pandas"):
+            raise ValueError(f"udaf() func_type must be 'general' or 'pandas', not {func_type!r}")
+        if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+            func = func()
+        if func_type == "general":
+            if not isinstance(func, AggregateFunction):
+                raise TypeError(
+                    f"udaf() takes an AggregateFunction (create_accumulator, accumulate, get_value), "
+                    f"not {type(func).__name__}; a function of pandas Series needs func_type='pandas'"
+                )
+            if result_type is None:
+                result_type = func.get_result_type()
+            if accumulator_type is None:
+                accumulator_type = func.get_accumulator_type()
+        else:
+            _require("pandas")
+            if not callable(func):
+                raise TypeError(f"a pandas udaf takes a function of Series, not {type(func).__name__}")
+            self._kind = "pandas_aggregate"
+        if result_type is None:
+            raise TypeError("udaf() needs result_type (or get_result_type() on the AggregateFunction)")
+        self._func = func
+        self._func_type = func_type
+        self._input_types = input_types
+        self._result_type = type_text(result_type)
+        self._accumulator_type = type_text(accumulator_type) if accumulator_type is not None else None
+        self._deterministic = deterministic if deterministic is not None else True
+        self._name = _function_name(func, name, AggregateFunction)
+        functools.update_wrapper(self, func if not isinstance(func, AggregateFunction) else type(func), updated=())
+
+    def __call__(self, *args: Any) -> Expression:
+        return _UdfCall(self, [_wrap(a) for a in args])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def result_type(self) -> str:
+        return self._result_type
+
+    @property
+    def func_type(self) -> str:
+        return self._func_type
+
+    def _payload(self) -> Any:
+        return _AggregateFunc(self._kind, self._func)
+
+    def __repr__(self) -> str:
+        return f"<udaf {self._name} -> {self._result_type}>"
+
+
+def udtf(
+    f: Any = None,
+    input_types: Optional[List[Union[DataType, str]]] = None,
+    result_types: Any = None,
+    deterministic: Optional[bool] = None,
+    name: Optional[str] = None,
+) -> Any:
+    """Makes a table function: ``@udtf(result_types=[DataTypes.STRING(), DataTypes.INT()])`` on
+    a generator, or ``udtf(MyTableFunction(), result_types=...)``."""
+
+    def make(func: Any) -> UserDefinedTableFunctionWrapper:
+        return UserDefinedTableFunctionWrapper(func, input_types, result_types, deterministic, name)
+
+    if f is None:
+        return make
+    return make(f)
+
+
+def udaf(
+    f: Any = None,
+    input_types: Optional[List[Union[DataType, str]]] = None,
+    result_type: Any = None,
+    accumulator_type: Any = None,
+    deterministic: Optional[bool] = None,
+    name: Optional[str] = None,
+    func_type: str = "general",
+) -> Any:
+    """Makes an aggregate function: ``udaf(MyAggregateFunction(), result_type=...)``, or
+    ``@udaf(result_type=..., func_type="pandas")`` on a function of a group's Series."""
+
+    def make(func: Any) -> UserDefinedAggregateFunctionWrapper:
+        return UserDefinedAggregateFunctionWrapper(
+            func, input_types, result_type, accumulator_type, deterministic, name, func_type
+        )
+
+    if f is None:
+        return make
+    return make(f)
 
 
 def udf(
@@ -189,7 +431,14 @@ def udf(
 
 __all__ = [
     "udf",
+    "udtf",
+    "udaf",
     "ScalarFunction",
+    "TableFunction",
+    "AggregateFunction",
+    "ImperativeAggregateFunction",
+    "UserDefinedTableFunctionWrapper",
+    "UserDefinedAggregateFunctionWrapper",
     "UserDefinedFunction",
     "FunctionContext",
     "UserDefinedScalarFunctionWrapper",
