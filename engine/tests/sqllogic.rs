@@ -19,9 +19,12 @@
 //! A `query` runs to the end of its (bounded) input and compares every row with its change
 //! kind, as Flink's `print` shows them; rows are compared as a sorted list unless `ordered`.
 //! `statement ok` on an `INSERT` runs the job to the end. `${TMP}` is a fresh directory per
-//! file. Blocks are separated by blank lines.
+//! file. Blocks are separated by blank lines. The user-defined functions `split_words` (a
+//! table function) and `rsum` (an aggregate) are registered in every file (`rust_udfs`).
 
 use std::path::{Path, PathBuf};
+
+mod rust_udfs;
 
 use weir_engine::sql::SqlOutcome;
 use weir_engine::stream::format_row;
@@ -44,6 +47,7 @@ fn run_file(path: &Path, rt: &tokio::runtime::Runtime) -> Vec<Failure> {
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let text = text.replace("${TMP}", tmp.to_str().expect("utf-8 temp path"));
     let env = TableEnvironment::in_streaming_mode();
+    rust_udfs::register(&env);
     let mut failures = Vec::new();
     let file = path
         .file_name()
