@@ -17,7 +17,7 @@ from conftest import RandomKills, fault_outcome, make_env, run_program, value
 from weir.common import Row
 from weir.table import DataTypes
 from weir.table.expressions import col, lit
-from weir.table.udf import AggregateFunction, udaf
+from weir.table.udf import AggregateFunction, UserDefinedFunction, udaf
 from weir.table.window import Slide, Tumble
 
 SEED = int(os.environ.get("WEIR_FAULT_SEED", random.SystemRandom().randrange(1 << 30)))
@@ -336,3 +336,177 @@ def test_sigkills_of_aggregate_workers_lose_nothing():
     assert value(text, "weir_user_agg_accumulated_total", job_name=job) == n
     assert value(text, "weir_python_udf_worker_restarts_total", job_name=job) == len(k.landed)
     fault_outcome(f"{len(k.landed)} SIGKILL(s) of aggregate function workers, p=2, seed {SEED + 4}", "exact")
+
+
+def test_create_temporary_function_language_python_registers_every_kind(tmp_path, monkeypatch):
+    (tmp_path / "kinds_mod.py").write_text(
+        textwrap.dedent(
+            """
+            from weir.table import DataTypes
+            from weir.table.udf import AggregateFunction, UserDefinedFunction, udaf, udtf
+
+            @udtf(result_types=[DataTypes.STRING()])
+            def letters(s):
+                yield from s
+
+            class Longest(AggregateFunction):
+                def create_accumulator(self):
+                    return [""]
+
+                def accumulate(self, acc, s):
+                    if len(s) > len(acc[0]):
+                        acc[0] = s
+
+                def get_value(self, acc):
+                    return acc[0]
+
+            longest = udaf(Longest(), result_type=DataTypes.STRING())
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = make_env(streaming=False)
+    env.create_temporary_view("w", env.from_elements([(1, "ab"), (1, "xyz"), (2, "q")], ["k", "s"]))
+    env.execute_sql("CREATE TEMPORARY FUNCTION letters AS 'kinds_mod.letters' LANGUAGE PYTHON")
+    env.execute_sql("CREATE TEMPORARY SYSTEM FUNCTION longest AS 'kinds_mod.longest' LANGUAGE PYTHON")
+    got = final(env.sql_query("SELECT k, longest(s) AS l FROM w GROUP BY k"))
+    assert got == [(1, "xyz"), (2, "q")]
+    got = final(env.sql_query("SELECT c, COUNT(*) FROM w, LATERAL TABLE(letters(s)) AS T(c) GROUP BY c"))
+    assert got == [("a", 1), ("b", 1), ("q", 1), ("x", 1), ("y", 1), ("z", 1)]
+
+
+# -- pandas aggregate functions: a Series per argument, one call per group --
+
+
+class PandasSum(UserDefinedFunction):
+    """A pandas aggregate with open(): counts its calls and the rows it saw."""
+
+    def open(self, ctx):
+        g = ctx.get_metric_group().add_group("pagg")
+        self.calls = g.counter("calls")
+        self.rows = g.counter("rows")
+
+    def __call__(self, v):
+        self.calls.inc()
+        self.rows.inc(len(v))
+        return v.sum()
+
+
+def pandas_udaf():
+    pytest.importorskip("pandas")
+    return udaf(PandasSum(), result_type="BIGINT", func_type="pandas")
+
+
+def test_pandas_aggregates_in_batch_group_by_windows_and_sql():
+    pytest.importorskip("pandas")
+    env = make_env(streaming=False)
+    t = env.from_elements([("a", 1, 2), ("b", 5, 1), ("a", 4, 1), ("c", 3, 0), ("a", 7, 1)], ["k", "v", "w"])
+
+    @udaf(result_type=DataTypes.DOUBLE(), func_type="pandas")
+    def mean(v):
+        return v.mean()
+
+    @udaf(result_type=DataTypes.BIGINT(), func_type="pandas")
+    def weighted(v, w):
+        return (v * w).sum()
+
+    got = final(t.group_by(col("k")).select(col("k"), mean(col("v")), weighted(col("v"), col("w"))))
+    assert got == [("a", 4.0, 13), ("b", 5.0, 5), ("c", 3.0, 0)]
+    env.create_temporary_function("mean_udaf", mean)
+    env.create_temporary_view("t", t)
+    assert final(env.sql_query("SELECT k, mean_udaf(v) FROM t GROUP BY k")) == [("a", 4.0), ("b", 5.0), ("c", 3.0)]
+    # Not mixed with other aggregate functions (as in PyFlink), and not without complete groups.
+    with pytest.raises(Exception, match="cannot be mixed"):
+        t.group_by(col("k")).select(mean(col("v")), wavg(col("v"), col("w"))).execute()
+    s = make_env()
+    with pytest.raises(Exception, match="use it in batch mode or in a window"):
+        s.from_elements([(1,)], ["v"]).group_by(col("v")).select(mean(col("v"))).execute()
+
+
+def test_pandas_aggregate_in_a_streaming_window_is_exact_with_metrics_in_prometheus(prometheus_for):
+    pytest.importorskip("pandas")
+    job = "pagg-window"
+    env = make_env(pipeline__name=job, parallelism__default="2")
+    n = 40_000
+    env.execute_sql(
+        f"""CREATE TABLE events (x BIGINT, ts AS TO_TIMESTAMP_LTZ(x * 10, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+            WITH ('connector' = 'datagen', 'fields.x.kind' = 'sequence', 'fields.x.start' = '0',
+                  'fields.x.end' = '{n - 1}', 'rows-per-second' = '0')"""
+    )
+    f = pandas_udaf()
+    w = env.from_path("events").window(Tumble.over(lit(10).seconds).on(col("ts")).alias("w"))
+    out = w.group_by(col("w"), col("x") % 2).select(col("w").start.alias("s"), (col("x") % 2).alias("k"), f(col("x")).alias("total"))
+    got = {(int(r.s.timestamp()), r.k): r.total for r in out.execute().collect()}
+    want = {}
+    for x in range(n):
+        key = (x // 1000 * 10, x % 2)
+        want[key] = want.get(key, 0) + x
+    assert got == want
+    text = env.metrics_text()
+    assert value(text, "weir_user_pagg_rows_total", job_name=job) == n
+    assert value(text, "weir_user_pagg_calls_total", job_name=job) == len(want)
+    prom = prometheus_for(env.start_metrics())
+    assert prom.wait_for(f'sum(weir_user_pagg_rows_total{{job_name="{job}"}})', n) == n
+
+
+PANDAS_JOB = """
+    from weir.table import DataTypes, EnvironmentSettings, TableEnvironment
+    from weir.table.expressions import col
+    from weir.table.udf import udaf
+
+    env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    env.get_config().set("metrics.reporter.prom.port", "0")
+    {config}
+    t = env.from_elements([(i % 10, i) for i in range(1, 101)], ["k", "x"])
+
+    @udaf(result_type="BIGINT", func_type="pandas")
+    def fragile(x):
+        if (x == 77).any():
+            raise ValueError("bad value 77")
+        return x.sum()
+
+    try:
+        out = list(t.group_by(col("k")).select(col("k"), fragile(col("x")).alias("s")).execute().collect())
+        print("ROWS", sorted(tuple(r) for r in out))
+    except Exception as e:
+        print("ERROR", type(e).__name__, e)
+    print(env.metrics_text())
+"""
+
+
+def test_a_pandas_aggregate_exception_names_the_group_or_gives_it_no_value():
+    pytest.importorskip("pandas")
+    out = run_program(textwrap.dedent(PANDAS_JOB.replace("{config}", ""))).stdout
+    assert "ERROR" in out and "`fragile` raised ValueError: bad value 77" in out and "(7,)" in out, out
+    skip = 'env.get_config().set("python.udf.on-error", "skip")'
+    out = run_program(textwrap.dedent(PANDAS_JOB.replace("{config}", skip))).stdout
+    sums = sorted((k, None if k == 7 else sum(x for x in range(1, 101) if x % 10 == k)) for k in range(10))
+    assert f"ROWS {sums}" in out, out
+    metrics = "\n".join(line for line in out.splitlines() if line.startswith(("# ", "weir_")))
+    assert value(metrics, "weir_python_udf_errors_total", job_name="collect") == 10  # the group's rows
+
+
+def test_sigkills_of_pandas_aggregate_workers_lose_nothing():
+    pytest.importorskip("pandas")
+    rng = random.Random(SEED + 5)
+    print(f"seed {SEED + 5} (WEIR_FAULT_SEED={SEED})")
+    job = "pagg-kill"
+    env = make_env(pipeline__name=job, parallelism__default="2", **{"python.worker.restart.max-attempts": "4"})
+    n = 300_000
+    env.execute_sql(
+        f"""CREATE TABLE events (x BIGINT, ts AS TO_TIMESTAMP_LTZ(x, 3), WATERMARK FOR ts AS ts)
+            WITH ('connector' = 'datagen', 'fields.x.kind' = 'sequence', 'fields.x.start' = '0',
+                  'fields.x.end' = '{n - 1}', 'rows-per-second' = '100000')"""
+    )
+    f = pandas_udaf()
+    w = env.from_path("events").window(Tumble.over(lit(100).millis).on(col("ts")).alias("w"))
+    t = w.group_by(col("w")).select(col("w").start.alias("s"), f(col("x")).alias("total"))
+    with RandomKills(rng, 3) as k:
+        got = {round(r.s.timestamp() * 1000): r.total for r in t.execute().collect()}
+    assert k.landed, "no kill landed"
+    assert got == {s: sum(range(s, s + 100)) for s in range(0, n, 100)}, "every window exact"
+    text = env.metrics_text()
+    assert value(text, "weir_user_pagg_rows_total", job_name=job) == n
+    assert value(text, "weir_user_pagg_calls_total", job_name=job) == n // 100
+    assert value(text, "weir_python_udf_worker_restarts_total", job_name=job) == len(k.landed)
+    fault_outcome(f"{len(k.landed)} SIGKILL(s) of pandas aggregate workers, p=2, seed {SEED + 5}", "exact")

@@ -15,7 +15,7 @@ use crate::stream::{RowKind, StreamBatch};
 use crate::udf::Evaluated;
 
 use super::state::{new_accumulator, Accumulator, GroupTable};
-use super::udaf::{build_request, request_layout, stage_answer, UdafCall};
+use super::udaf::{build_fire_request, build_request, request_layout, stage_answer, UdafCall};
 use super::{arrow, metric, Operator};
 
 /// One aggregate of an aggregating operator, planned.
@@ -44,6 +44,10 @@ pub(super) struct AggCore {
     pub(super) size: usize,
     /// With user-defined aggregates: the schema of the requests their runner evaluates.
     request_schema: Option<SchemaRef>,
+    /// Pandas aggregates: evaluated when groups complete, not per batch.
+    at_fire: bool,
+    /// The request in flight is a fire request (no batch waits for it).
+    firing: bool,
     /// The slots of the request in flight (its rows' groups).
     requested: Option<Vec<u32>>,
     /// Which rows of the requested batch the runner kept (`python.udf.on-error=skip`).
@@ -72,6 +76,11 @@ impl AggCore {
                 s.distinct,
             )?);
         }
+        let at_fire = specs.iter().any(|s| {
+            s.udaf
+                .as_ref()
+                .is_some_and(|u| u.udf.kind == crate::udf::FunctionKind::VectorizedAggregate)
+        });
         let request_schema = if specs.iter().any(|s| s.udaf.is_some()) {
             Some(request_layout(input, &specs)?.0)
         } else {
@@ -100,6 +109,8 @@ impl AggCore {
             accs,
             updating_input,
             size: 0,
+            at_fire,
+            firing: false,
             request_schema,
             requested: None,
             kept: None,
@@ -108,7 +119,32 @@ impl AggCore {
 
     /// Whether batches need a request to a function runner first.
     pub(super) fn has_requests(&self) -> bool {
-        self.request_schema.is_some()
+        self.request_schema.is_some() && !self.at_fire
+    }
+
+    /// The request that evaluates pandas aggregates over the complete `groups`, if any.
+    pub(super) fn fire_request(&mut self, groups: &[u32]) -> Result<Option<RecordBatch>> {
+        let Some(schema) = self.request_schema.clone().filter(|_| self.at_fire) else {
+            return Ok(None);
+        };
+        let Some((req, slots)) =
+            build_fire_request(&self.name, &schema, &self.specs, &mut self.accs, groups)?
+        else {
+            return Ok(None);
+        };
+        self.requested = Some(slots);
+        self.firing = true;
+        Ok(Some(req))
+    }
+
+    /// Makes the answers of user-defined aggregates the groups' state (before groups are
+    /// emitted; a batch's update does it too).
+    pub(super) fn commit_external(&mut self) {
+        for a in &mut self.accs {
+            if let Some(e) = a.as_external() {
+                e.commit();
+            }
+        }
     }
 
     /// The request for user-defined aggregates of `data` whose rows are in `groups` (signs:
@@ -153,6 +189,11 @@ impl AggCore {
             answer.keep.as_ref(),
         )?;
         self.kept = answer.keep;
+        if std::mem::take(&mut self.firing) {
+            // No batch waits for this answer: its groups are emitted next.
+            self.requested = None;
+            self.kept = None;
+        }
         Ok(())
     }
 
@@ -339,6 +380,13 @@ impl GroupAggregate {
         })
     }
 
+    /// The groups with rows.
+    fn live_groups(&self) -> Vec<u32> {
+        (0..self.groups.capacity() as u32)
+            .filter(|g| self.rows.get(*g as usize).is_some_and(|r| *r > 0))
+            .collect()
+    }
+
     /// The group of each row, interned; state grown to hold them.
     fn assign(&mut self, data: &RecordBatch) -> Result<Vec<u32>> {
         let rows = self.core.key_rows(data)?;
@@ -390,6 +438,15 @@ impl Operator for GroupAggregate {
 
     fn on_evaluated(&mut self, answer: Evaluated) -> Result<()> {
         self.core.on_evaluated(answer)
+    }
+
+    fn fire_request(&mut self, wm: Option<i64>) -> Result<Option<RecordBatch>> {
+        // Groups are complete only at the end of a batch job.
+        if !self.batch_mode || wm.is_some() {
+            return Ok(None);
+        }
+        let live = self.live_groups();
+        self.core.fire_request(&live)
     }
 
     fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
@@ -538,9 +595,8 @@ impl Operator for GroupAggregate {
         if !self.batch_mode || self.groups.is_empty() {
             return Ok(());
         }
-        let live: Vec<u32> = (0..self.groups.capacity() as u32)
-            .filter(|g| self.rows.get(*g as usize).is_some_and(|r| *r > 0))
-            .collect();
+        self.core.commit_external();
+        let live = self.live_groups();
         for chunk in live.chunks(crate::stream::MAX_BATCH_ROWS) {
             out.push(StreamBatch::inserts(self.output(chunk)?));
         }

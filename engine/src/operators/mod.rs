@@ -78,9 +78,15 @@ pub trait Operator: Send {
     fn request(&mut self, _input: usize, _batch: &StreamBatch) -> Result<Option<RecordBatch>> {
         Ok(None)
     }
-    /// The answer to the last [`Operator::request`].
+    /// The answer to the last [`Operator::request`] or [`Operator::fire_request`].
     fn on_evaluated(&mut self, _answer: crate::udf::Evaluated) -> Result<()> {
         Ok(())
+    }
+    /// What its function runner must evaluate before the watermark (or the clock, for
+    /// processing time) reaches `wm`, or before [`Operator::finish`] (`None`): the groups
+    /// that are about to be emitted, for functions of a whole group (pandas aggregates).
+    fn fire_request(&mut self, _wm: Option<i64>) -> Result<Option<RecordBatch>> {
+        Ok(None)
     }
 }
 

@@ -202,7 +202,12 @@ pub fn new_accumulator(
         return Ok(Box::new(CountDistinct::new(t)?));
     }
     Ok(match (func, input) {
-        (AggFunc::Udf, _) => Box::new(super::udaf::ExternalAcc::new("UDAF", output)?),
+        // A pandas aggregate has its arguments as one ROW to buffer; the other kind none.
+        (AggFunc::Udf, input) => Box::new(super::udaf::ExternalAcc::new(
+            "UDAF",
+            output,
+            input.is_some(),
+        )?),
         (AggFunc::Count, _) => Box::new(Count::default()),
         (AggFunc::Sum | AggFunc::Avg, Some(t)) => {
             let kind = num_kind(t).unwrap_or(NumKind::Int);

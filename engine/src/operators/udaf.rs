@@ -15,6 +15,12 @@
 //! A request carries at most one accumulator per row of its batch (one per group in it), so
 //! what travels is bounded by the batch, not by the number of groups; the groups' state stays
 //! in the operator's memory (as for the built-in aggregates).
+//!
+//! A pandas aggregate (a function of a group's whole Series) has no accumulator: the engine
+//! buffers its argument rows per group and, when groups are complete (a window fires, a batch
+//! job ends), sends them in one request sorted by group, before the operator emits them
+//! ([`crate::operators::Operator::fire_request`]). The answer has the value on each group's
+//! last row, as for the other kind.
 
 use std::sync::Arc;
 
@@ -89,6 +95,68 @@ pub struct ExternalAcc {
     values: Vec<Option<Box<[u8]>>>,
     /// Answers of the current request, made the groups' state by the next `update`.
     staged: Vec<Staged>,
+    /// A pandas aggregate's argument rows (a ROW of its arguments per row) and their groups,
+    /// as they came; groups reset since are dropped before anything else is read or added.
+    buffer: Option<RowBuffer>,
+}
+
+/// The rows a pandas aggregate has not yet been called on.
+#[derive(Default)]
+struct RowBuffer {
+    chunks: Vec<(Vec<u32>, ArrayRef)>,
+    dropped: std::collections::HashSet<u32>,
+}
+
+impl RowBuffer {
+    fn compact(&mut self, name: &str) -> Result<()> {
+        if self.dropped.is_empty() {
+            return Ok(());
+        }
+        let dropped = std::mem::take(&mut self.dropped);
+        let mut kept = Vec::with_capacity(self.chunks.len());
+        for (groups, values) in self.chunks.drain(..) {
+            if !groups.iter().any(|g| dropped.contains(g)) {
+                kept.push((groups, values));
+                continue;
+            }
+            let mask: BooleanArray = groups.iter().map(|g| Some(!dropped.contains(g))).collect();
+            let values =
+                arrow_select::filter::filter(values.as_ref(), &mask).map_err(arrow(name))?;
+            let groups: Vec<u32> = groups
+                .into_iter()
+                .filter(|g| !dropped.contains(g))
+                .collect();
+            if !groups.is_empty() {
+                kept.push((groups, values));
+            }
+        }
+        self.chunks = kept;
+        Ok(())
+    }
+
+    /// The buffered rows of `groups`, sorted by group (in the order given), and their groups.
+    fn rows_of(&mut self, name: &str, groups: &[u32]) -> Result<(Vec<u32>, Option<ArrayRef>)> {
+        self.compact(name)?;
+        let order: std::collections::HashMap<u32, usize> =
+            groups.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+        // (rank of the group, chunk, row)
+        let mut picks: Vec<(usize, usize, usize)> = Vec::new();
+        for (c, (gs, _)) in self.chunks.iter().enumerate() {
+            for (r, g) in gs.iter().enumerate() {
+                if let Some(rank) = order.get(g) {
+                    picks.push((*rank, c, r));
+                }
+            }
+        }
+        if picks.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        picks.sort_by_key(|p| p.0);
+        let arrays: Vec<&dyn Array> = self.chunks.iter().map(|(_, v)| v.as_ref()).collect();
+        let idx: Vec<(usize, usize)> = picks.iter().map(|p| (p.1, p.2)).collect();
+        let rows = arrow_select::interleave::interleave(&arrays, &idx).map_err(arrow(name))?;
+        Ok((picks.iter().map(|p| groups[p.0]).collect(), Some(rows)))
+    }
 }
 
 /// One group's answer: its slot, new accumulator and encoded value.
@@ -99,7 +167,8 @@ struct Staged {
 }
 
 impl ExternalAcc {
-    pub fn new(name: &str, output: &DataType) -> Result<Self> {
+    /// The state of an aggregate function returning `output`; `buffered` for a pandas one.
+    pub fn new(name: &str, output: &DataType, buffered: bool) -> Result<Self> {
         let converter =
             RowConverter::new(vec![SortField::new(output.clone())]).map_err(arrow(name))?;
         let nulls = converter
@@ -114,7 +183,26 @@ impl ExternalAcc {
             accs: Vec::new(),
             values: Vec::new(),
             staged: Vec::new(),
+            buffer: buffered.then(RowBuffer::default),
         })
+    }
+
+    /// Whether this is a pandas aggregate's (its rows are buffered until groups complete).
+    pub fn is_buffered(&self) -> bool {
+        self.buffer.is_some()
+    }
+
+    /// Makes the staged answers the groups' state.
+    pub fn commit(&mut self) {
+        for Staged { group, acc, value } in self.staged.drain(..) {
+            let g = group as usize;
+            if g >= self.accs.len() {
+                self.accs.resize(g + 1, None);
+                self.values.resize(g + 1, None);
+            }
+            self.accs[g] = acc;
+            self.values[g] = Some(value);
+        }
     }
 
     /// The stored accumulator of a group.
@@ -169,18 +257,25 @@ impl Accumulator for ExternalAcc {
 
     fn update(
         &mut self,
-        _values: Option<&ArrayRef>,
-        _groups: &[u32],
-        _signs: Option<&[i8]>,
+        values: Option<&ArrayRef>,
+        groups: &[u32],
+        signs: Option<&[i8]>,
     ) -> Result<()> {
-        for Staged { group, acc, value } in self.staged.drain(..) {
-            let g = group as usize;
-            if g >= self.accs.len() {
-                self.accs.resize(g + 1, None);
-                self.values.resize(g + 1, None);
+        self.commit();
+        if let Some(buffer) = &mut self.buffer {
+            if signs.is_some_and(|s| s.iter().any(|x| *x < 0)) {
+                return Err(EngineError::Execution(format!(
+                    "{}: a pandas aggregate function cannot take retractions; use an \
+                     AggregateFunction with retract()",
+                    self.name
+                )));
             }
-            self.accs[g] = acc;
-            self.values[g] = Some(value);
+            buffer.compact(&self.name)?;
+            if let Some(v) = values {
+                if !groups.is_empty() {
+                    buffer.chunks.push((groups.to_vec(), v.clone()));
+                }
+            }
         }
         Ok(())
     }
@@ -206,6 +301,9 @@ impl Accumulator for ExternalAcc {
     }
 
     fn reset(&mut self, group: u32) {
+        if let Some(b) = &mut self.buffer {
+            b.dropped.insert(group);
+        }
         if let Some(a) = self.accs.get_mut(group as usize) {
             *a = None;
         }
@@ -301,4 +399,61 @@ pub(super) fn stage_answer(
         k += 1;
     }
     Ok(())
+}
+
+/// The request that evaluates pandas aggregates over the complete groups `groups`: their
+/// buffered rows, sorted by group (see [`request_layout`]); `None` when there is nothing to
+/// evaluate. Returns the request and its slots.
+pub(super) fn build_fire_request(
+    name: &str,
+    schema: &SchemaRef,
+    specs: &[AggSpec],
+    accs: &mut [Box<dyn Accumulator>],
+    groups: &[u32],
+) -> Result<Option<(RecordBatch, Vec<u32>)>> {
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let mut slots: Option<Vec<u32>> = None;
+    let mut args: Vec<ArrayRef> = Vec::new();
+    let mut accs_cols: Vec<ArrayRef> = Vec::new();
+    for (spec, acc) in specs.iter().zip(accs.iter_mut()) {
+        let Some(u) = &spec.udaf else { continue };
+        let ext = acc.as_external().ok_or_else(|| {
+            EngineError::Execution(format!("{name}: `{}` has no external state", u.udf.name))
+        })?;
+        let Some(buffer) = &mut ext.buffer else {
+            return Err(EngineError::Execution(format!(
+                "{name}: `{}` is not a pandas aggregate but is evaluated with one",
+                u.udf.name
+            )));
+        };
+        let (gs, rows) = buffer.rows_of(name, groups)?;
+        let Some(rows) = rows else { return Ok(None) };
+        // Every pandas aggregate of the operator buffered the same rows in the same order.
+        if slots.as_ref().is_some_and(|s| *s != gs) {
+            return Err(EngineError::Execution(format!(
+                "{name}: the pandas aggregates' buffers disagree"
+            )));
+        }
+        let n = gs.len();
+        slots = Some(gs);
+        accs_cols.push(arrow_array::new_null_array(&DataType::Binary, n));
+        args.extend(rows.as_struct().columns().iter().cloned());
+    }
+    let Some(slots) = slots else { return Ok(None) };
+    let n = slots.len();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            slots.iter().map(|g| i64::from(*g)),
+        )),
+        Arc::new(BooleanArray::new(
+            arrow_buffer::BooleanBuffer::new_unset(n),
+            None,
+        )),
+    ];
+    cols.extend(accs_cols);
+    cols.extend(args);
+    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(arrow(name))?;
+    Ok(Some((batch, slots)))
 }

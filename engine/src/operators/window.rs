@@ -236,6 +236,7 @@ impl WindowAggregate {
             cols.push(Arc::new(start));
             cols.push(Arc::new(end));
             cols.push(Arc::new(time));
+            self.core.commit_external();
             cols.extend(self.core.agg_columns(&slots)?);
             let data =
                 RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.core.name))?;
@@ -522,6 +523,22 @@ impl Operator for WindowAggregate {
 
     fn on_evaluated(&mut self, answer: crate::udf::Evaluated) -> Result<()> {
         self.core.on_evaluated(answer)
+    }
+
+    fn fire_request(&mut self, wm: Option<i64>) -> Result<Option<RecordBatch>> {
+        let wm = wm.unwrap_or(i64::MAX);
+        if matches!(self.kind, WindowKind::Session { .. })
+            || (wm <= self.watermark && wm != i64::MAX)
+        {
+            return Ok(None);
+        }
+        let due: Vec<u32> = self
+            .pending
+            .range(..=wm.saturating_add(1))
+            .filter(|(end, _)| **end - 1 <= wm)
+            .flat_map(|(_, groups)| groups.iter().copied())
+            .collect();
+        self.core.fire_request(&due)
     }
 }
 

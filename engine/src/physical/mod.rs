@@ -177,6 +177,18 @@ impl Builder {
                         Partitioning::Hash(keys.iter().map(|(e, _)| e.clone()).collect()),
                     )
                 };
+                if !batch_mode {
+                    if let Some(u) = aggs
+                        .iter()
+                        .filter_map(|a| a.udaf.as_ref())
+                        .find(|u| u.udf.kind == crate::udf::FunctionKind::VectorizedAggregate)
+                    {
+                        return Err(plan_err(
+                            &u.udf.name,
+                            "a pandas aggregate function needs a group's rows complete: use it in batch mode or in a window (as in PyFlink), or use an AggregateFunction",
+                        ));
+                    }
+                }
                 let name = self.name(&aggregate_name("GroupAggregate", aggs));
                 let op = GroupAggregate::new(
                     &name,

@@ -590,10 +590,20 @@ pub fn plan_aggregate(
                     err = Some(plan_err(x, "aggregates cannot be nested"));
                     return;
                 }
-                if u.kind == crate::udf::FunctionKind::VectorizedAggregate {
+                let vectorized = u.kind == crate::udf::FunctionKind::VectorizedAggregate;
+                if args.is_empty() && vectorized {
+                    err = Some(plan_err(x, "a pandas aggregate function takes at least one argument"));
+                    return;
+                }
+                let mixed = aggs.iter().any(|(_, s)| {
+                    s.udaf.as_ref().is_some_and(|o| {
+                        (o.udf.kind == crate::udf::FunctionKind::VectorizedAggregate) != vectorized
+                    })
+                });
+                if mixed {
                     err = Some(plan_err(
                         x,
-                        "pandas aggregate functions (func_type='pandas') are not supported yet; use an AggregateFunction",
+                        "pandas aggregate functions and other aggregate functions cannot be mixed in one aggregation (as in PyFlink)",
                     ));
                     return;
                 }
@@ -606,7 +616,8 @@ pub fn plan_aggregate(
                     x.clone(),
                     AggSpec {
                         func: AggFunc::Udf,
-                        arg: None,
+                        // A pandas aggregate's rows are buffered as one ROW of its arguments.
+                        arg: vectorized.then(|| Expr::Call(crate::expr::Func::Row, args.clone())),
                         distinct: false,
                         name: format!("$agg{n}"),
                         output_type: u.result_type.clone(),

@@ -840,6 +840,27 @@ async fn evaluate_for(
     op.on_evaluated(answer)
 }
 
+/// Sends what `op` asks for before it fires at `wm` (`None`: before it finishes) to `runner`
+/// and hands it the answer.
+async fn evaluate_fire(
+    op: &mut dyn Operator,
+    runner: Option<&mut Box<dyn FunctionRunner>>,
+    wm: Option<i64>,
+) -> Result<()> {
+    let Some(runner) = runner else {
+        return Ok(());
+    };
+    let Some(request) = op.fire_request(wm)? else {
+        return Ok(());
+    };
+    let pending = runner.submit(request)?;
+    runner.flush()?;
+    let answer = pending.await.map_err(|_| {
+        EngineError::Execution(format!("{}: the function runner went away", op.name()))
+    })??;
+    op.on_evaluated(answer)
+}
+
 async fn run_operator(
     mut op: Box<dyn Operator>,
     mut runner: Option<Box<dyn FunctionRunner>>,
@@ -855,6 +876,7 @@ async fn run_operator(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result: Result<()> = async {
         if channels == 0 {
+            evaluate_fire(op.as_mut(), runner.as_mut(), None).await?;
             op.finish(&mut buf)?;
             for b in buf.drain(..) {
                 out.batch(b, &mut clock).await?;
@@ -867,7 +889,9 @@ async fn run_operator(
                 _ = ticker.tick() => {
                     let t0 = Instant::now();
                     if timer_every.is_some() {
-                        op.on_timer(crate::expr::functions::now_millis(), &mut buf)?;
+                        let now = crate::expr::functions::now_millis();
+                        evaluate_fire(op.as_mut(), runner.as_mut(), Some(now)).await?;
+                        op.on_timer(now, &mut buf)?;
                     }
                     clock.busy += t0.elapsed();
                     for b in buf.drain(..) {
@@ -890,6 +914,7 @@ async fn run_operator(
                 }
                 Msg::Watermark(w) => {
                     if let Some(w) = marks.update(env.channel as usize, Some(w)) {
+                        evaluate_fire(op.as_mut(), runner.as_mut(), Some(w)).await?;
                         let fwd = op.on_watermark(w, &mut buf)?;
                         clock.busy += t0.elapsed();
                         for b in buf.drain(..) {
@@ -902,6 +927,7 @@ async fn run_operator(
                 }
                 Msg::End => {
                     if let Some(w) = marks.update(env.channel as usize, None) {
+                        evaluate_fire(op.as_mut(), runner.as_mut(), Some(w)).await?;
                         let fwd = op.on_watermark(w, &mut buf)?;
                         for b in buf.drain(..) {
                             out.batch(b, &mut clock).await?;
@@ -922,6 +948,7 @@ async fn run_operator(
             if !open || op.is_done() {
                 // Nobody listens any more, or the operator has all it wants: stop the input.
                 inbox.close();
+                evaluate_fire(op.as_mut(), runner.as_mut(), None).await?;
                 let t0 = Instant::now();
                 op.finish(&mut buf)?;
                 clock.busy += t0.elapsed();
@@ -932,6 +959,7 @@ async fn run_operator(
                 return Ok(());
             }
         }
+        evaluate_fire(op.as_mut(), runner.as_mut(), None).await?;
         let t0 = Instant::now();
         op.finish(&mut buf)?;
         clock.busy += t0.elapsed();

@@ -100,7 +100,7 @@ class _Function:
         self.obj = obj
         self.args = args
         self.is_class = isinstance(obj, UserDefinedFunction)
-        self.call: Callable[..., Any] = obj.eval if self.is_class and self.kind != "aggregate" else obj
+        self.call: Callable[..., Any] = obj.eval if self.is_class and "aggregate" not in self.kind else obj
         if self.kind == "table":
             self.call = _table_call(self.call, width)
             self.kind = "general"
@@ -296,8 +296,9 @@ class Worker:
         keep: Optional[List[bool]] = None
         traced = self.traced == bundle
         for fi, f in enumerate(self.functions):
-            if f.kind == "aggregate":
-                ok, out, keep = self.aggregate(bundle, f, fi, cols, rows, keep, traced)
+            if f.kind in ("aggregate", "pandas_aggregate"):
+                run = self.aggregate if f.kind == "aggregate" else self.pandas_aggregate
+                ok, out, keep = run(bundle, f, fi, cols, rows, keep, traced)
                 if not ok:
                     return False
                 results.append(out)
@@ -412,6 +413,51 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - a group's value cannot be skipped
                 self.channel.send_error(bundle, f.name, type(e).__name__, f"{e} (in get_value or pickling the accumulator)", _user_traceback(e), _row_text(args, i))
                 return False, None, keep
+        return True, out, keep
+
+    def pandas_aggregate(
+        self,
+        bundle: int,
+        f: _Function,
+        fi: int,
+        cols: Any,
+        rows: int,
+        keep: Optional[List[bool]],
+        traced: bool,
+    ) -> Tuple[bool, Any, Optional[List[bool]]]:
+        """Calls a pandas aggregate once per group with a Series per argument: the engine sends
+        complete groups, their rows together. The value goes on each group's last row; with
+        ``python.udf.on-error=skip`` a group whose call raises has no value (NULL) and its rows
+        count as skipped."""
+        slots = cols[f.args[0]]
+        series = [_pandas_column(cols.arrow(i)) for i in f.args[3:]]
+        out: List[Any] = [None] * rows
+        start = 0
+        while start < rows:
+            s = slots[start]
+            end = start + 1
+            while end < rows and slots[end] == s:
+                end += 1
+            if traced:
+                self.channel.progress(bundle, fi, start)
+            parts = [x.iloc[start:end].reset_index(drop=True) if start else x.iloc[start:end] for x in series]
+            try:
+                v = f.call(*parts)
+                if hasattr(v, "item") and not isinstance(v, (list, tuple, dict, str, bytes)):
+                    v = v.item()  # a numpy scalar
+                out[end - 1] = (None, v)
+            except Exception as e:  # noqa: BLE001 - fail or skip below
+                group = [_row_text([c.tolist() for c in parts], j) for j in range(min(3, end - start))]
+                where = f"{', '.join(group)}{' ...' if end - start > 3 else ''} ({end - start} rows)"
+                if not self.skip:
+                    self.channel.send_error(bundle, f.name, type(e).__name__, str(e), _user_traceback(e), where)
+                    return False, None, keep
+                if keep is None:
+                    keep = [True] * rows
+                for j in range(start, end):
+                    keep[j] = False
+                self._log_skip(f, e, [c.tolist() for c in parts], 0)
+            start = end
         return True, out, keep
 
     def _log_skip(self, f: _Function, e: BaseException, args: List[list], i: int) -> None:
