@@ -1105,6 +1105,44 @@ impl GroupedTable {
     }
 }
 
+impl GroupedTable {
+    /// The keys and the rows the table aggregate function `call` emits per group
+    /// (`flat_aggregate`), its columns named `names` or as the function names them. In
+    /// streaming mode a group's earlier rows are retracted when it emits new ones.
+    pub fn flat_aggregate(&self, call: Expr, names: Option<Vec<String>>) -> Result<Table> {
+        let fields = match call.unaliased() {
+            Expr::Udf(u, _) if u.kind == crate::udf::FunctionKind::TableAggregate => {
+                u.table_fields().cloned()
+            }
+            _ => None,
+        }
+        .ok_or_else(|| EngineError::Plan {
+            expr: call.to_string(),
+            detail: "flat_aggregate takes one call of a table aggregate function (udtaf)".into(),
+        })?;
+        if self.window.is_some() {
+            return Err(EngineError::Plan {
+                expr: call.to_string(),
+                detail: "flat_aggregate over a group window is not supported (as in PyFlink); group by the window's start in a Calc first".into(),
+            });
+        }
+        let mut exprs: Vec<Expr> = self
+            .keys
+            .iter()
+            .map(|k| k.clone().alias(&key_name(k)))
+            .collect();
+        exprs.push(call.unaliased().clone().alias(crate::plan::FLAT_AGGREGATE));
+        let agg = self.select(exprs)?;
+        let names = names.unwrap_or_else(|| fields.iter().map(|f| f.name().clone()).collect());
+        let plan = Plan::Flatten {
+            input: Box::new(agg.plan.clone()),
+            names,
+        };
+        plan.schema()?;
+        Ok(agg.with(plan))
+    }
+}
+
 /// The name a grouping key keeps in `aggregate()`'s result.
 fn key_name(k: &Expr) -> String {
     match k.unaliased() {

@@ -32,6 +32,10 @@ pub enum FunctionKind {
     /// A pandas aggregate (`udaf(func_type="pandas")`): one call per group with all its rows.
     /// Only where a group's rows are complete: batch `GROUP BY` and windows.
     VectorizedAggregate,
+    /// Any number of rows per group (`udtaf`, `emit_value`): only in `flat_aggregate`. Kept
+    /// like an [`FunctionKind::Aggregate`]; its value is `List<Struct<fields>>`, the rows the
+    /// group emits now, which a flatten after the aggregate turns into rows.
+    TableAggregate,
 }
 
 impl FunctionKind {
@@ -39,7 +43,9 @@ impl FunctionKind {
     pub fn is_aggregate(self) -> bool {
         matches!(
             self,
-            FunctionKind::Aggregate | FunctionKind::VectorizedAggregate
+            FunctionKind::Aggregate
+                | FunctionKind::VectorizedAggregate
+                | FunctionKind::TableAggregate
         )
     }
 }
@@ -99,13 +105,15 @@ impl PartialEq for UdfRef {
 }
 
 impl UdfRef {
-    /// A table function's output fields (the struct inside its list result).
+    /// A table (aggregate) function's output fields (the struct inside its list result).
     pub fn table_fields(&self) -> Option<&arrow_schema::Fields> {
         match (&self.kind, &self.result_type) {
-            (FunctionKind::Table, DataType::List(item)) => match item.data_type() {
-                DataType::Struct(fields) => Some(fields),
-                _ => None,
-            },
+            (FunctionKind::Table | FunctionKind::TableAggregate, DataType::List(item)) => {
+                match item.data_type() {
+                    DataType::Struct(fields) => Some(fields),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     }

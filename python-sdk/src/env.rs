@@ -248,6 +248,7 @@ impl Env {
             "table" => FunctionKind::Table,
             "aggregate" => FunctionKind::Aggregate,
             "pandas_aggregate" => FunctionKind::VectorizedAggregate,
+            "table_aggregate" => FunctionKind::TableAggregate,
             other => {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "unknown function kind {other:?}"
@@ -582,6 +583,22 @@ impl Table {
                 .group_by(exprs(keys)),
         };
         Table::of(grouped.select(exprs(fields)))
+    }
+
+    /// `group_by(keys).flat_aggregate(call)`: the keys and the rows the table aggregate
+    /// function emits per group (columns named `names`).
+    #[pyo3(signature = (keys, call, names = None))]
+    fn group_by_flat_aggregate(
+        &self,
+        keys: Vec<PyRef<'_, PyExpr>>,
+        call: &PyExpr,
+        names: Option<Vec<String>>,
+    ) -> PyResult<Table> {
+        Table::of(
+            self.t
+                .group_by(exprs(keys))
+                .flat_aggregate(call.e.clone(), names),
+        )
     }
 
     /// `group_by(keys).aggregate(call)`: the keys and the aggregate's result, a ROW flattened

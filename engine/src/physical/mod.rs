@@ -421,6 +421,23 @@ impl Builder {
                     schema,
                 )
             }
+            Plan::Flatten { input, names } => {
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let name = self.name("Flatten");
+                let op = Correlate::new(&name, &in_schema, names, false)?;
+                let schema = crate::operators::Operator::output_schema(&op);
+                let p = self.nodes[i].parallelism;
+                let (n2, names) = (name.clone(), names.clone());
+                let f = factory(move || Correlate::new(&n2, &in_schema, &names, false));
+                self.push(
+                    name,
+                    NodeKind::Operator(f),
+                    p,
+                    vec![(i, Partitioning::Forward)],
+                    schema,
+                )
+            }
             Plan::Limit {
                 input,
                 limit,

@@ -81,6 +81,13 @@ pub enum Plan {
         names: Vec<String>,
         outer: bool,
     },
+    /// The last column of `input` (per row, a list of rows, as a table aggregate function's
+    /// value is) flattened: one row per item, the other columns repeated, the item's fields
+    /// named `names` (`flat_aggregate`). Each row keeps its input row's change kind.
+    Flatten {
+        input: Box<Plan>,
+        names: Vec<String>,
+    },
 }
 
 pub(crate) fn plan_err(expr: impl std::fmt::Display, detail: impl Into<String>) -> EngineError {
@@ -222,6 +229,10 @@ impl Plan {
                 let (fields, _) = correlate_fields(&s, call, names)?;
                 Arc::new(Schema::new(fields))
             }
+            Plan::Flatten { input, names } => Arc::new(Schema::new(flatten_fields(
+                input.schema()?.as_ref(),
+                names,
+            )?)),
         })
     }
 
@@ -239,7 +250,8 @@ impl Plan {
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
-            | Plan::Correlate { input, .. } => input.is_updating(),
+            | Plan::Correlate { input, .. }
+            | Plan::Flatten { input, .. } => input.is_updating(),
         }
     }
 
@@ -256,7 +268,8 @@ impl Plan {
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
-            | Plan::Correlate { input, .. } => input.is_bounded(),
+            | Plan::Correlate { input, .. }
+            | Plan::Flatten { input, .. } => input.is_bounded(),
         }
     }
 
@@ -277,7 +290,8 @@ impl Plan {
             Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
-            | Plan::Correlate { input, .. } => input.rowtime(),
+            | Plan::Correlate { input, .. }
+            | Plan::Flatten { input, .. } => input.rowtime(),
             Plan::Union { inputs } => inputs.first().and_then(Plan::rowtime),
             _ => None,
         }
@@ -298,7 +312,8 @@ impl Plan {
             }
             Plan::WindowAssign { input, .. }
             | Plan::Limit { input, .. }
-            | Plan::Correlate { input, .. } => input.proctime(),
+            | Plan::Correlate { input, .. }
+            | Plan::Flatten { input, .. } => input.proctime(),
             _ => None,
         }
     }
@@ -445,6 +460,7 @@ impl Plan {
                 names.join(", "),
                 if *outer { "LEFT" } else { "INNER" }
             ),
+            Plan::Flatten { names, .. } => format!("Flatten(select=[{}])", names.join(", ")),
         };
         let _ = writeln!(s, "{pad}{line}");
         for c in self.children() {
@@ -463,7 +479,8 @@ impl Plan {
             | Plan::WindowAssign { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
-            | Plan::Correlate { input, .. } => vec![input],
+            | Plan::Correlate { input, .. }
+            | Plan::Flatten { input, .. } => vec![input],
         }
     }
 
@@ -672,6 +689,30 @@ pub fn plan_aggregate(
         });
         err.map_or(Ok(()), Err)
     };
+    // A table aggregate function gives rows, not a value: only `flat_aggregate` places it
+    // (alone, as the last column `$tagg`, which a Plan::Flatten turns into rows).
+    let table_agg = |e: &Expr| {
+        let mut found = None;
+        e.visit(&mut |x| {
+            if let Expr::Udf(u, _) = x {
+                if u.kind == crate::udf::FunctionKind::TableAggregate && found.is_none() {
+                    found = Some(u.name.clone());
+                }
+            }
+        });
+        found
+    };
+    let placed = |e: &Expr| matches!(e, Expr::Alias(inner, n) if n == FLAT_AGGREGATE && matches!(&**inner, Expr::Udf(..)));
+    for e in select.iter().chain(having.as_ref()) {
+        if let Some(name) = table_agg(e) {
+            if !placed(e) || select.len() - 1 != key_list.len() {
+                return Err(plan_err(
+                    e,
+                    format!("`{name}` is a table aggregate function: it gives rows, not a value; use it alone in flat_aggregate (Table API)"),
+                ));
+            }
+        }
+    }
     for e in &select {
         collect(e)?;
     }
@@ -828,6 +869,51 @@ pub fn correlate_fields(
         fields.push(Field::new(n, f.data_type().clone(), true));
     }
     Ok((fields, tf.clone()))
+}
+
+/// The column name `flat_aggregate` gives its table aggregate call (see [`Plan::Flatten`]).
+pub const FLAT_AGGREGATE: &str = "$tagg";
+
+/// The output fields of a [`Plan::Flatten`] over `input`: its columns but the last, then the
+/// fields of the rows in its last column under `names`.
+pub fn flatten_fields(input: &Schema, names: &[String]) -> Result<Vec<Field>> {
+    let n = input.fields().len();
+    let last = input
+        .fields()
+        .last()
+        .ok_or_else(|| plan_err("flat_aggregate", "no columns"))?;
+    let item = match last.data_type() {
+        DataType::List(item) => item,
+        t => {
+            return Err(plan_err(
+                last.name(),
+                format!("flattens a list of rows, not {t}"),
+            ))
+        }
+    };
+    let DataType::Struct(rows) = item.data_type() else {
+        return Err(plan_err(last.name(), "the list's items are not rows"));
+    };
+    if names.len() != rows.len() {
+        return Err(plan_err(
+            names.join(", "),
+            format!("{} names for rows of {} fields", names.len(), rows.len()),
+        ));
+    }
+    let mut fields: Vec<Field> = input.fields()[..n - 1]
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for (f, name) in rows.iter().zip(names) {
+        if fields.iter().any(|x| x.name() == name) {
+            return Err(plan_err(
+                name,
+                format!("the result already has a column `{name}` (a grouping key); alias the function's columns: .alias(...)"),
+            ));
+        }
+        fields.push(Field::new(name, f.data_type().clone(), true));
+    }
+    Ok(fields)
 }
 
 /// `COUNT(*)` as an expression.

@@ -95,7 +95,7 @@ class _Function:
         elif isinstance(obj, _TableFunc):
             self.kind, width, obj = "table", obj.width, obj.func
         elif isinstance(obj, _AggregateFunc):
-            self.kind, obj = obj.kind, obj.func
+            self.kind, width, obj = obj.kind, obj.width, obj.func
         self.name = name
         self.obj = obj
         self.args = args
@@ -104,6 +104,16 @@ class _Function:
         if self.kind == "table":
             self.call = _table_call(self.call, width)
             self.kind = "general"
+        # An aggregate's value from its accumulator: ``get_value``, or for a table aggregate
+        # the list of rows ``emit_value`` yields.
+        self.value: Optional[Callable[[Any], Any]] = None
+        self.value_name = "get_value"
+        if self.kind == "aggregate":
+            self.value = obj.get_value
+        elif self.kind == "table_aggregate":
+            self.value = _table_call(obj.emit_value, width)
+            self.value_name = "emit_value"
+            self.kind = "aggregate"
 
 
 def _table_call(f: Callable[..., Any], width: int) -> Callable[..., Any]:
@@ -406,12 +416,13 @@ class Worker:
                 self._log_skip(f, e, args, i)
         out: List[Any] = [None] * rows
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        value = f.value
         for s, i in last.items():
             acc = accs[s]
             try:
-                out[i] = (dumps(acc, protocol), obj.get_value(acc))
+                out[i] = (dumps(acc, protocol), value(acc))
             except Exception as e:  # noqa: BLE001 - a group's value cannot be skipped
-                self.channel.send_error(bundle, f.name, type(e).__name__, f"{e} (in get_value or pickling the accumulator)", _user_traceback(e), _row_text(args, i))
+                self.channel.send_error(bundle, f.name, type(e).__name__, f"{e} (in {f.value_name} or pickling the accumulator)", _user_traceback(e), _row_text(args, i))
                 return False, None, keep
         return True, out, keep
 

@@ -14,9 +14,11 @@ from weir.table.udf import (
     AggregateFunction,
     FunctionContext,
     ScalarFunction,
+    TableAggregateFunction,
     TableFunction,
     udaf,
     udf,
+    udtaf,
     udtf,
 )
 from weir.common import Row, RowKind
@@ -40,8 +42,10 @@ __all__ = [
     "udf",
     "udtf",
     "udaf",
+    "udtaf",
     "TableFunction",
     "AggregateFunction",
+    "TableAggregateFunction",
     "Row",
     "RowKind",
 ]

@@ -176,11 +176,17 @@ class Table:
         from weir.table.udf import (
             UserDefinedAggregateFunctionWrapper,
             UserDefinedScalarFunctionWrapper,
+            UserDefinedTableAggregateFunctionWrapper,
             UserDefinedTableFunctionWrapper,
         )
 
         e, names = split_alias(f)
-        wrappers = (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper, UserDefinedAggregateFunctionWrapper)
+        wrappers = (
+            UserDefinedScalarFunctionWrapper,
+            UserDefinedTableFunctionWrapper,
+            UserDefinedAggregateFunctionWrapper,
+            UserDefinedTableAggregateFunctionWrapper,
+        )
         if isinstance(e, wrappers):
             e = e(_Func("ROW", [_Column(c) for c in self._columns()]))
         return e, names
@@ -215,6 +221,11 @@ class Table:
     def aggregate(self, func: Any) -> "AggregatedTable":
         """One aggregate function over the whole table; ``select`` its fields next."""
         return AggregatedTable(self, [], func)
+
+    def flat_aggregate(self, func: Any) -> "FlatAggregateTable":
+        """The rows one table aggregate function (``udtaf``) emits over the whole table;
+        ``select`` from them next."""
+        return FlatAggregateTable(self, [], func)
 
     def union_all(self, right: "Table") -> "Table":
         return self._with(self._native.union_all(right._native))
@@ -311,6 +322,14 @@ class GroupedTable:
         ROW result); ``select`` from the keys and its fields next."""
         return AggregatedTable(self._table, self._keys, func, self._window)
 
+    def flat_aggregate(self, func: Any) -> "FlatAggregateTable":
+        """The keys and the rows the table aggregate function (``udtaf``) emits per group
+        (``f(x).alias('a', 'b')`` names them); ``select`` from them next. In streaming mode a
+        group's earlier rows are retracted when it emits again."""
+        if self._window is not None:
+            raise ValueError("flat_aggregate over a group window is not supported (as in PyFlink)")
+        return FlatAggregateTable(self._table, self._keys, func)
+
 
 class AggregatedTable:
     """The result of ``aggregate(f)``, waiting for ``select``: the grouping keys, then the
@@ -329,6 +348,21 @@ class AggregatedTable:
         return self._table.select(*fields)
 
 
+class FlatAggregateTable:
+    """The result of ``flat_aggregate(f)``, waiting for ``select``: the grouping keys, then
+    the columns of the rows the function emits."""
+
+    def __init__(self, table: Table, keys: Sequence[Any], func: Any) -> None:
+        t = table
+        ctx = t._ctx(None)
+        call, names = t._whole_row(func)
+        keys_built = build_list(list(keys), ctx)
+        self._table = t._with(t._native.group_by_flat_aggregate(keys_built, build_one(call, ctx), names))
+
+    def select(self, *fields: Any) -> Table:
+        return self._table.select(*fields)
+
+
 class GroupWindowedTable:
     def __init__(self, table: Table, window: GroupWindow) -> None:
         self._table = table
@@ -339,4 +373,4 @@ class GroupWindowedTable:
         return GroupedTable(self._table, fields, self._window)
 
 
-__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "AggregatedTable", "TableSchema"]
+__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "AggregatedTable", "FlatAggregateTable", "TableSchema"]

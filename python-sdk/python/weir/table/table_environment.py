@@ -23,6 +23,7 @@ from weir.table.table_result import ResultKind, TableResult
 from weir.table.types import RowType
 from weir.table.udf import (
     UserDefinedAggregateFunctionWrapper,
+    UserDefinedTableAggregateFunctionWrapper,
     UserDefinedScalarFunctionWrapper,
     UserDefinedTableFunctionWrapper,
 )
@@ -374,14 +375,19 @@ class TableEnvironment:
         self._native.close()
 
 
-_WRAPPERS = (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper, UserDefinedAggregateFunctionWrapper)
+_WRAPPERS = (
+    UserDefinedScalarFunctionWrapper,
+    UserDefinedTableFunctionWrapper,
+    UserDefinedAggregateFunctionWrapper,
+    UserDefinedTableAggregateFunctionWrapper,
+)
 
 
 def _as_udf(function: Any, name: str) -> Any:
     if isinstance(function, _WRAPPERS):
         return function
     raise TypeError(
-        f"function {name}: register a udf(...), udtf(...) or udaf(...) object (with its result "
+        f"function {name}: register a udf(...), udtf(...), udaf(...) or udtaf(...) object (with its result "
         f"type), not a {type(function).__name__}"
     )
 

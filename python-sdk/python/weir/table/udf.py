@@ -127,6 +127,14 @@ class AggregateFunction(ImperativeAggregateFunction):
         raise NotImplementedError("an AggregateFunction implements get_value")
 
 
+class TableAggregateFunction(ImperativeAggregateFunction):
+    """A table aggregate function: ``emit_value(accumulator)`` yields the group's rows
+    (tuples, ``Row``s, or single values for a one-column result); ``flat_aggregate`` uses it."""
+
+    def emit_value(self, accumulator: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError("a TableAggregateFunction implements emit_value")
+
+
 FUNC_TYPES = ("general", "pandas", "arrow")
 
 
@@ -161,12 +169,14 @@ class _TableFunc:
 
 
 class _AggregateFunc:
-    """What is sent to the workers for an aggregate function (``kind``: ``aggregate``, or
-    ``pandas_aggregate`` for a function of a group's Series)."""
+    """What is sent to the workers for an aggregate function (``kind``: ``aggregate``,
+    ``pandas_aggregate`` for a function of a group's Series, or ``table_aggregate``)."""
 
-    def __init__(self, kind: str, func: Any) -> None:
+    def __init__(self, kind: str, func: Any, width: int = 0) -> None:
         self.kind = kind
         self.func = func
+        # For ``table_aggregate``: how many columns each emitted row has.
+        self.width = width
 
 
 def _function_name(func: Any, name: Optional[str], base: type) -> str:
@@ -369,6 +379,97 @@ class UserDefinedAggregateFunctionWrapper:
         return f"<udaf {self._name} -> {self._result_type}>"
 
 
+class UserDefinedTableAggregateFunctionWrapper:
+    """What ``udtaf(...)`` returns: for ``flat_aggregate`` (called on expressions, or given
+    alone to receive each row as a ``Row``)."""
+
+    _kind = "table_aggregate"
+    _func_type = "general"
+
+    def __init__(
+        self,
+        func: Any,
+        input_types: Optional[List[Union[DataType, str]]],
+        result_type: Any,
+        accumulator_type: Any,
+        deterministic: Optional[bool] = None,
+        name: Optional[str] = None,
+        func_type: str = "general",
+    ) -> None:
+        if func_type != "general":
+            raise ValueError(f"udtaf() supports func_type='general' only (as PyFlink), not {func_type!r}")
+        if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+            func = func()
+        if not isinstance(func, TableAggregateFunction):
+            raise TypeError(
+                "udtaf() takes a TableAggregateFunction (create_accumulator, accumulate, emit_value), "
+                f"not {type(func).__name__}"
+            )
+        if result_type is None:
+            result_type = func.get_result_type()
+        if accumulator_type is None:
+            accumulator_type = func.get_accumulator_type()
+        if result_type is None:
+            raise TypeError("udtaf() needs result_type (or get_result_type() on the TableAggregateFunction)")
+        if isinstance(result_type, RowType):
+            self._names = result_type.field_names()
+            self._types = [type_text(t) for t in result_type.field_types()]
+        else:
+            self._names = ["f0"]
+            self._types = [type_text(result_type)]
+        self._func = func
+        self._input_types = input_types
+        self._accumulator_type = type_text(accumulator_type) if accumulator_type is not None else None
+        self._deterministic = deterministic if deterministic is not None else True
+        self._name = _function_name(func, name, TableAggregateFunction)
+        functools.update_wrapper(self, type(func), updated=())
+
+    def __call__(self, *args: Any) -> Expression:
+        return _UdfCall(self, [_wrap(a) for a in args])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def result_type(self) -> str:
+        """As the engine declares it: the rows a group emits."""
+        fields = ", ".join(f"`{n}` {t}" for n, t in zip(self._names, self._types))
+        return f"ARRAY<ROW<{fields}>>"
+
+    @property
+    def func_type(self) -> str:
+        return "general"
+
+    def _payload(self) -> Any:
+        return _AggregateFunc(self._kind, self._func, len(self._types))
+
+    def __repr__(self) -> str:
+        return f"<udtaf {self._name} -> ({', '.join(self._types)})>"
+
+
+def udtaf(
+    f: Any = None,
+    input_types: Optional[List[Union[DataType, str]]] = None,
+    result_type: Any = None,
+    accumulator_type: Any = None,
+    deterministic: Optional[bool] = None,
+    name: Optional[str] = None,
+    func_type: str = "general",
+) -> Any:
+    """Makes a table aggregate function for ``flat_aggregate``:
+    ``udtaf(Top2(), result_type=DataTypes.ROW([...]))``."""
+
+    def make(func: Any) -> UserDefinedTableAggregateFunctionWrapper:
+        return UserDefinedTableAggregateFunctionWrapper(
+            func, input_types, result_type, accumulator_type, deterministic, name, func_type
+        )
+
+    if f is None:
+        return make
+    return make(f)
+
+
 def udtf(
     f: Any = None,
     input_types: Optional[List[Union[DataType, str]]] = None,
@@ -433,7 +534,10 @@ __all__ = [
     "udf",
     "udtf",
     "udaf",
+    "udtaf",
     "ScalarFunction",
+    "TableAggregateFunction",
+    "UserDefinedTableAggregateFunctionWrapper",
     "TableFunction",
     "AggregateFunction",
     "ImperativeAggregateFunction",
