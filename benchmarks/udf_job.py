@@ -36,12 +36,12 @@ args = p.parse_args()
 if args.engine == "weir":
     from weir.table import DataTypes, EnvironmentSettings, TableEnvironment
     from weir.table.expressions import col, lit
-    from weir.table.udf import AggregateFunction, ScalarFunction, TableFunction, UserDefinedFunction, udaf, udf, udtf
+    from weir.table.udf import AggregateFunction, ScalarFunction, TableFunction, udaf, udf, udtf
     from weir.table.window import Tumble
 else:
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
     from pyflink.table.expressions import col, lit
-    from pyflink.table.udf import AggregateFunction, ScalarFunction, TableFunction, UserDefinedFunction, udaf, udf, udtf
+    from pyflink.table.udf import AggregateFunction, ScalarFunction, TableFunction, udaf, udf, udtf
     from pyflink.table.window import Tumble
 
 
@@ -140,19 +140,27 @@ class MeasuredWeightedAvg(WeightedAvg):
         super().accumulate(accumulator, value, weight)
 
 
-class MeasuredMean(UserDefinedFunction):
+class MeasuredMean(AggregateFunction):
+    """A pandas aggregate with metrics, in PyFlink's class form (accumulate gets the Series)."""
+
     def open(self, function_context):
         g = function_context.get_metric_group()
         self.rows = g.counter("rows")
         self.rate = g.meter("rate")
         self.values = g.distribution("values")
 
-    def __call__(self, x):
+    def create_accumulator(self):
+        return []
+
+    def accumulate(self, accumulator, x):
         n = len(x)
         self.rows.inc(n)
         self.rate.mark_event(n)
         self.values.update(n)
-        return x.mean()
+        accumulator.append(x.mean())
+
+    def get_value(self, accumulator):
+        return accumulator[0]
 
 
 t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())

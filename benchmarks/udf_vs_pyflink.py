@@ -118,7 +118,7 @@ def best(runs: list) -> dict:
 # compares the engines per row whatever the counts.
 SCALE = {
     "general": (1, 1),
-    "pandas": (1, 1),
+    "pandas": (10, 1),
     "arrow": (10, None),
     "udtf": (1, 1 / 3),
     "udaf": (1, 1 / 30),

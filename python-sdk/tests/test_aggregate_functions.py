@@ -412,6 +412,25 @@ def test_pandas_aggregates_in_batch_group_by_windows_and_sql():
 
     got = final(t.group_by(col("k")).select(col("k"), mean(col("v")), weighted(col("v"), col("w"))))
     assert got == [("a", 4.0, 13), ("b", 5.0, 5), ("c", 3.0, 0)]
+
+    # PyFlink's class form: an AggregateFunction whose accumulate gets the group's Series once.
+    class Spread(AggregateFunction):
+        def open(self, ctx):
+            self.groups = ctx.get_metric_group().counter("spread_groups")
+
+        def create_accumulator(self):
+            return []
+
+        def accumulate(self, acc, v):
+            self.groups.inc()
+            acc.append(v.max() - v.min())
+
+        def get_value(self, acc):
+            return acc[0]
+
+    spread = udaf(Spread(), result_type=DataTypes.BIGINT(), func_type="pandas")
+    assert final(t.group_by(col("k")).select(col("k"), spread(col("v")))) == [("a", 6), ("b", 0), ("c", 0)]
+    assert value(env.metrics_text(), "weir_user_spread_groups_total") == 3
     env.create_temporary_function("mean_udaf", mean)
     env.create_temporary_view("t", t)
     assert final(env.sql_query("SELECT k, mean_udaf(v) FROM t GROUP BY k")) == [("a", 4.0), ("b", 5.0), ("c", 3.0)]

@@ -293,3 +293,35 @@ def test_sigkills_of_table_aggregate_workers_lose_nothing():
     assert value(text, "weir_user_topn_accumulated_total", job_name=job) == n
     assert value(text, "weir_python_udf_worker_restarts_total", job_name=job) == len(k.landed)
     fault_outcome(f"{len(k.landed)} SIGKILL(s) of table aggregate workers, p=2, seed {SEED + 7}", "exact")
+
+
+def test_create_temporary_function_language_python_registers_a_table_aggregate(tmp_path, monkeypatch):
+    (tmp_path / "tagg_mod.py").write_text(
+        textwrap.dedent(
+            """
+            from weir.table import DataTypes
+            from weir.table.udf import TableAggregateFunction, udtaf
+
+            class MinMax(TableAggregateFunction):
+                def create_accumulator(self):
+                    return [None, None]
+
+                def accumulate(self, acc, v):
+                    acc[0] = v if acc[0] is None else min(acc[0], v)
+                    acc[1] = v if acc[1] is None else max(acc[1], v)
+
+                def emit_value(self, acc):
+                    yield "min", acc[0]
+                    yield "max", acc[1]
+
+            min_max = udtaf(MinMax(), result_type=DataTypes.ROW(
+                [DataTypes.FIELD("which", DataTypes.STRING()), DataTypes.FIELD("v", DataTypes.BIGINT())]))
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = make_env(streaming=False)
+    env.execute_sql("CREATE TEMPORARY FUNCTION min_max AS 'tagg_mod.min_max' LANGUAGE PYTHON")
+    t = env.from_elements([(1, 5), (1, -2), (2, 9), (1, 4)], ["k", "v"])
+    got = final(t.group_by(col("k")).flat_aggregate(call("min_max", col("v"))).select(col("*")))
+    assert got == sorted([(1, "min", -2), (1, "max", 5), (2, "min", 9), (2, "max", 9)], key=repr)

@@ -110,6 +110,10 @@ class _Function:
         self.value_name = "get_value"
         if self.kind == "aggregate":
             self.value = obj.get_value
+        elif self.kind == "pandas_aggregate" and hasattr(obj, "create_accumulator"):
+            # PyFlink's class form of a pandas aggregate: create_accumulator, then one
+            # accumulate(acc, *series) with the group's Series, then get_value.
+            self.call = _pandas_aggregate_call(obj)
         elif self.kind == "table_aggregate":
             self.value = _table_call(obj.emit_value, width)
             self.value_name = "emit_value"
@@ -136,6 +140,15 @@ def _table_call(f: Callable[..., Any], width: int) -> Callable[..., Any]:
         return list(out)
 
     return one if width == 1 else many
+
+
+def _pandas_aggregate_call(obj: Any) -> Callable[..., Any]:
+    def call(*series: Any) -> Any:
+        acc = obj.create_accumulator()
+        obj.accumulate(acc, *series)
+        return obj.get_value(acc)
+
+    return call
 
 
 class _BadResult(Exception):

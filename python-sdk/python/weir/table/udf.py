@@ -343,8 +343,13 @@ class UserDefinedAggregateFunctionWrapper:
                 accumulator_type = func.get_accumulator_type()
         else:
             _require("pandas")
-            if not callable(func):
-                raise TypeError(f"a pandas udaf takes a function of Series, not {type(func).__name__}")
+            if not callable(func) and not isinstance(func, AggregateFunction):
+                raise TypeError(
+                    f"a pandas udaf takes a function of Series or an AggregateFunction whose accumulate "
+                    f"gets the Series, not {type(func).__name__}"
+                )
+            if isinstance(func, AggregateFunction) and result_type is None:
+                result_type = func.get_result_type()
             self._kind = "pandas_aggregate"
         if result_type is None:
             raise TypeError("udaf() needs result_type (or get_result_type() on the AggregateFunction)")
