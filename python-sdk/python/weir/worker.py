@@ -9,6 +9,8 @@ updates made while computing it. Logging and ``print`` go to the engine's log.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import io
 import logging
 import os
@@ -101,6 +103,9 @@ class _Function:
         self.args = args
         self.is_class = isinstance(obj, UserDefinedFunction)
         self.call: Callable[..., Any] = obj.eval if self.is_class and "aggregate" not in self.kind else obj
+        if self.kind == "general" and inspect.iscoroutinefunction(self.call):
+            # ``async def`` (a function or an AsyncScalarFunction's eval): see `Worker.run_async`.
+            self.kind = "async"
         if self.kind == "table":
             self.call = _table_call(self.call, width)
             self.kind = "general"
@@ -213,6 +218,8 @@ class Worker:
         self.skipped_logged = 0
         # Most rows a vectorized UDF gets in one call (Flink's key and default).
         self.arrow_batch = 10000
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.async_capacity, self.async_timeout, self.async_delay, self.async_attempts = 10, 180.0, 0.1, 3
         # The bundle to evaluate row by row, reporting each row first (after a worker died).
         self.traced: Optional[int] = None
 
@@ -237,6 +244,12 @@ class Worker:
         # The engine sends it as plain milliseconds, whatever form the user wrote.
         self.bundle_ms = int(config.get("python.fn-execution.bundle.time", "1000"))
         self.arrow_batch = max(1, int(config.get("python.fn-execution.arrow.batch.size", "10000")))
+        # Async functions (the engine sends the durations as plain milliseconds).
+        self.async_capacity = max(1, int(config.get("table.exec.async-scalar.max-concurrent-operations", "10")))
+        self.async_timeout = int(config.get("table.exec.async-scalar.timeout", "180000")) / 1000.0
+        self.async_delay = int(config.get("table.exec.async-scalar.retry-delay", "100")) / 1000.0
+        fixed = config.get("table.exec.async-scalar.retry-strategy", "FIXED_DELAY").upper() == "FIXED_DELAY"
+        self.async_attempts = max(1, int(config.get("table.exec.async-scalar.max-attempts", "3"))) if fixed else 1
         return hs
 
     def open(self, hs: Dict[str, Any]) -> bool:
@@ -326,6 +339,12 @@ class Worker:
                     return False
                 results.append(out)
                 continue
+            if f.kind == "async":
+                ok, out, keep = self.run_async(bundle, f, fi, cols, rows, keep)
+                if not ok:
+                    return False
+                results.append(out)
+                continue
             if f.kind != "general":
                 ok, out, keep = self.vectorized(bundle, f, fi, cols, rows, keep, traced)
                 if not ok:
@@ -377,6 +396,63 @@ class Worker:
             self.channel.send_error(bundle, name, "TypeError", text, "", row)
             return False
         return True
+
+    def run_async(
+        self,
+        bundle: int,
+        f: _Function,
+        fi: int,
+        cols: Any,
+        rows: int,
+        keep: Optional[List[bool]],
+    ) -> Tuple[bool, Any, Optional[List[bool]]]:
+        """Runs an async function's calls for a bundle's rows concurrently on this worker's
+        event loop: at most ``table.exec.async-scalar.max-concurrent-operations`` at once, each
+        attempt within the timeout, up to ``max-attempts`` attempts ``retry-delay`` apart (as
+        Flink's FIXED_DELAY strategy). Results keep the rows' order. A row whose last attempt
+        raises fails the job naming it, or is skipped with ``python.udf.on-error=skip``."""
+        args = [cols[i] for i in f.args]
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        timeout, attempts, delay, capacity = self.async_timeout, self.async_attempts, self.async_delay, self.async_capacity
+
+        async def one(i: int, limit: asyncio.Semaphore) -> Any:
+            async def attempt() -> Any:
+                return await asyncio.wait_for(f.call(*[a[i] for a in args]), timeout)
+
+            for n in range(attempts):
+                try:
+                    async with limit:
+                        return await attempt()
+                except asyncio.TimeoutError:
+                    if n + 1 == attempts:
+                        raise TimeoutError(f"no result within {timeout:g} s (table.exec.async-scalar.timeout), {attempts} attempt(s)") from None
+                except Exception:  # noqa: BLE001 - retried, then reported below
+                    if n + 1 == attempts:
+                        raise
+                await asyncio.sleep(delay)
+
+        async def all_rows() -> List[Any]:
+            todo = [i for i in range(rows) if keep is None or keep[i]]
+            limit = asyncio.Semaphore(capacity)  # made on the running loop
+            got = await asyncio.gather(*(one(i, limit) for i in todo), return_exceptions=True)
+            out: List[Any] = [None] * rows
+            for i, v in zip(todo, got):
+                out[i] = v
+            return out
+
+        out = self.loop.run_until_complete(all_rows())
+        for i, v in enumerate(out):
+            if isinstance(v, BaseException):
+                if not self.skip:
+                    self.channel.send_error(bundle, f.name, type(v).__name__, str(v), _user_traceback(v), _row_text(args, i))
+                    return False, None, keep
+                if keep is None:
+                    keep = [True] * rows
+                keep[i] = False
+                out[i] = None
+                self._log_skip(f, v, args, i)
+        return True, out, keep
 
     def aggregate(
         self,

@@ -1,6 +1,8 @@
 """The Table API, named as in ``pyflink.table``."""
 
+from weir.table.explain_detail import ExplainDetail
 from weir.table.expression import Expression
+from weir.table.table_descriptor import FormatDescriptor, Schema, TableDescriptor
 from weir.table.table import GroupedTable, GroupWindowedTable, Table, TableSchema
 from weir.table.table_environment import (
     EnvironmentSettings,
@@ -24,6 +26,10 @@ from weir.table.udf import (
 from weir.common import Row, RowKind
 
 __all__ = [
+    "ExplainDetail",
+    "Schema",
+    "TableDescriptor",
+    "FormatDescriptor",
     "EnvironmentSettings",
     "TableEnvironment",
     "TableConfig",

@@ -78,7 +78,9 @@ class Table:
         print(self._native.schema_text())
 
     def explain(self, *extra_details: Any) -> str:
-        return self._native.explain()
+        from weir.table.explain_detail import explain_with
+
+        return explain_with(self._native.explain(), extra_details)
 
     def __str__(self) -> str:
         """The table's name for SQL, as in PyFlink: ``f"SELECT * FROM {table}"`` works. The
@@ -262,9 +264,11 @@ class Table:
             collects=True,
         )
 
-    def execute_insert(self, table_path: str, overwrite: bool = False) -> TableResult:
-        """Runs ``INSERT INTO table_path`` with this table's rows."""
-        return TableResult(job=self._env._execute_insert(self, table_path), kind=ResultKind.SUCCESS)
+    def execute_insert(self, table_path_or_descriptor: Any, overwrite: bool = False) -> TableResult:
+        """Runs ``INSERT INTO`` the table at that path, or into the table a
+        ``TableDescriptor`` describes, with this table's rows."""
+        path = self._env._sink_path(table_path_or_descriptor)
+        return TableResult(job=self._env._execute_insert(self, path), kind=ResultKind.SUCCESS)
 
     def to_pandas(self) -> Any:
         """The final rows as a pandas DataFrame (updates applied: only inserted rows stay)."""

@@ -19,8 +19,9 @@ import cloudpickle
 from weir import _native
 from weir.common import Configuration, Row
 from weir.table.table import Table
+from weir.table.table_descriptor import TableDescriptor
 from weir.table.table_result import ResultKind, TableResult
-from weir.table.types import RowType
+from weir.table.types import DataType, RowType
 from weir.table.udf import (
     UserDefinedAggregateFunctionWrapper,
     UserDefinedTableAggregateFunctionWrapper,
@@ -29,6 +30,43 @@ from weir.table.udf import (
 )
 
 _udf_ids = itertools.count(1)
+_anonymous_ids = itertools.count(1)
+
+
+def _arrow_type_text(t: Any, name: str) -> str:
+    """The Flink type of a pyarrow type (from_pandas)."""
+    import pyarrow as pa  # type: ignore[import-not-found]
+
+    simple = [
+        (pa.types.is_boolean, "BOOLEAN"),
+        (pa.types.is_int8, "TINYINT"),
+        (pa.types.is_int16, "SMALLINT"),
+        (pa.types.is_int32, "INT"),
+        (pa.types.is_int64, "BIGINT"),
+        (pa.types.is_float32, "FLOAT"),
+        (pa.types.is_float64, "DOUBLE"),
+        (pa.types.is_string, "STRING"),
+        (pa.types.is_large_string, "STRING"),
+        (pa.types.is_binary, "BYTES"),
+        (pa.types.is_date32, "DATE"),
+    ]
+    for test, text in simple:
+        if test(t):
+            return text
+    if pa.types.is_timestamp(t):
+        p = {"s": 0, "ms": 3, "us": 6, "ns": 9}[t.unit]
+        return f"TIMESTAMP_LTZ({p})" if t.tz is not None else f"TIMESTAMP({p})"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
+    if pa.types.is_list(t):
+        return f"ARRAY<{_arrow_type_text(t.value_type, name)}>"
+    raise TypeError(f"from_pandas: column {name} has type {t}, which has no Flink type here; pass a schema")
+
+
+def _descriptor(d: Any, what: str) -> TableDescriptor:
+    if not isinstance(d, TableDescriptor):
+        raise TypeError(f"{what} takes a TableDescriptor (TableDescriptor.for_connector(...)...build()), not {type(d).__name__}")
+    return d
 _live_envs: "weakref.WeakSet[TableEnvironment]" = weakref.WeakSet()
 
 
@@ -151,8 +189,8 @@ class StatementSet:
         self._inserts.append(stmt)
         return self
 
-    def add_insert(self, target_path: str, table: Table, overwrite: bool = False) -> "StatementSet":
-        self._inserts.append((target_path, table))
+    def add_insert(self, target_path_or_descriptor: Any, table: Table, overwrite: bool = False) -> "StatementSet":
+        self._inserts.append((self._env._sink_path(target_path_or_descriptor), table))
         return self
 
     def execute(self) -> TableResult:
@@ -274,7 +312,7 @@ class TableEnvironment:
         return Table(self._native.sql_query(query), self)
 
     def explain_sql(self, stmt: str, *extra_details: Any) -> str:
-        return self.sql_query(stmt).explain()
+        return self.sql_query(stmt).explain(*extra_details)
 
     def from_path(self, path: str) -> Table:
         return Table(self._native.from_path(path), self)
@@ -287,10 +325,78 @@ class TableEnvironment:
     def drop_temporary_view(self, view_path: str) -> bool:
         return self._native.drop_temporary_view(view_path)
 
+    # -- tables from descriptors --
+    def create_temporary_table(self, path: str, descriptor: TableDescriptor) -> None:
+        """Registers the table ``descriptor`` describes under ``path`` (as ``CREATE TEMPORARY
+        TABLE``); a table already there is an error."""
+        self.execute_sql(_descriptor(descriptor, "create_temporary_table")._ddl(path, temporary=True))
+
+    def create_table(self, path: str, descriptor: TableDescriptor, ignore_if_exists: bool = False) -> bool:
+        """As ``create_temporary_table`` (weir's catalog lives as long as the environment);
+        with ``ignore_if_exists`` an existing table is kept. Whether it was created."""
+        if ignore_if_exists and path in self.list_tables():
+            return False
+        self.execute_sql(_descriptor(descriptor, "create_table")._ddl(path, temporary=False))
+        return True
+
+    def from_descriptor(self, descriptor: TableDescriptor) -> Table:
+        """The table ``descriptor`` describes, registered under a generated name."""
+        return self.from_path(self._anonymous_table(descriptor))
+
+    def _anonymous_table(self, descriptor: TableDescriptor) -> str:
+        d = _descriptor(descriptor, "from_descriptor")
+        name = f"*anonymous_{d.get_options()['connector']}${next(_anonymous_ids)}*"
+        self.execute_sql(d._ddl(name, temporary=True))
+        return name
+
+    def drop_temporary_table(self, table_path: str) -> bool:
+        """Drops a temporary table; whether it existed."""
+        return self._native.drop_temporary_view(table_path)
+
+    def drop_table(self, table_path: str, ignore_if_not_exists: bool = True) -> bool:
+        dropped = self._native.drop_temporary_view(table_path)
+        if not dropped and not ignore_if_not_exists:
+            raise ValueError(f"no table `{table_path}`")
+        return dropped
+
+    def list_temporary_tables(self) -> List[str]:
+        return self.list_tables()
+
     def list_tables(self) -> List[str]:
         return self._native.list_tables()
 
     list_temporary_views = list_tables
+    list_views = list_tables
+
+    def from_pandas(self, pdf: Any, schema: Any = None, splits_num: int = 1) -> Table:
+        """A table of a ``pandas.DataFrame``'s rows (bounded). ``schema``: a ``DataTypes.ROW``, a
+        list of names (types from the frame) or a list of types (names from the frame's
+        columns); by default names and types both come from the frame, through pyarrow as in
+        PyFlink. ``splits_num`` is accepted for PyFlink's signature."""
+        try:
+            import pandas as pd  # type: ignore[import-not-found]
+            import pyarrow as pa  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise ImportError("from_pandas needs pandas and pyarrow: pip install 'weir-stream[pandas]'") from e
+        if not isinstance(pdf, pd.DataFrame):
+            raise TypeError(f"from_pandas takes a pandas.DataFrame, not {type(pdf).__name__}")
+        table = pa.Table.from_pandas(pdf, preserve_index=False)
+        arrow_names = [str(n) for n in table.schema.names]
+        arrow_types = [_arrow_type_text(f.type, f.name) for f in table.schema]
+        if schema is None:
+            names, types = arrow_names, arrow_types
+        elif isinstance(schema, RowType):
+            names, types = schema.field_names(), [str(t) for t in schema.field_types()]
+        elif isinstance(schema, (list, tuple)) and schema and all(isinstance(x, str) for x in schema):
+            names, types = list(schema), arrow_types
+        elif isinstance(schema, (list, tuple)) and schema and all(isinstance(x, DataType) for x in schema):
+            names, types = arrow_names, [str(t) for t in schema]
+        else:
+            raise TypeError(f"from_pandas: schema is a DataTypes.ROW, a list of names or a list of DataTypes, not {schema!r}")
+        if len(names) != len(arrow_names) or len(types) != len(arrow_names):
+            raise ValueError(f"from_pandas: the schema has {len(names)} fields, the DataFrame {len(arrow_names)} columns")
+        rows = [tuple(r.values()) for r in table.to_pylist()]
+        return Table(self._native.from_rows(rows, names, types), self)
 
     def from_elements(self, elements: Iterable[Any], schema: Any = None, verify_schema: bool = True) -> Table:
         """A table of the given rows; ``schema`` is a list of names, a ``DataTypes.ROW``, or
@@ -348,6 +454,14 @@ class TableEnvironment:
     def _execute_collect(self, table: Table) -> Any:
         self._prepare_python()
         return self._native.execute_collect(table._native)
+
+    def _sink_path(self, target: Any) -> str:
+        """A sink's path: as given, or a descriptor's table registered under a generated name."""
+        if isinstance(target, TableDescriptor):
+            return self._anonymous_table(target)
+        if not isinstance(target, str):
+            raise TypeError(f"an insert goes into a table path or a TableDescriptor, not {type(target).__name__}")
+        return target
 
     def _execute_insert(self, table: Table, sink: str) -> Any:
         self._prepare_python()

@@ -22,6 +22,7 @@ the result, so a worker that dies loses nothing.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Dict, List, Optional, Union
 
 from weir.table.expression import Expression, _UdfCall, _wrap
@@ -87,6 +88,17 @@ class ScalarFunction(UserDefinedFunction):
 
     def eval(self, *args: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError("a ScalarFunction implements eval")
+
+
+class AsyncScalarFunction(UserDefinedFunction):
+    """A scalar function whose ``eval`` is a coroutine (``async def eval``), for I/O-bound work:
+    the worker runs a bundle's calls concurrently on an asyncio loop, at most
+    ``table.exec.async-scalar.max-concurrent-operations`` at once, each within
+    ``table.exec.async-scalar.timeout``, retried as ``table.exec.async-scalar.max-attempts``
+    says; results keep the rows' order."""
+
+    async def eval(self, *args: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError("an AsyncScalarFunction implements async def eval")
 
 
 class TableFunction(UserDefinedFunction):
@@ -207,8 +219,12 @@ class UserDefinedScalarFunctionWrapper:
         self._func_type = func_type
         if isinstance(func, type) and issubclass(func, UserDefinedFunction):
             func = func()
-        if not callable(func) and not isinstance(func, ScalarFunction):
-            raise TypeError(f"udf() takes a function or a ScalarFunction, not {type(func).__name__}")
+        if not callable(func) and not isinstance(func, (ScalarFunction, AsyncScalarFunction)):
+            raise TypeError(f"udf() takes a function, a ScalarFunction or an AsyncScalarFunction, not {type(func).__name__}")
+        if func_type != "general" and (
+            isinstance(func, AsyncScalarFunction) or inspect.iscoroutinefunction(func)
+        ):
+            raise ValueError("an async function is a general UDF: func_type must be 'general'")
         if result_type is None:
             raise TypeError("udf() needs result_type, e.g. DataTypes.BIGINT() or 'BIGINT'")
         self._func = func
@@ -216,14 +232,16 @@ class UserDefinedScalarFunctionWrapper:
         self._result_type = type_text(result_type)
         self._deterministic = deterministic if deterministic is not None else True
         if name is None:
-            if isinstance(func, ScalarFunction):
+            if isinstance(func, (ScalarFunction, AsyncScalarFunction)):
                 name = type(func).__name__
             else:
                 name = getattr(func, "__name__", None) or type(func).__name__
         if name == "<lambda>":
             name = "lambda"
         self._name = name
-        functools.update_wrapper(self, func if not isinstance(func, ScalarFunction) else type(func), updated=())
+        functools.update_wrapper(
+            self, func if not isinstance(func, (ScalarFunction, AsyncScalarFunction)) else type(func), updated=()
+        )
 
     def __call__(self, *args: Any) -> Expression:
         return _UdfCall(self, [_wrap(a) for a in args])
@@ -541,6 +559,7 @@ __all__ = [
     "udaf",
     "udtaf",
     "ScalarFunction",
+    "AsyncScalarFunction",
     "TableAggregateFunction",
     "UserDefinedTableAggregateFunctionWrapper",
     "TableFunction",

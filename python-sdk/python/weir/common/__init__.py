@@ -172,4 +172,7 @@ class Configuration:
         return iter(self._data.items())
 
 
-__all__ = ["Row", "RowKind", "Configuration"]
+from weir.common.time import Duration, Instant, Time  # noqa: E402
+from weir.common.typeinfo import Types, TypeInformation  # noqa: E402
+
+__all__ = ["Row", "RowKind", "Configuration", "Duration", "Instant", "Time", "Types", "TypeInformation"]
