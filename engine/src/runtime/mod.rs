@@ -832,6 +832,15 @@ async fn evaluate_for(
     let Some(request) = op.request(input, batch)? else {
         return Ok(());
     };
+    answer(op, runner, request).await
+}
+
+/// Sends `request` to `runner`, alone, and hands `op` the answer.
+async fn answer(
+    op: &mut dyn Operator,
+    runner: &mut Box<dyn FunctionRunner>,
+    request: arrow_array::RecordBatch,
+) -> Result<()> {
     let pending = runner.submit(request)?;
     runner.flush()?;
     let answer = pending.await.map_err(|_| {
@@ -853,12 +862,7 @@ async fn evaluate_fire(
     let Some(request) = op.fire_request(wm)? else {
         return Ok(());
     };
-    let pending = runner.submit(request)?;
-    runner.flush()?;
-    let answer = pending.await.map_err(|_| {
-        EngineError::Execution(format!("{}: the function runner went away", op.name()))
-    })??;
-    op.on_evaluated(answer)
+    answer(op, runner, request).await
 }
 
 async fn run_operator(

@@ -447,9 +447,7 @@ class Worker:
                 if not self.skip:
                     self.channel.send_error(bundle, f.name, type(v).__name__, str(v), _user_traceback(v), _row_text(args, i))
                     return False, None, keep
-                if keep is None:
-                    keep = [True] * rows
-                keep[i] = False
+                keep = _dropped(keep, rows, i)
                 out[i] = None
                 self._log_skip(f, v, args, i)
         return True, out, keep
@@ -499,9 +497,7 @@ class Worker:
                 if not self.skip:
                     self.channel.send_error(bundle, f.name, type(e).__name__, str(e), _user_traceback(e), _row_text(args, i))
                     return False, None, keep
-                if keep is None:
-                    keep = [True] * rows
-                keep[i] = False
+                keep = _dropped(keep, rows, i)
                 self._log_skip(f, e, args, i)
         out: List[Any] = [None] * rows
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
@@ -552,10 +548,7 @@ class Worker:
                 if not self.skip:
                     self.channel.send_error(bundle, f.name, type(e).__name__, str(e), _user_traceback(e), where)
                     return False, None, keep
-                if keep is None:
-                    keep = [True] * rows
-                for j in range(start, end):
-                    keep[j] = False
+                keep = _dropped(keep, rows, *range(start, end))
                 self._log_skip(f, e, [c.tolist() for c in parts], 0)
             start = end
         return True, out, keep
@@ -666,12 +659,19 @@ class Worker:
                 if not self.skip:
                     tb = _user_traceback(e)
                     return out, keep, (i, e, tb)
-                if keep is None:
-                    keep = [True] * rows
-                keep[i] = False
+                keep = _dropped(keep, rows, i)
                 out.append(None)
                 self._log_skip(f, e, args, i)
         return out, keep, None
+
+
+def _dropped(keep: Optional[List[bool]], rows: int, *dropped: int) -> List[bool]:
+    """The keep mask of a bundle (all rows kept until one is skipped) with `dropped` left out."""
+    if keep is None:
+        keep = [True] * rows
+    for i in dropped:
+        keep[i] = False
+    return keep
 
 
 def _user_traceback(e: BaseException) -> str:

@@ -200,7 +200,38 @@ def _function_name(func: Any, name: Optional[str], base: type) -> str:
     return "lambda" if name == "<lambda>" else name
 
 
-class UserDefinedScalarFunctionWrapper:
+class _Wrapper:
+    """What every ``udf``/``udtf``/``udaf``/``udtaf`` object shares: called on expressions it
+    makes a call expression; ``name``, ``result_type`` (as the engine declares it) and
+    ``func_type``."""
+
+    _name: str
+    _result_type: str
+    _func_type = "general"
+
+    def __call__(self, *args: Any) -> Expression:
+        return _UdfCall(self, [_wrap(a) for a in args])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def result_type(self) -> str:
+        return self._result_type
+
+    @property
+    def func_type(self) -> str:
+        return self._func_type
+
+
+def _rows_type(names: List[str], types: List[str]) -> str:
+    """The engine's type for functions giving rows: a list of rows per call."""
+    fields = ", ".join(f"`{n}` {t}" for n, t in zip(names, types))
+    return f"ARRAY<ROW<{fields}>>"
+
+
+class UserDefinedScalarFunctionWrapper(_Wrapper):
     """What ``udf(...)`` returns: call it on expressions, register it by name."""
 
     def __init__(
@@ -243,21 +274,6 @@ class UserDefinedScalarFunctionWrapper:
             self, func if not isinstance(func, (ScalarFunction, AsyncScalarFunction)) else type(func), updated=()
         )
 
-    def __call__(self, *args: Any) -> Expression:
-        return _UdfCall(self, [_wrap(a) for a in args])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def result_type(self) -> str:
-        return self._result_type
-
-    @property
-    def func_type(self) -> str:
-        return self._func_type
-
     _kind = "scalar"
 
     def _payload(self) -> Any:
@@ -268,7 +284,7 @@ class UserDefinedScalarFunctionWrapper:
         return f"<udf {self._name} -> {self._result_type}>"
 
 
-class UserDefinedTableFunctionWrapper:
+class UserDefinedTableFunctionWrapper(_Wrapper):
     """What ``udtf(...)`` returns: call it on expressions inside ``join_lateral`` /
     ``flat_map``, or register it by name for ``LATERAL TABLE(...)``."""
 
@@ -305,22 +321,10 @@ class UserDefinedTableFunctionWrapper:
         self._name = _function_name(func, name, TableFunction)
         functools.update_wrapper(self, func if not isinstance(func, TableFunction) else type(func), updated=())
 
-    def __call__(self, *args: Any) -> Expression:
-        return _UdfCall(self, [_wrap(a) for a in args])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
     @property
     def result_type(self) -> str:
         """As the engine declares it: the rows yielded for each input row."""
-        fields = ", ".join(f"`{n}` {t}" for n, t in zip(self._names, self._types))
-        return f"ARRAY<ROW<{fields}>>"
-
-    @property
-    def func_type(self) -> str:
-        return "general"
+        return _rows_type(self._names, self._types)
 
     def _payload(self) -> Any:
         return _TableFunc(self._func, len(self._types))
@@ -329,7 +333,7 @@ class UserDefinedTableFunctionWrapper:
         return f"<udtf {self._name} -> ({', '.join(self._types)})>"
 
 
-class UserDefinedAggregateFunctionWrapper:
+class UserDefinedAggregateFunctionWrapper(_Wrapper):
     """What ``udaf(...)`` returns: call it on expressions in a grouped ``select`` or
     ``aggregate``, or register it by name for SQL."""
 
@@ -380,21 +384,6 @@ class UserDefinedAggregateFunctionWrapper:
         self._name = _function_name(func, name, AggregateFunction)
         functools.update_wrapper(self, func if not isinstance(func, AggregateFunction) else type(func), updated=())
 
-    def __call__(self, *args: Any) -> Expression:
-        return _UdfCall(self, [_wrap(a) for a in args])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def result_type(self) -> str:
-        return self._result_type
-
-    @property
-    def func_type(self) -> str:
-        return self._func_type
-
     def _payload(self) -> Any:
         return _AggregateFunc(self._kind, self._func)
 
@@ -402,7 +391,7 @@ class UserDefinedAggregateFunctionWrapper:
         return f"<udaf {self._name} -> {self._result_type}>"
 
 
-class UserDefinedTableAggregateFunctionWrapper:
+class UserDefinedTableAggregateFunctionWrapper(_Wrapper):
     """What ``udtaf(...)`` returns: for ``flat_aggregate`` (called on expressions, or given
     alone to receive each row as a ``Row``)."""
 
@@ -447,22 +436,10 @@ class UserDefinedTableAggregateFunctionWrapper:
         self._name = _function_name(func, name, TableAggregateFunction)
         functools.update_wrapper(self, type(func), updated=())
 
-    def __call__(self, *args: Any) -> Expression:
-        return _UdfCall(self, [_wrap(a) for a in args])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
     @property
     def result_type(self) -> str:
         """As the engine declares it: the rows a group emits."""
-        fields = ", ".join(f"`{n}` {t}" for n, t in zip(self._names, self._types))
-        return f"ARRAY<ROW<{fields}>>"
-
-    @property
-    def func_type(self) -> str:
-        return "general"
+        return _rows_type(self._names, self._types)
 
     def _payload(self) -> Any:
         return _AggregateFunc(self._kind, self._func, len(self._types))
