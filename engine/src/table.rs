@@ -32,7 +32,7 @@ use crate::expr::{col, lit, Expr, WindowProperty};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
 use crate::physical::{to_job_graph, PhysicalOptions};
-use crate::plan::{name_projections, plan_aggregate, GroupWindow, Plan};
+use crate::plan::{name_projections, plan_aggregate, AggregateNaming, GroupWindow, Plan};
 use crate::runtime::job::{Collect, JobSummary};
 use crate::runtime::{JobGraph, SinkFactory};
 use crate::session::{EnvId, ProcessSession};
@@ -1080,7 +1080,14 @@ impl GroupedTable {
         }
         let schema = self.table.plan.schema()?;
         let exprs = expand_star(exprs, &schema);
-        let plan = plan_aggregate(self.table.plan.clone(), keys, window, exprs, None, "EXPR$")?;
+        let plan = plan_aggregate(
+            self.table.plan.clone(),
+            keys,
+            window,
+            exprs,
+            None,
+            AggregateNaming::Sequence,
+        )?;
         Ok(self.table.with(plan))
     }
 

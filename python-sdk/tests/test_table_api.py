@@ -148,10 +148,49 @@ def test_insert_into_a_sink_and_print(tmp_path, capsys):
     assert sorted(written.split()) == ["a,1", "b,2"]
     t.execute().print()
     printed = capsys.readouterr().out.splitlines()
-    # Batch mode: no change-kind column (streaming prints `op`, as Flink does).
-    assert "| k | n |" in printed, printed
-    assert "| a | 1 |" in printed and "| b | 2 |" in printed, printed
-    assert printed[-1] == "2 rows in set"
+    # As Flink prints it in batch mode: no change-kind column, widths from the types (STRING
+    # 30, BIGINT 20), values right-aligned.
+    border = "+" + "-" * 32 + "+" + "-" * 22 + "+"
+    assert printed == [
+        border,
+        "|" + " " * 30 + "k |" + " " * 20 + "n |",
+        border,
+        "|" + " " * 30 + "a |" + " " * 20 + "1 |",
+        "|" + " " * 30 + "b |" + " " * 20 + "2 |",
+        border,
+        "2 rows in set",
+    ], printed
+
+
+def test_print_lays_tables_out_as_flink_does(capsys):
+    """Widths from the types, `<NULL>`, strings cut at 30 characters with `...`, booleans in
+    capitals, timestamps with exactly their precision's digits, the `op` column in streaming
+    mode, `Empty set` for no rows (checked against PyFlink 2.3's output for the same query)."""
+    env = make_env()
+    t = env.from_elements(
+        [(1, None, 1.5, True), (22222, "a very long string that is longer than thirty characters", None, None)],
+        DataTypes.ROW([DataTypes.FIELD("id", DataTypes.INT()), DataTypes.FIELD("s", DataTypes.STRING()),
+                       DataTypes.FIELD("d", DataTypes.DOUBLE()), DataTypes.FIELD("b", DataTypes.BOOLEAN())]),
+    )
+    t.execute().print()
+    env.sql_query("SELECT CAST(1 AS DECIMAL(10,2)) AS dc, DATE '2026-01-02' AS d, TO_TIMESTAMP_LTZ(1500, 3) AS ltz").execute().print()
+    t.where(col("id") < 0).execute().print()
+    assert capsys.readouterr().out.splitlines() == [
+        "+----+-------------+--------------------------------+--------------------------------+--------+",
+        "| op |          id |                              s |                              d |      b |",
+        "+----+-------------+--------------------------------+--------------------------------+--------+",
+        "| +I |           1 |                         <NULL> |                            1.5 |   TRUE |",
+        "| +I |       22222 | a very long string that is ... |                         <NULL> | <NULL> |",
+        "+----+-------------+--------------------------------+--------------------------------+--------+",
+        "2 rows in set",
+        "+----+--------------+------------+-------------------------+",
+        "| op |           dc |          d |                     ltz |",
+        "+----+--------------+------------+-------------------------+",
+        "| +I |         1.00 | 2026-01-02 | 1970-01-01 00:00:01.500 |",
+        "+----+--------------+------------+-------------------------+",
+        "1 row in set",
+        "Empty set",
+    ]
 
 
 def test_plan_errors_are_clear():

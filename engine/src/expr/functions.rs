@@ -71,6 +71,8 @@ pub enum Func {
     Row,
     /// `GET(row, 'field')`: a field of a row (the Table API's `col('r').get('a')`).
     Get,
+    /// `JSON_VALUE`, `JSON_QUERY`, ... (`super::json`).
+    Json(super::json::JsonFunc),
 }
 
 const ALL: &[(&str, Func)] = &[
@@ -112,6 +114,13 @@ const ALL: &[(&str, Func)] = &[
     ("IF", Func::If),
     ("ROW", Func::Row),
     ("GET", Func::Get),
+    ("JSON_VALUE", Func::Json(super::json::JsonFunc::Value)),
+    ("JSON_QUERY", Func::Json(super::json::JsonFunc::Query)),
+    ("JSON_EXISTS", Func::Json(super::json::JsonFunc::Exists)),
+    ("JSON_STRING", Func::Json(super::json::JsonFunc::String)),
+    ("JSON_OBJECT", Func::Json(super::json::JsonFunc::Object)),
+    ("JSON_ARRAY", Func::Json(super::json::JsonFunc::Array)),
+    ("JSON", Func::Json(super::json::JsonFunc::Raw)),
 ];
 
 /// The position and field of `GET(row, name)`: the name is a string literal (or a 0-based
@@ -459,6 +468,7 @@ impl Func {
                 }
                 DataType::Struct(row_fields(args, exprs))
             }
+            Json(j) => j.return_type(args, exprs)?,
         })
     }
 
@@ -830,6 +840,7 @@ impl Func {
                 // Names come from the argument expressions: `Expr::evaluate` builds rows.
                 return Err("ROW is evaluated with its argument names".into());
             }
+            Json(j) => j.evaluate(args, n)?,
             If => {
                 let t = if args[1].data_type() == &DataType::Null {
                     args[2].data_type().clone()

@@ -200,6 +200,7 @@ pub enum WindowProperty {
 
 pub mod bind;
 pub mod functions;
+pub mod json;
 
 pub use bind::bind;
 
@@ -1188,6 +1189,8 @@ impl Expr {
                             },
                         )?,
                     )
+                } else if let Func::Json(j) = func {
+                    json_call(self, *j, args, &arrays, n)?
                 } else {
                     func.evaluate(&arrays, n).map_err(|detail| {
                         EngineError::Execution(format!("evaluating `{self}`: {detail}"))
@@ -1317,6 +1320,21 @@ fn as_bool(a: ArrayRef, e: &Expr) -> Result<BooleanArray> {
                 format!("expected BOOLEAN, found {}", type_name(a.data_type())),
             )
         })
+}
+
+/// A JSON function's call (apart from [`Expr::evaluate`], whose frame stays small for deep
+/// expressions): `JSON_OBJECT` / `JSON_ARRAY` nest their JSON-valued arguments as JSON.
+#[inline(never)]
+fn json_call(
+    call: &Expr,
+    j: json::JsonFunc,
+    args: &[Expr],
+    arrays: &[ArrayRef],
+    n: usize,
+) -> Result<ArrayRef> {
+    let raw: Vec<bool> = args.iter().map(json::is_json_text).collect();
+    j.evaluate_with(arrays, n, &raw)
+        .map_err(|detail| EngineError::Execution(format!("evaluating `{call}`: {detail}")))
 }
 
 #[cfg(test)]

@@ -554,6 +554,15 @@ pub fn name_projections(
     Ok(out)
 }
 
+/// How [`plan_aggregate`] names unnamed select items: `EXPR$<position>` as SQL (Calcite) does,
+/// or `EXPR$0`, `EXPR$1`, ... over the unnamed items only, as Flink's Table API does
+/// (`select(col('k'), col('v').count)` gives `k, EXPR$0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateNaming {
+    Position,
+    Sequence,
+}
+
 /// A group window as the planner sees it.
 #[derive(Clone, Debug)]
 pub struct GroupWindow {
@@ -572,7 +581,7 @@ pub fn plan_aggregate(
     window: Option<GroupWindow>,
     select: Vec<Expr>,
     having: Option<Expr>,
-    unnamed: &str,
+    naming: AggregateNaming,
 ) -> Result<Plan> {
     let schema = input.schema()?;
     // Keys: named after their column, else key$i.
@@ -760,8 +769,16 @@ pub fn plan_aggregate(
         }
     };
     let mut projections = Vec::new();
+    let mut unnamed = 0;
     for (i, e) in select.into_iter().enumerate() {
-        let name = e.output_name().unwrap_or_else(|| format!("{unnamed}{i}"));
+        let name = e.output_name().unwrap_or_else(|| {
+            let n = match naming {
+                AggregateNaming::Position => i,
+                AggregateNaming::Sequence => unnamed,
+            };
+            unnamed += 1;
+            format!("EXPR${n}")
+        });
         let e = match e {
             Expr::Alias(inner, _) => *inner,
             e => e,

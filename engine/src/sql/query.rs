@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::expr::{col, AggFunc, BinaryOp, Expr, Func, Literal, WindowProperty};
 use crate::operators::JoinKind;
 use crate::operators::WindowKind;
-use crate::plan::{plan_aggregate, GroupWindow, Plan};
+use crate::plan::{plan_aggregate, AggregateNaming, GroupWindow, Plan};
 use crate::table::{join_plan, sort_key, Table, TableEnvironment};
 use crate::types::SqlType;
 
@@ -728,11 +728,18 @@ impl<'a> Planner<'a> {
                     };
                     let input = (**input).clone();
                     window = Some(w);
-                    let p = plan_aggregate(input, keys, window, exprs, having, "EXPR$")?;
+                    let p = plan_aggregate(
+                        input,
+                        keys,
+                        window,
+                        exprs,
+                        having,
+                        AggregateNaming::Position,
+                    )?;
                     return self.finish_select(p, s);
                 }
             }
-            let p = plan_aggregate(plan, keys, window, exprs, having, "EXPR$")?;
+            let p = plan_aggregate(plan, keys, window, exprs, having, AggregateNaming::Position)?;
             return self.finish_select(p, s);
         }
         let schema = plan.schema()?;
@@ -1054,6 +1061,76 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// `JSON_OBJECT('k' VALUE v, ... [NULL | ABSENT] ON NULL)` and `JSON_ARRAY(v, ...
+    /// [NULL | ABSENT] ON NULL)`: the engine's calls take the ON NULL behaviour first, then the
+    /// keys and values (see `expr::json`).
+    fn json_constructor(
+        &mut self,
+        f: &sq::Function,
+        upper: &str,
+        scope: &Scope,
+        whole: &str,
+    ) -> Result<Expr> {
+        let object = upper == "JSON_OBJECT";
+        let mut mode = if object { "NULL" } else { "ABSENT" };
+        let mut args = vec![];
+        if let sq::FunctionArguments::List(l) = &f.args {
+            for c in &l.clauses {
+                match c {
+                    sq::FunctionArgumentClause::JsonNullClause(sq::JsonNullClause::NullOnNull) => {
+                        mode = "NULL"
+                    }
+                    sq::FunctionArgumentClause::JsonNullClause(
+                        sq::JsonNullClause::AbsentOnNull,
+                    ) => mode = "ABSENT",
+                    other => return Err(sql_err(whole, format!("unsupported clause {other}"))),
+                }
+            }
+            for a in &l.args {
+                match (a, object) {
+                    (
+                        sq::FunctionArg::ExprNamed {
+                            name,
+                            arg: sq::FunctionArgExpr::Expr(v),
+                            operator: sq::FunctionArgOperator::Value,
+                        },
+                        true,
+                    ) => {
+                        args.push(self.expr(name, scope)?);
+                        args.push(self.expr(v, scope)?);
+                    }
+                    // sqlparser reads a quoted key as a name: `'k' VALUE v`.
+                    (
+                        sq::FunctionArg::Named {
+                            name,
+                            arg: sq::FunctionArgExpr::Expr(v),
+                            operator: sq::FunctionArgOperator::Value,
+                        },
+                        true,
+                    ) if name.quote_style == Some('\'') => {
+                        args.push(Expr::Literal(Literal::String(name.value.clone())));
+                        args.push(self.expr(v, scope)?);
+                    }
+                    (sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Expr(v)), false) => {
+                        args.push(self.expr(v, scope)?)
+                    }
+                    (other, true) => {
+                        return Err(sql_err(
+                            whole,
+                            format!("JSON_OBJECT takes 'key' VALUE value pairs, not {other}"),
+                        ))
+                    }
+                    (other, false) => {
+                        return Err(sql_err(whole, format!("unsupported argument {other}")))
+                    }
+                }
+            }
+        }
+        args.insert(0, Expr::Literal(Literal::String(mode.into())));
+        let func = Func::from_name(upper).expect("a built-in");
+        Ok(Expr::Call(func, args))
+    }
+
     fn function(&mut self, f: &sq::Function, scope: &Scope) -> Result<Expr> {
         let name = object_name(&f.name);
         let upper = name.to_ascii_uppercase();
@@ -1075,6 +1152,9 @@ impl<'a> Planner<'a> {
                     format!("{upper}(*) is not a function; only COUNT takes *"),
                 ));
             }
+        }
+        if upper == "JSON_OBJECT" || upper == "JSON_ARRAY" {
+            return self.json_constructor(f, &upper, scope, &whole);
         }
         let raw = function_args(f)?;
         // Window properties of group windows.

@@ -1,7 +1,14 @@
 """The Table API, named as in ``pyflink.table``."""
 
 from weir.table.explain_detail import ExplainDetail
-from weir.table.expression import Expression
+from weir.table.expression import (
+    Expression,
+    JsonExistsOnError,
+    JsonOnNull,
+    JsonQueryOnEmptyOrError,
+    JsonQueryWrapper,
+    JsonValueOnEmptyOrError,
+)
 from weir.table.table_descriptor import FormatDescriptor, Schema, TableDescriptor
 from weir.table.table import GroupedTable, GroupWindowedTable, Table, TableSchema
 from weir.table.table_environment import (
@@ -27,6 +34,11 @@ from weir.common import Row, RowKind
 
 __all__ = [
     "ExplainDetail",
+    "JsonExistsOnError",
+    "JsonOnNull",
+    "JsonQueryOnEmptyOrError",
+    "JsonQueryWrapper",
+    "JsonValueOnEmptyOrError",
     "Schema",
     "TableDescriptor",
     "FormatDescriptor",

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import decimal
 import sys
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, Union
 
 from weir import _native
@@ -138,6 +139,52 @@ class Expression:
     def cast(self, data_type: Union[DataType, str]) -> "Expression":
         t = type_text(data_type)
         return _Op(lambda c: self._build(c).cast(t))
+
+    # -- JSON (Flink's JSON functions; see docs/engine.md) --
+    def json_value(
+        self,
+        path: str,
+        returning_type: Union[DataType, str, None] = None,
+        on_empty: "JsonValueOnEmptyOrError" = None,  # type: ignore[assignment]
+        default_on_empty: Any = None,
+        on_error: "JsonValueOnEmptyOrError" = None,  # type: ignore[assignment]
+        default_on_error: Any = None,
+    ) -> "Expression":
+        """The scalar at ``path`` in this JSON string, as ``returning_type`` (STRING by
+        default); NULL (or the default, or an error) when the path finds nothing or fails."""
+        on_empty = on_empty or JsonValueOnEmptyOrError.NULL
+        on_error = on_error or JsonValueOnEmptyOrError.NULL
+        args: List[Expression] = [self, _wrap(path)]
+        if (on_empty, on_error) != (JsonValueOnEmptyOrError.NULL, JsonValueOnEmptyOrError.NULL):
+            args += [
+                _Literal(on_empty.name),
+                _wrap(default_on_empty).cast("STRING"),
+                _Literal(on_error.name),
+                _wrap(default_on_error).cast("STRING"),
+            ]
+        e: Expression = _Func("JSON_VALUE", args)
+        t = type_text(returning_type) if returning_type is not None else "STRING"
+        return e if t.upper() == "STRING" else e.try_cast(t)
+
+    def json_query(
+        self,
+        path: str,
+        wrapping_behavior: "JsonQueryWrapper" = None,  # type: ignore[assignment]
+        on_empty: "JsonQueryOnEmptyOrError" = None,  # type: ignore[assignment]
+        on_error: "JsonQueryOnEmptyOrError" = None,  # type: ignore[assignment]
+    ) -> "Expression":
+        """The object or array at ``path`` as JSON text (see ``JsonQueryWrapper``)."""
+        wrap = (wrapping_behavior or JsonQueryWrapper.WITHOUT_ARRAY).name.replace("_ARRAY", "")
+        on_empty = (on_empty or JsonQueryOnEmptyOrError.NULL).name.replace("_", " ")
+        on_error = (on_error or JsonQueryOnEmptyOrError.NULL).name.replace("_", " ")
+        return _Func("JSON_QUERY", [self, _wrap(path), _Literal(wrap), _Literal(on_empty), _Literal(on_error)])
+
+    def json_exists(self, path: str, on_error: "JsonExistsOnError" = None) -> "Expression":  # type: ignore[assignment]
+        """Whether ``path`` finds anything in this JSON string."""
+        args: List[Expression] = [self, _wrap(path)]
+        if on_error is not None:
+            args.append(_Literal(on_error.name))
+        return _Func("JSON_EXISTS", args)
 
     def try_cast(self, data_type: Union[DataType, str]) -> "Expression":
         """As ``cast``, but NULL where a value does not convert (``cast`` fails the job)."""
@@ -562,3 +609,44 @@ def split_alias(e: Any) -> "tuple[Any, Optional[List[str]]]":
     if isinstance(e, _Alias):
         return e.inner, e.names
     return e, None
+
+
+class JsonExistsOnError(Enum):
+    """What ``json_exists`` gives when the document cannot be read."""
+
+    TRUE = 0
+    FALSE = 1
+    UNKNOWN = 2
+    ERROR = 3
+
+
+class JsonValueOnEmptyOrError(Enum):
+    """What ``json_value`` gives when the path finds nothing or fails."""
+
+    NULL = 0
+    ERROR = 1
+    DEFAULT = 2
+
+
+class JsonQueryWrapper(Enum):
+    """Whether ``json_query`` wraps what it finds in an array."""
+
+    WITHOUT_ARRAY = 0
+    CONDITIONAL_ARRAY = 1
+    UNCONDITIONAL_ARRAY = 2
+
+
+class JsonQueryOnEmptyOrError(Enum):
+    """What ``json_query`` gives when the path finds nothing or fails."""
+
+    NULL = 0
+    EMPTY_ARRAY = 1
+    EMPTY_OBJECT = 2
+    ERROR = 3
+
+
+class JsonOnNull(Enum):
+    """Whether ``json_object``/``json_array`` keep NULL values (as JSON null) or leave them out."""
+
+    NULL = 0
+    ABSENT = 1

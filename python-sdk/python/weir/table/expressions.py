@@ -35,6 +35,33 @@ def call(f: Any, *args: Any) -> Expression:
     return _UdfCall(f, [_wrap(a) for a in args])
 
 
+def json_string(value: Any) -> Expression:
+    """A number, string or boolean as JSON text (``'a'`` gives ``"a"``)."""
+    return _Func("JSON_STRING", [_wrap(value)])
+
+
+def json(value: Any) -> Expression:
+    """Text that is JSON already: ``json_object``/``json_array`` nest it as JSON rather than
+    as a string."""
+    return _Func("JSON", [_wrap(value)])
+
+
+def json_object(on_null: Any = None, *args: Any) -> Expression:
+    """A JSON object text from keys and values (``json_object(JsonOnNull.NULL, 'k', col('v'))``)."""
+    from weir.table.expression import JsonOnNull
+
+    mode = (on_null or JsonOnNull.NULL).name
+    return _Func("JSON_OBJECT", [_Literal(mode)] + [_wrap(a) for a in args])
+
+
+def json_array(on_null: Any = None, *args: Any) -> Expression:
+    """A JSON array text from values; NULLs are left out unless ``JsonOnNull.NULL``."""
+    from weir.table.expression import JsonOnNull
+
+    mode = (on_null or JsonOnNull.ABSENT).name
+    return _Func("JSON_ARRAY", [_Literal(mode)] + [_wrap(a) for a in args])
+
+
 def call_sql(sql_expression: str) -> Expression:
     """A SQL expression as text, planned over the columns of the table it is used on."""
     return _Raw(sql_expression)
@@ -102,4 +129,8 @@ __all__ = [
     "current_timestamp",
     "to_timestamp",
     "date_format",
+    "json",
+    "json_string",
+    "json_object",
+    "json_array",
 ]

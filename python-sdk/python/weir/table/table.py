@@ -196,7 +196,7 @@ class Table:
     def join_lateral(self, table_function_call: Any, join_predicate: Any = None) -> "Table":
         """Each row joined with the rows the table function yields for it (rows it yields
         nothing for are dropped); ``f(x).alias('a', 'b')`` names its columns."""
-        call, names = split_alias(table_function_call)
+        call, names = self._whole_row(table_function_call)
         t = self._with(self._native.join_lateral(self._one(call), names, False))
         return t if join_predicate is None else t.filter(join_predicate)
 
@@ -205,7 +205,7 @@ class Table:
         NULLs in the function's columns."""
         if join_predicate is not None and not (isinstance(join_predicate, _Literal) and join_predicate.value is True):
             raise ValueError("left_outer_join_lateral takes no join predicate but lit(True); filter the result instead")
-        call, names = split_alias(table_function_call)
+        call, names = self._whole_row(table_function_call)
         return self._with(self._native.join_lateral(self._one(call), names, True))
 
     def map(self, func: Any) -> "Table":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
+import unicodedata
 from enum import Enum
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -128,34 +130,140 @@ class TableResult:
         return CloseableIterator(self._job, self._names)
 
     def print(self) -> None:
-        """Prints the rows as a table, with the change kind (``op``) in streaming mode."""
-        rows = list(self.collect())
+        """Prints the rows as Flink does: a boxed table whose column widths come from the
+        types (strings and other wide values cut at 30 characters with ``...``), with the change
+        kind (``op``) in streaming mode; rows are printed as they come, so an unbounded query
+        prints until it is cancelled."""
         show_op = self._streaming and self._collects
         header = (["op"] if show_op else []) + self._names
-        cells = [
-            ([r.get_row_kind().short_string()] if show_op else []) + [_cell(v) for v in r]
-            for r in rows
+        widths = ([2] if show_op else []) + [
+            max(len(n), _type_width(t), len(NULL_TEXT)) for n, t in zip(self._names, self._types)
         ]
-        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
+        precisions = [_fraction_digits(t) for t in self._types]
         line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+        def row_text(cells: List[str]) -> str:
+            return "|" + "|".join(f" {_fit(c, w)} " for c, w in zip(cells, widths)) + "|"
+
+        count = 0
+        with self.collect() as rows:
+            for r in rows:
+                if count == 0:
+                    print(line)
+                    print(row_text(header))
+                    print(line)
+                cells = [_cell(v, p) for v, p in zip(r, precisions)]
+                if show_op:
+                    cells.insert(0, r.get_row_kind().short_string())
+                print(row_text(cells), flush=True)
+                count += 1
+        if count == 0:
+            print("Empty set")
+            return
         print(line)
-        print("|" + "|".join(f" {h:>{w}} " for h, w in zip(header, widths)) + "|")
-        print(line)
-        for c in cells:
-            print("|" + "|".join(f" {v:>{w}} " for v, w in zip(c, widths)) + "|")
-        print(line)
-        print(f"{len(rows)} row{'s' if len(rows) != 1 else ''} in set")
+        print(f"{count} row{'s' if count != 1 else ''} in set")
 
 
-def _cell(v: Any) -> str:
+NULL_TEXT = "<NULL>"
+MAX_COLUMN_WIDTH = 30
+
+
+def _type_width(t: str) -> int:
+    """A column's width for its type, as Flink's tableau printing derives it."""
+    u = t.upper().replace(" NOT NULL", "").strip()
+    fixed = {"TINYINT": 4, "SMALLINT": 6, "INT": 11, "INTEGER": 11, "BIGINT": 20, "BOOLEAN": 5, "DATE": 10}
+    if u in fixed:
+        return fixed[u]
+    m = re.match(r"^DECIMAL\((\d+)", u)
+    if m:
+        return int(m.group(1)) + 2
+    m = re.match(r"^TIME(?:\((\d+)\))?$", u)
+    if m:
+        p = int(m.group(1) or 0)
+        return 8 if p == 0 else p + 9
+    m = re.match(r"^TIMESTAMP(?:_LTZ)?(?:\((\d+)\))?", u)
+    if m:
+        p = int(m.group(1) if m.group(1) is not None else 6)
+        return 19 if p == 0 else 23 if p <= 3 else 26 if p <= 6 else 29
+    return MAX_COLUMN_WIDTH
+
+
+def _fraction_digits(t: str) -> Optional[int]:
+    """For a TIMESTAMP or TIME column, the fractional digits Flink prints (its precision)."""
+    m = re.match(r"^(TIMESTAMP(?:_LTZ)?|TIME)(?:\((\d+)\))?", t.upper())
+    if not m:
+        return None
+    if m.group(2) is not None:
+        return int(m.group(2))
+    return 0 if m.group(1) == "TIME" else 6
+
+
+def _fit(text: str, width: int) -> str:
+    """Right-aligned in `width`, or cut with ``...`` (East Asian wide characters count 2)."""
+    shown = _display_width(text)
+    if shown <= width:
+        return " " * (width - shown) + text
+    target = width - 3
+    out, used = [], 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if used + w > target:
+            break
+        out.append(ch)
+        used += w
+    return " " * (target - used) + "".join(out) + "..."
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _java_double(v: float) -> str:
+    """A float as Java's Double.toString writes it (``1.0E7``, ``1.5``, ``NaN``)."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    a = abs(v)
+    if a == 0 or 1e-3 <= a < 1e7:
+        s = repr(v)
+        if "e" in s:  # repr's exponent form for values Java writes plainly
+            s = format(decimal.Decimal(s), "f")
+        return s if "." in s else s + ".0"
+    sign, digits, exp = decimal.Decimal(repr(v)).as_tuple()
+    ds = "".join(map(str, digits)).rstrip("0") or "0"
+    e = len(digits) - 1 + int(exp)
+    return f"{'-' if sign else ''}{ds[0]}.{ds[1:] or '0'}E{e}"
+
+
+def _cell(v: Any, fraction: Optional[int] = None, nested: bool = False) -> str:
     if v is None:
-        return "<NULL>"
+        return "null" if nested else NULL_TEXT
     if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
+        return ("true" if v else "false") if nested else ("TRUE" if v else "FALSE")
+    if isinstance(v, float):
+        return _java_double(v)
     if isinstance(v, datetime.datetime):
-        return v.isoformat(sep=" ")
-    if isinstance(v, (decimal.Decimal, datetime.date, datetime.time)):
+        text = v.strftime("%Y-%m-%d %H:%M:%S")
+        digits = 6 if fraction is None else fraction
+        if digits > 0:
+            text += "." + f"{v.microsecond:06d}{'0' * 3}"[:digits]
+        return text
+    if isinstance(v, datetime.time):
+        text = v.strftime("%H:%M:%S")
+        if fraction:
+            text += "." + f"{v.microsecond:06d}000"[:fraction]
+        return text
+    if isinstance(v, (decimal.Decimal, datetime.date)):
         return str(v)
+    if isinstance(v, Row):
+        return f"{v.get_row_kind().short_string()}[{', '.join(_cell(x, nested=True) for x in v)}]"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_cell(x, nested=True) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_cell(k, nested=True)}={_cell(x, nested=True)}" for k, x in v.items()) + "}"
+    if isinstance(v, (bytes, bytearray)):
+        return "x'" + bytes(v).hex() + "'"
     return str(v)
 
 

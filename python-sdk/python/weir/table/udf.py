@@ -212,6 +212,14 @@ class _Wrapper:
     def __call__(self, *args: Any) -> Expression:
         return _UdfCall(self, [_wrap(a) for a in args])
 
+    def alias(self, name: str, *extra: str) -> Any:
+        """The function, not yet called, with names for its results: in ``map``,
+        ``flat_map``, ``join_lateral``, ``aggregate`` and ``flat_aggregate`` it gets the whole
+        row (``split.alias('word')``)."""
+        from weir.table.expression import _Alias
+
+        return _Alias(self, name, extra)  # type: ignore[arg-type]
+
     @property
     def name(self) -> str:
         return self._name
