@@ -68,6 +68,8 @@ pub mod keys {
     pub const NAME_PREFIX: &str = "python.internal.name-prefix";
     pub const ON_ERROR: &str = "python.udf.on-error";
     pub const AGGREGATION: &str = "metrics.weir.aggregation-level";
+    pub const ASYNC_TIMEOUT: &str = "table.exec.async-scalar.timeout";
+    pub const ASYNC_RETRY_DELAY: &str = "table.exec.async-scalar.retry-delay";
 }
 
 /// `python.worker.heartbeat-timeout`'s default: long enough for a loaded machine (heartbeats
@@ -93,6 +95,10 @@ struct Options {
     start_timeout: Duration,
     heartbeat_timeout: Duration,
     level: AggregationLevel,
+    /// Async scalar functions: each attempt's time limit and the pause between attempts;
+    /// sent to the workers in ms.
+    async_timeout: Duration,
+    async_retry_delay: Duration,
 }
 
 impl Options {
@@ -103,6 +109,14 @@ impl Options {
         o.at_least(keys::ARROW_BATCH_SIZE, 1)?;
         o.choice(keys::ON_ERROR, &["fail", "skip"], "`fail` or `skip`")?;
         o.bool("python.metric.enabled")?;
+        // Read by the workers for async scalar functions.
+        o.at_least("table.exec.async-scalar.max-concurrent-operations", 1)?;
+        o.at_least("table.exec.async-scalar.max-attempts", 1)?;
+        o.choice(
+            "table.exec.async-scalar.retry-strategy",
+            &["FIXED_DELAY", "NO_RETRY"],
+            "`FIXED_DELAY` or `NO_RETRY`",
+        )?;
         o.choice(
             "python.execution-mode",
             &["process"],
@@ -134,6 +148,8 @@ impl Options {
                 ms(keys::HEARTBEAT_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT_MS)?,
             )?,
             level,
+            async_timeout: positive(keys::ASYNC_TIMEOUT, ms(keys::ASYNC_TIMEOUT, 180_000)?)?,
+            async_retry_delay: ms(keys::ASYNC_RETRY_DELAY, 100)?,
         })
     }
 }
@@ -313,6 +329,14 @@ impl UdfBackend for ProcessBackend {
                     c.insert(
                         keys::HEARTBEAT_INTERVAL.to_string(),
                         opts.heartbeat_interval().as_millis().to_string(),
+                    );
+                    c.insert(
+                        keys::ASYNC_TIMEOUT.to_string(),
+                        opts.async_timeout.as_millis().to_string(),
+                    );
+                    c.insert(
+                        keys::ASYNC_RETRY_DELAY.to_string(),
+                        opts.async_retry_delay.as_millis().to_string(),
                     );
                     // The worker refuses series over the engine's limit itself: memory and
                     // time stay bounded where the series are made, and it reports the count.

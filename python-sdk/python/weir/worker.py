@@ -248,7 +248,7 @@ class Worker:
         self.async_capacity = max(1, int(config.get("table.exec.async-scalar.max-concurrent-operations", "10")))
         self.async_timeout = int(config.get("table.exec.async-scalar.timeout", "180000")) / 1000.0
         self.async_delay = int(config.get("table.exec.async-scalar.retry-delay", "100")) / 1000.0
-        fixed = config.get("table.exec.async-scalar.retry-strategy", "FIXED_DELAY").upper() == "FIXED_DELAY"
+        fixed = config.get("table.exec.async-scalar.retry-strategy", "FIXED_DELAY").strip() == "FIXED_DELAY"
         self.async_attempts = max(1, int(config.get("table.exec.async-scalar.max-attempts", "3"))) if fixed else 1
         return hs
 
