@@ -46,6 +46,12 @@ pub struct HashJoin {
     filter: Option<Expr>,
     schema: SchemaRef,
     state_keys: Option<weir_metrics::Gauge>,
+    /// Batch mode: rows are only kept while the inputs run; the join is computed once, at the
+    /// end, and emitted as inserts (a batch result is final: no `(left, NULL)` row that a later
+    /// match retracts).
+    batch_mode: bool,
+    /// Batch mode, outer join: left rows with a NULL key (they match nothing).
+    null_key_left: Vec<Box<[u8]>>,
 }
 
 impl HashJoin {
@@ -131,7 +137,67 @@ impl HashJoin {
             filter,
             schema,
             state_keys: None,
+            batch_mode: false,
+            null_key_left: Vec::new(),
         })
+    }
+
+    /// Computes the join once both inputs have ended (batch mode).
+    pub fn in_batch_mode(mut self) -> Self {
+        self.batch_mode = true;
+        self
+    }
+
+    /// Keeps a batch-mode row on its side (retractions remove one).
+    fn hold(&mut self, side: usize, key: Box<[u8]>, row: Box<[u8]>, add: bool) {
+        let list = self.state[side]
+            .entry(key.clone())
+            .or_insert_with(|| HashMap::with_hasher(crate::operators::state::fixed_hasher()));
+        let e = list.entry(row).or_insert(Entry {
+            count: 0,
+            matches: 0,
+        });
+        e.count += if add { 1 } else { -1 };
+        list.retain(|_, e| e.count > 0);
+        if list.is_empty() {
+            self.state[side].remove(&key);
+        }
+    }
+
+    /// Joined rows (left bytes, right bytes) as one batch of inserts, filtered.
+    fn emit(
+        &self,
+        left_out: &[Box<[u8]>],
+        right_out: &[Box<[u8]>],
+        kinds: Vec<i8>,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<()> {
+        if kinds.is_empty() {
+            return Ok(());
+        }
+        let lp = self.converters[0].parser();
+        let rp = self.converters[1].parser();
+        let mut cols = self.converters[0]
+            .convert_rows(left_out.iter().map(|b| lp.parse(b)))
+            .map_err(arrow(&self.name))?;
+        cols.extend(
+            self.converters[1]
+                .convert_rows(right_out.iter().map(|b| rp.parse(b)))
+                .map_err(arrow(&self.name))?,
+        );
+        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
+        let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
+        let mut b = StreamBatch {
+            data,
+            kinds: (!all_inserts).then(|| Arc::new(Int8Array::from(kinds))),
+        };
+        if let Some(f) = &self.filter {
+            b = filter_batch(b, f, &self.name)?;
+        }
+        if b.num_rows() > 0 {
+            out.push(b);
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +247,24 @@ impl Operator for HashJoin {
         let mut kinds: Vec<i8> = Vec::new();
         let null_right: Box<[u8]> = self.null_right.row().as_ref().into();
         let outer = self.kind == JoinKind::LeftOuter;
+        if self.batch_mode {
+            for i in 0..n {
+                let add = matches!(batch.kind(i), RowKind::Insert | RowKind::UpdateAfter);
+                let row: Box<[u8]> = rows.row(i).as_ref().into();
+                if key_cols.iter().any(|c| c.is_null(i)) {
+                    if outer && side == 0 {
+                        if add {
+                            self.null_key_left.push(row);
+                        } else if let Some(p) = self.null_key_left.iter().position(|r| *r == row) {
+                            self.null_key_left.swap_remove(p);
+                        }
+                    }
+                    continue;
+                }
+                self.hold(side, keys.row(i).as_ref().into(), row, add);
+            }
+            return Ok(());
+        }
         for i in 0..n {
             let kind = batch.kind(i);
             let add = matches!(kind, RowKind::Insert | RowKind::UpdateAfter);
@@ -274,31 +358,63 @@ impl Operator for HashJoin {
         if let Some(g) = &self.state_keys {
             g.set_i64((self.state[0].len() + self.state[1].len()) as i64);
         }
-        if kinds.is_empty() {
+        self.emit(&left_out, &right_out, kinds, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamBatch>) -> Result<()> {
+        if !self.batch_mode {
             return Ok(());
         }
-        let lp = self.converters[0].parser();
-        let rp = self.converters[1].parser();
-        let mut cols = self.converters[0]
-            .convert_rows(left_out.iter().map(|b| lp.parse(b)))
-            .map_err(arrow(&self.name))?;
-        cols.extend(
-            self.converters[1]
-                .convert_rows(right_out.iter().map(|b| rp.parse(b)))
-                .map_err(arrow(&self.name))?,
-        );
-        let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
-        let all_inserts = kinds.iter().all(|k| *k == RowKind::Insert as i8);
-        let mut b = StreamBatch {
-            data,
-            kinds: (!all_inserts).then(|| Arc::new(Int8Array::from(kinds))),
+        // Every left row with the right rows of its key, or NULLs (outer join).
+        let outer = self.kind == JoinKind::LeftOuter;
+        let null_right: Box<[u8]> = self.null_right.row().as_ref().into();
+        let mut left_out: Vec<Box<[u8]>> = Vec::new();
+        let mut right_out: Vec<Box<[u8]>> = Vec::new();
+        let mut pending = 0usize;
+        let flush = |l: &mut Vec<Box<[u8]>>,
+                     r: &mut Vec<Box<[u8]>>,
+                     out: &mut Vec<StreamBatch>,
+                     this: &Self|
+         -> Result<()> {
+            let kinds = vec![RowKind::Insert as i8; l.len()];
+            this.emit(l, r, kinds, out)?;
+            l.clear();
+            r.clear();
+            Ok(())
         };
-        if let Some(f) = &self.filter {
-            b = filter_batch(b, f, &self.name)?;
+        let (left, right) = (&self.state[0], &self.state[1]);
+        for (key, rows) in left {
+            let matches = right.get(key);
+            for (l, e) in rows {
+                for _ in 0..e.count {
+                    match matches {
+                        Some(m) if !m.is_empty() => {
+                            for (r, re) in m {
+                                for _ in 0..re.count {
+                                    left_out.push(l.clone());
+                                    right_out.push(r.clone());
+                                    pending += 1;
+                                }
+                            }
+                        }
+                        _ if outer => {
+                            left_out.push(l.clone());
+                            right_out.push(null_right.clone());
+                            pending += 1;
+                        }
+                        _ => {}
+                    }
+                    if pending >= crate::stream::MAX_BATCH_ROWS {
+                        flush(&mut left_out, &mut right_out, out, self)?;
+                        pending = 0;
+                    }
+                }
+            }
         }
-        if b.num_rows() > 0 {
-            out.push(b);
+        for l in &self.null_key_left {
+            left_out.push(l.clone());
+            right_out.push(null_right.clone());
         }
-        Ok(())
+        flush(&mut left_out, &mut right_out, out, self)
     }
 }

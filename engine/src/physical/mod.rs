@@ -327,8 +327,10 @@ impl Builder {
                     filter.clone(),
                     schema.clone(),
                 );
+                let batch_mode = !self.opts.streaming;
                 let f = factory(move || {
-                    HashJoin::new(&n2, k, &ls, &rs, o.clone(), fl.clone(), s2.clone())
+                    let j = HashJoin::new(&n2, k, &ls, &rs, o.clone(), fl.clone(), s2.clone())?;
+                    Ok(if batch_mode { j.in_batch_mode() } else { j })
                 });
                 self.push(
                     name,
