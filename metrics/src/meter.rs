@@ -17,7 +17,9 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// `mark_event` is one atomic add. The rate is `(count now - count at the start of the span) /
 /// elapsed`, read when asked: it moves continuously with every event instead of in 5 s steps.
 /// The count is sampled once a second (by the registry's ticker, or by any read), so the start
-/// of the span is exact to a second. A meter younger than its span averages over its age.
+/// of the span is exact to a second. A meter younger than its span divides by the whole span,
+/// as Flink's `MeterView` does (its history starts as zeros): 30 events in a meter's first
+/// second read 0.5/s on a 60 s span, not 30/s.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -109,10 +111,11 @@ impl Meter {
         let count = self.count();
         let h = self.0.history.lock().unwrap_or_else(|p| p.into_inner());
         let (t0, c0) = h.front().copied().unwrap_or((now, 0));
-        let elapsed = now.saturating_duration_since(t0).as_secs_f64();
-        if elapsed <= 0.0 {
-            return 0.0;
-        }
+        // Over the span, or over a little more when the oldest sample is older (to a second).
+        let elapsed = now
+            .saturating_duration_since(t0)
+            .max(self.0.span)
+            .as_secs_f64();
         count.saturating_sub(c0) as f64 / elapsed
     }
 }
@@ -141,11 +144,18 @@ mod tests {
     }
 
     #[test]
-    fn young_meter_averages_over_its_age() {
+    fn a_young_meter_divides_by_its_span_as_flinks_meter_view() {
         let t0 = Instant::now();
         let m = Meter::new_at(60, t0);
         m.mark_event(3);
         let r = m.rate_at(t0 + Duration::from_secs(3));
-        assert!((r - 1.0).abs() < 1e-9, "{r}");
+        assert!((r - 3.0 / 60.0).abs() < 1e-9, "{r}");
+        // 60 events a second for 30 s: half the span has data, the rate reads 30/s.
+        for s in 1..=30u64 {
+            m.mark_event(60);
+            m.sample(t0 + Duration::from_secs(3 + s));
+        }
+        let r = m.rate_at(t0 + Duration::from_secs(33));
+        assert!((r - (3.0 + 1800.0) / 60.0).abs() < 1e-9, "{r}");
     }
 }

@@ -159,6 +159,27 @@ class Configuration:
         v = self._data.get(key)
         return v.lower() == "true" if v is not None else default_value
 
+    def set_float(self, key: str, value: float) -> "Configuration":
+        return self.set_string(key, repr(float(value)))
+
+    def get_float(self, key: str, default_value: float) -> float:
+        v = self.get_string(key, None)  # type: ignore[arg-type]
+        return float(v) if v is not None else default_value
+
+    def set(self, key: str, value: Any) -> "Configuration":
+        """Any value, written as Flink writes it (``true``/``false`` for booleans)."""
+        if isinstance(value, bool):
+            return self.set_boolean(key, value)
+        return self.set_string(key, str(value))
+
+    def remove_config(self, key: str) -> bool:
+        return self._data.pop(key, None) is not None
+
+    def add_all(self, other: "Configuration", prefix: str = "") -> "Configuration":
+        for k, v in other:
+            self.set_string(prefix + k, v)
+        return self
+
     def contains_key(self, key: str) -> bool:
         return key in self._data
 

@@ -162,10 +162,19 @@ class TableConfig:
         return default_value if v is None else v
 
     def get_configuration(self) -> Configuration:
-        c = Configuration()
-        for k, v in self._env._native.config().items():
-            c.set_string(k, v)
-        return c
+        """The environment's configuration itself, as in PyFlink: ``set_string`` on it changes
+        what jobs of this environment read."""
+        return _LiveConfiguration(self)
+
+    def set_local_timezone(self, timezone_id: str) -> None:
+        """weir runs in UTC (``TIMESTAMP_LTZ`` values print with UTC wall-clock time): ``UTC``
+        is accepted, any other zone is refused rather than silently ignored."""
+        if timezone_id.upper() not in ("UTC", "Z", "GMT", "ETC/UTC", "+00:00"):
+            raise ValueError(f"weir runs in UTC; table.local-time-zone = {timezone_id!r} is not supported")
+        self.set("table.local-time-zone", "UTC")
+
+    def get_local_timezone(self) -> str:
+        return "UTC"
 
     def add_configuration(self, configuration: Configuration) -> None:
         for k, v in configuration:
@@ -176,6 +185,29 @@ class TableConfig:
 
     def get_python_executable(self) -> Optional[str]:
         return self.get("python.executable")
+
+
+class _LiveConfiguration(Configuration):
+    """``get_config().get_configuration()``: reads and writes go to the environment."""
+
+    def __init__(self, config: "TableConfig") -> None:
+        super().__init__()
+        self._table_config = config
+
+    @property  # type: ignore[override]
+    def _data(self) -> Dict[str, str]:  # type: ignore[override]
+        return dict(self._table_config._env._native.config())
+
+    @_data.setter
+    def _data(self, value: Dict[str, str]) -> None:
+        pass  # the environment holds the values
+
+    def set_string(self, key: str, value: str) -> "Configuration":
+        self._table_config.set(key, value)
+        return self
+
+    def remove_config(self, key: str) -> bool:
+        raise NotImplementedError("weir cannot remove a configuration key; set it to its default instead")
 
 
 class StatementSet:
