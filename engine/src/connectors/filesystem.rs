@@ -54,12 +54,86 @@ const FS_KEYS: &[&str] = &[
     "path",
     "format",
     "csv.field-delimiter",
+    "csv.quote-character",
+    "csv.escape-character",
+    "csv.allow-comments",
+    "csv.null-literal",
     "csv.ignore-parse-errors",
     "json.ignore-parse-errors",
+    "json.fail-on-missing-field",
+    "json.timestamp-format.standard",
     "sink.parallelism",
     "scan.parallelism",
     "source.monitor-interval",
 ];
+
+/// The format options Flink's `csv` and `json` formats document, as weir reads them.
+#[derive(Clone, Debug)]
+struct FormatOptions {
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+    /// `csv.allow-comments`: lines starting with `#` are skipped.
+    comments: bool,
+    /// `csv.null-literal`: this text reads (and writes) as NULL.
+    null_literal: Option<String>,
+    /// `csv.ignore-parse-errors` / `json.ignore-parse-errors`: a line that does not parse is
+    /// skipped (and counted in the log) instead of failing the job.
+    ignore_parse_errors: bool,
+    /// `json.fail-on-missing-field`: a line without one of the table's fields fails the job.
+    fail_on_missing_field: bool,
+}
+
+fn one_char(def: &TableDef, key: &str) -> Result<Option<u8>> {
+    match def.options.get(key) {
+        None => Ok(None),
+        Some(d) if d == "\\t" => Ok(Some(b'\t')),
+        Some(d) if d.len() == 1 => Ok(Some(d.as_bytes()[0])),
+        Some(d) => Err(option_err(
+            &def.name,
+            key,
+            format!("expected one character, found '{d}'"),
+        )),
+    }
+}
+
+fn flag(def: &TableDef, key: &str) -> Result<bool> {
+    match def.options.get(key).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(option_err(
+            &def.name,
+            key,
+            format!("expected 'true' or 'false', found '{v}'"),
+        )),
+    }
+}
+
+fn format_options(def: &TableDef, format: Format) -> Result<FormatOptions> {
+    let prefix = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+    };
+    if let Some(v) = def.options.get("json.timestamp-format.standard") {
+        if !matches!(v.as_str(), "SQL" | "ISO-8601") {
+            return Err(option_err(
+                &def.name,
+                "json.timestamp-format.standard",
+                format!("expected 'SQL' or 'ISO-8601', found '{v}' (both are read)"),
+            ));
+        }
+    }
+    Ok(FormatOptions {
+        delimiter: delimiter_of(def)?,
+        quote: one_char(def, "csv.quote-character")?.unwrap_or(b'"'),
+        escape: one_char(def, "csv.escape-character")?,
+        comments: flag(def, "csv.allow-comments")?,
+        null_literal: def.options.get("csv.null-literal").cloned(),
+        ignore_parse_errors: flag(def, &format!("{prefix}.ignore-parse-errors"))?,
+        fail_on_missing_field: flag(def, "json.fail-on-missing-field")?,
+    })
+}
 
 /// A filesystem table's format and path, after checking its keys.
 fn filesystem_format_and_path(def: &TableDef) -> Result<(Format, &String)> {
@@ -75,7 +149,7 @@ fn filesystem_format_and_path(def: &TableDef) -> Result<(Format, &String)> {
 /// Checks a filesystem table's keys, format and delimiter.
 pub fn check_filesystem_options(def: &TableDef) -> Result<()> {
     let (format, _) = filesystem_format_and_path(def)?;
-    delimiter_of(def)?;
+    format_options(def, format)?;
     check_csv_types(def, format, &*def.schema()?)
 }
 
@@ -85,7 +159,7 @@ pub(crate) struct FileSource {
     name: String,
     files: Vec<PathBuf>,
     format: Format,
-    delimiter: u8,
+    opts: FormatOptions,
     schema: SchemaRef,
 }
 
@@ -121,7 +195,7 @@ impl FileSource {
             name: def.name.clone(),
             files,
             format,
-            delimiter: delimiter_of(def)?,
+            opts: format_options(def, format)?,
             schema,
         })
     }
@@ -135,7 +209,7 @@ struct FileReader {
     >,
     current_path: PathBuf,
     format: Format,
-    delimiter: u8,
+    opts: FormatOptions,
     schema: SchemaRef,
 }
 
@@ -240,12 +314,23 @@ impl Source for FileReader {
                     path.display()
                 ))
             };
+            let line_by_line = self.opts.ignore_parse_errors
+                || (self.format == Format::Json && self.opts.fail_on_missing_field);
             self.current = Some(match self.format {
+                _ if line_by_line => Box::new(LineDecoder {
+                    lines: std::io::BufRead::lines(BufReader::new(file)),
+                    line: 0,
+                    format: self.format,
+                    opts: self.opts.clone(),
+                    schema: self.schema.clone(),
+                    batch,
+                    skipped: 0,
+                    path: path.clone(),
+                    table: self.name.clone(),
+                }),
                 Format::Csv => Box::new(
-                    arrow_csv::ReaderBuilder::new(self.schema.clone())
-                        .with_header(false)
-                        .with_delimiter(self.delimiter)
-                        .with_batch_size(batch)
+                    csv_reader(&self.schema, &self.opts, batch)
+                        .map_err(err)?
                         .build(BufReader::new(QuoteCheck::new(file)))
                         .map_err(err)?
                         .map(|r| r.map_err(csv_lines_from_one)),
@@ -258,6 +343,168 @@ impl Source for FileReader {
                 ),
             });
             self.current_path = path;
+        }
+    }
+}
+
+/// A CSV reader with the table's format options.
+fn csv_reader(
+    schema: &SchemaRef,
+    opts: &FormatOptions,
+    batch: usize,
+) -> std::result::Result<arrow_csv::ReaderBuilder, arrow_schema::ArrowError> {
+    let mut b = arrow_csv::ReaderBuilder::new(schema.clone())
+        .with_header(false)
+        .with_delimiter(opts.delimiter)
+        .with_quote(opts.quote)
+        .with_batch_size(batch);
+    if let Some(e) = opts.escape {
+        b = b.with_escape(e);
+    }
+    if opts.comments {
+        b = b.with_comment(b'#');
+    }
+    if let Some(n) = &opts.null_literal {
+        let re = regex::Regex::new(&format!("^{}$", regex::escape(n)))
+            .map_err(|e| arrow_schema::ArrowError::ParseError(e.to_string()))?;
+        b = b.with_null_regex(re);
+    }
+    Ok(b)
+}
+
+/// Reads a file line by line (a row per line), for `ignore-parse-errors` (a line that does not
+/// parse is skipped) and `json.fail-on-missing-field` (each line's fields are checked).
+struct LineDecoder {
+    lines: std::io::Lines<BufReader<File>>,
+    line: u64,
+    format: Format,
+    opts: FormatOptions,
+    schema: SchemaRef,
+    batch: usize,
+    skipped: u64,
+    path: PathBuf,
+    table: String,
+}
+
+impl LineDecoder {
+    fn decode(
+        &self,
+        text: &str,
+        rows: usize,
+    ) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
+        match self.format {
+            Format::Csv => {
+                let mut r = csv_reader(&self.schema, &self.opts, rows.max(1))?
+                    .build(std::io::Cursor::new(text.as_bytes().to_vec()))?;
+                Ok(r.next()
+                    .transpose()?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+            }
+            Format::Json => {
+                let mut d = arrow_json::ReaderBuilder::new(self.schema.clone())
+                    .with_batch_size(rows.max(1))
+                    .build_decoder()?;
+                d.decode(text.as_bytes())?;
+                Ok(d.flush()?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+            }
+        }
+    }
+
+    /// The fields of the table a JSON line lacks.
+    fn missing(&self, line: &str) -> Vec<String> {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(m)) => self
+                .schema
+                .fields()
+                .iter()
+                .filter(|f| !m.contains_key(f.name()))
+                .map(|f| f.name().clone())
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    fn fail(&self, line: u64, what: String) -> arrow_schema::ArrowError {
+        arrow_schema::ArrowError::ParseError(format!("line {line}: {what}"))
+    }
+}
+
+impl Iterator for LineDecoder {
+    type Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut chunk: Vec<(u64, String)> = Vec::new();
+        while chunk.len() < self.batch {
+            let Some(next) = self.lines.next() else {
+                break;
+            };
+            match next {
+                Ok(l) => {
+                    self.line += 1;
+                    let blank = l.trim().is_empty();
+                    let comment =
+                        self.format == Format::Csv && self.opts.comments && l.starts_with('#');
+                    if blank || comment {
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                        break;
+                    }
+                    if self.format == Format::Json && self.opts.fail_on_missing_field {
+                        let missing = self.missing(&l);
+                        if !missing.is_empty() {
+                            if self.opts.ignore_parse_errors {
+                                self.skipped += 1;
+                                continue;
+                            }
+                            return Some(Err(self.fail(
+                                self.line,
+                                format!(
+                                    "no field {} (json.fail-on-missing-field)",
+                                    missing.join(", ")
+                                ),
+                            )));
+                        }
+                    }
+                    chunk.push((self.line, l));
+                }
+                Err(e) => return Some(Err(self.fail(self.line + 1, e.to_string()))),
+            }
+            if chunk.len() >= self.batch {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            if self.skipped > 0 {
+                tracing::warn!(
+                    "table `{}`: skipped {} line(s) of {} that did not parse (ignore-parse-errors)",
+                    self.table,
+                    self.skipped,
+                    self.path.display()
+                );
+                self.skipped = 0;
+            }
+            return None;
+        }
+        let text: String = chunk.iter().map(|(_, l)| format!("{l}\n")).collect();
+        match self.decode(&text, chunk.len()) {
+            Ok(b) => Some(Ok(b)),
+            Err(e) if !self.opts.ignore_parse_errors => {
+                let first = chunk.first().map(|(n, _)| *n).unwrap_or(0);
+                Some(Err(self.fail(first, format!("in lines {first}..: {e}"))))
+            }
+            Err(_) => {
+                // One line at a time: keep those that parse.
+                let mut good = Vec::new();
+                for (_, l) in &chunk {
+                    match self.decode(&format!("{l}\n"), 1) {
+                        Ok(b) => good.push(b),
+                        Err(_) => self.skipped += 1,
+                    }
+                }
+                Some(arrow_select::concat::concat_batches(&self.schema, &good))
+            }
         }
     }
 }
@@ -289,7 +536,7 @@ impl SourceFactory for FileSource {
             current: None,
             current_path: PathBuf::new(),
             format: self.format,
-            delimiter: self.delimiter,
+            opts: self.opts.clone(),
             schema: self.schema.clone(),
         }))
     }
@@ -301,7 +548,7 @@ pub(crate) struct FileSink {
     name: String,
     dir: PathBuf,
     format: Format,
-    delimiter: u8,
+    opts: FormatOptions,
 }
 
 impl FileSink {
@@ -322,7 +569,7 @@ impl FileSink {
             name: def.name.clone(),
             dir,
             format,
-            delimiter: delimiter_of(def)?,
+            opts: format_options(def, format)?,
         })
     }
 }
@@ -381,13 +628,17 @@ impl SinkFactory for FileSink {
         let w = BufWriter::new(file);
         let (csv, json) = match self.format {
             Format::Csv => (
-                Some(
-                    arrow_csv::WriterBuilder::new()
+                Some({
+                    let mut b = arrow_csv::WriterBuilder::new()
                         .with_header(false)
-                        .with_delimiter(self.delimiter)
-                        .with_timestamp_format("%Y-%m-%d %H:%M:%S%.3f".into())
-                        .build(w),
-                ),
+                        .with_delimiter(self.opts.delimiter)
+                        .with_quote(self.opts.quote)
+                        .with_timestamp_format("%Y-%m-%d %H:%M:%S%.3f".into());
+                    if let Some(n) = &self.opts.null_literal {
+                        b = b.with_null(n.clone());
+                    }
+                    b.build(w)
+                }),
                 None,
             ),
             Format::Json => (None, Some(arrow_json::LineDelimitedWriter::new(w))),

@@ -3,7 +3,7 @@
 //! | connector | source | sink | options |
 //! |---|---|---|---|
 //! | `datagen` | yes | | `rows-per-second`, `number-of-rows`, `fields.<f>.kind/start/end/min/max/length/max-past` |
-//! | `filesystem` | yes | yes | `path` (file or directory), `format` = `csv` or `json`, `csv.field-delimiter`, `csv.ignore-parse-errors`, `json.ignore-parse-errors` |
+//! | `filesystem` | yes | yes | `path` (file or directory), `format` = `csv` or `json`, `csv.field-delimiter`, `csv.quote-character`, `csv.escape-character`, `csv.allow-comments`, `csv.null-literal`, `csv.ignore-parse-errors`, `json.ignore-parse-errors`, `json.fail-on-missing-field`, `json.timestamp-format.standard` |
 //! | `print` | | yes | `print-identifier`, `standard-error` |
 //! | `blackhole` | | yes | |
 //! | values (`from_elements`) | yes | | |
