@@ -637,6 +637,16 @@ impl Table {
         self.join_with(right, cond, JoinKind::LeftOuter)
     }
 
+    /// Right outer join on equalities.
+    pub fn right_outer_join(&self, right: &Table, cond: Expr) -> Result<Table> {
+        self.join_with(right, cond, JoinKind::RightOuter)
+    }
+
+    /// Full outer join on equalities.
+    pub fn full_outer_join(&self, right: &Table, cond: Expr) -> Result<Table> {
+        self.join_with(right, cond, JoinKind::FullOuter)
+    }
+
     fn join_with(&self, right: &Table, cond: Expr, kind: JoinKind) -> Result<Table> {
         let (ls, rs) = (self.plan.schema()?, right.plan.schema()?);
         for f in rs.fields() {
@@ -1007,10 +1017,10 @@ pub fn join_plan(
         });
     }
     let filter = rest.into_iter().reduce(Expr::and);
-    if filter.is_some() && kind == JoinKind::LeftOuter {
+    if filter.is_some() && kind != JoinKind::Inner {
         return Err(EngineError::Plan {
             expr: cond.to_string(),
-            detail: "a left outer join takes only equalities in its condition; filter before or after the join".into(),
+            detail: "an outer join takes only equalities in its condition; filter before or after the join".into(),
         });
     }
     let plan = Plan::Join {

@@ -633,13 +633,20 @@ impl Table {
         Table::of(self.t.flat_map(call.e.clone(), names))
     }
 
-    #[pyo3(signature = (right, condition, left_outer = false))]
-    fn join(&self, right: &Table, condition: &PyExpr, left_outer: bool) -> PyResult<Table> {
+    /// A join: `kind` is `inner`, `left`, `right` or `full`.
+    #[pyo3(signature = (right, condition, kind = "inner"))]
+    fn join(&self, right: &Table, condition: &PyExpr, kind: &str) -> PyResult<Table> {
         let c = condition.e.clone();
-        Table::of(if left_outer {
-            self.t.left_outer_join(&right.t, c)
-        } else {
-            self.t.join(&right.t, c)
+        Table::of(match kind {
+            "inner" => self.t.join(&right.t, c),
+            "left" => self.t.left_outer_join(&right.t, c),
+            "right" => self.t.right_outer_join(&right.t, c),
+            "full" => self.t.full_outer_join(&right.t, c),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown join kind {other:?}"
+                )))
+            }
         })
     }
 

@@ -289,3 +289,27 @@ def test_a_batch_left_outer_join_gives_final_rows_only():
     got = [(r.get_row_kind(), tuple(r)) for r in left.left_outer_join(right, col("id") == col("rid")).execute().collect()]
     assert all(k == RowKind.INSERT for k, _ in got), got
     assert sorted(r for _, r in got) == [(1, "a", 1, "x"), (2, "b", None, None), (3, "c", 3, "y"), (3, "c", 3, "z")]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
+def test_right_and_full_outer_joins(streaming):
+    env = make_env(streaming=streaming)
+    left = env.from_elements([(1, "a"), (2, "b")], ["id", "v"])
+    right = env.from_elements([(1, "x"), (3, "y")], ["rid", "w"])
+
+    def final(t):
+        state = []
+        for r in t.execute().collect():
+            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+                state.append(tuple(r))
+            else:
+                state.remove(tuple(r))
+        return sorted(state, key=repr)
+
+    assert final(left.right_outer_join(right, col("id") == col("rid"))) == sorted([(1, "a", 1, "x"), (None, None, 3, "y")], key=repr)
+    full = left.full_outer_join(right, col("id") == col("rid"))
+    assert final(full) == sorted([(1, "a", 1, "x"), (2, "b", None, None), (None, None, 3, "y")], key=repr)
+    if not streaming:
+        assert all(r.get_row_kind() == RowKind.INSERT for r in full.execute().collect())
+    with pytest.raises(Exception, match="an outer join takes only equalities"):
+        left.full_outer_join(right, (col("id") == col("rid")) & (col("v") == "a"))

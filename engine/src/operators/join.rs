@@ -14,11 +14,25 @@ use crate::stream::{RowKind, StreamBatch};
 
 use super::{arrow, filter_batch, metric, Operator};
 
-/// Inner or left outer.
+/// Inner, left, right or full outer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
     LeftOuter,
+    RightOuter,
+    FullOuter,
+}
+
+impl JoinKind {
+    /// Whether rows of `side` (0 left, 1 right) without a match are kept, with NULLs.
+    pub fn keeps(self, side: usize) -> bool {
+        match self {
+            JoinKind::Inner => false,
+            JoinKind::LeftOuter => side == 0,
+            JoinKind::RightOuter => side == 1,
+            JoinKind::FullOuter => true,
+        }
+    }
 }
 
 struct Entry {
@@ -42,7 +56,8 @@ pub struct HashJoin {
     converters: [RowConverter; 2],
     /// Per side: join key -> rows (encoded) with that key.
     state: [HashMap<Box<[u8]>, Rows, foldhash::fast::FixedState>; 2],
-    null_right: OwnedRow,
+    /// An all-NULL row of each side (what an unmatched row of the other side is joined with).
+    nulls: [OwnedRow; 2],
     filter: Option<Expr>,
     schema: SchemaRef,
     state_keys: Option<weir_metrics::Gauge>,
@@ -50,8 +65,8 @@ pub struct HashJoin {
     /// end, and emitted as inserts (a batch result is final: no `(left, NULL)` row that a later
     /// match retracts).
     batch_mode: bool,
-    /// Batch mode, outer join: left rows with a NULL key (they match nothing).
-    null_key_left: Vec<Box<[u8]>>,
+    /// Batch mode, outer joins: rows of each side with a NULL key (they match nothing).
+    null_keys: [Vec<Box<[u8]>>; 2],
 }
 
 impl HashJoin {
@@ -103,16 +118,19 @@ impl HashJoin {
             .map_err(arrow(name))
         };
         let right_conv = conv(right)?;
-        let nulls: Vec<ArrayRef> = right
-            .fields()
-            .iter()
-            .map(|f| arrow_array::new_null_array(f.data_type(), 1))
-            .collect();
-        let null_right = right_conv
-            .convert_columns(&nulls)
-            .map_err(arrow(name))?
-            .row(0)
-            .owned();
+        let left_conv = conv(left)?;
+        let null_row = |s: &Schema, c: &RowConverter| -> Result<OwnedRow> {
+            let nulls: Vec<ArrayRef> = s
+                .fields()
+                .iter()
+                .map(|f| arrow_array::new_null_array(f.data_type(), 1))
+                .collect();
+            Ok(c.convert_columns(&nulls)
+                .map_err(arrow(name))?
+                .row(0)
+                .owned())
+        };
+        let nulls = [null_row(left, &left_conv)?, null_row(right, &right_conv)?];
         let bound = |keys: Vec<Expr>, s: &Schema| -> Result<Vec<Expr>> {
             keys.iter().map(|k| bind(k, s)).collect()
         };
@@ -128,17 +146,17 @@ impl HashJoin {
                     .collect(),
             )
             .map_err(arrow(name))?,
-            converters: [conv(left)?, right_conv],
+            converters: [left_conv, right_conv],
             state: [
                 HashMap::with_hasher(crate::operators::state::fixed_hasher()),
                 HashMap::with_hasher(crate::operators::state::fixed_hasher()),
             ],
-            null_right,
+            nulls,
             filter,
             schema,
             state_keys: None,
             batch_mode: false,
-            null_key_left: Vec::new(),
+            null_keys: [Vec::new(), Vec::new()],
         })
     }
 
@@ -245,18 +263,20 @@ impl Operator for HashJoin {
         let mut left_out: Vec<Box<[u8]>> = Vec::new();
         let mut right_out: Vec<Box<[u8]>> = Vec::new();
         let mut kinds: Vec<i8> = Vec::new();
-        let null_right: Box<[u8]> = self.null_right.row().as_ref().into();
-        let outer = self.kind == JoinKind::LeftOuter;
+        let other = 1 - side;
+        let keep_mine = self.kind.keeps(side);
+        let keep_theirs = self.kind.keeps(other);
         if self.batch_mode {
             for i in 0..n {
                 let add = matches!(batch.kind(i), RowKind::Insert | RowKind::UpdateAfter);
                 let row: Box<[u8]> = rows.row(i).as_ref().into();
                 if key_cols.iter().any(|c| c.is_null(i)) {
-                    if outer && side == 0 {
+                    if keep_mine {
+                        let held = &mut self.null_keys[side];
                         if add {
-                            self.null_key_left.push(row);
-                        } else if let Some(p) = self.null_key_left.iter().position(|r| *r == row) {
-                            self.null_key_left.swap_remove(p);
+                            held.push(row);
+                        } else if let Some(p) = held.iter().position(|r| *r == row) {
+                            held.swap_remove(p);
                         }
                     }
                     continue;
@@ -265,25 +285,33 @@ impl Operator for HashJoin {
             }
             return Ok(());
         }
+        // This side's row, the other side's NULL row.
+        let null_theirs: Box<[u8]> = self.nulls[other].row().as_ref().into();
+        let null_mine: Box<[u8]> = self.nulls[side].row().as_ref().into();
         for i in 0..n {
             let kind = batch.kind(i);
             let add = matches!(kind, RowKind::Insert | RowKind::UpdateAfter);
             let null_key = key_cols.iter().any(|c| c.is_null(i));
             let key: Box<[u8]> = keys.row(i).as_ref().into();
             let row: Box<[u8]> = rows.row(i).as_ref().into();
-            let mut push = |l: &[u8], r: &[u8], k: RowKind| {
+            // (mine, theirs) in output order: left columns first.
+            let mut push = |mine: &[u8], theirs: &[u8], k: RowKind| {
+                let (l, r) = if side == 0 {
+                    (mine, theirs)
+                } else {
+                    (theirs, mine)
+                };
                 left_out.push(l.into());
                 right_out.push(r.into());
                 kinds.push(k as i8);
             };
             if null_key {
-                // A NULL key matches nothing; an outer join still shows the left row.
-                if outer && side == 0 {
-                    push(&row, &null_right, kind);
+                // A NULL key matches nothing; an outer join still shows the row.
+                if keep_mine {
+                    push(&row, &null_theirs, kind);
                 }
                 continue;
             }
-            // Rows of the other side with this key.
             let (mine, theirs) = if side == 0 {
                 let [a, b] = &mut self.state;
                 (a, b)
@@ -294,39 +322,30 @@ impl Operator for HashJoin {
             let matched: i64 = theirs
                 .get(&key)
                 .map_or(0, |v| v.values().map(|e| e.count).sum());
-            if side == 0 {
-                // A left row.
-                match theirs.get(&key) {
-                    Some(list) if matched > 0 => {
-                        for (r, e) in list {
-                            for _ in 0..e.count {
-                                push(&row, r, kind);
+            match theirs.get_mut(&key) {
+                Some(list) if matched > 0 => {
+                    for (t, e) in list.iter_mut() {
+                        for _ in 0..e.count {
+                            if add {
+                                // Their row shown with NULLs until now: retract that first.
+                                if keep_theirs && e.matches == 0 {
+                                    push(&null_mine, t, RowKind::Delete);
+                                }
+                                push(&row, t, kind);
+                            } else {
+                                push(&row, t, kind);
+                                if keep_theirs && e.matches == 1 {
+                                    push(&null_mine, t, RowKind::Insert);
+                                }
                             }
                         }
-                    }
-                    _ => {
-                        if outer {
-                            push(&row, &null_right, kind);
-                        }
+                        e.matches += if add { 1 } else { -1 };
                     }
                 }
-            } else if let Some(list) = theirs.get_mut(&key) {
-                // A right row: joins every left row with the key.
-                for (l, e) in list.iter_mut() {
-                    for _ in 0..e.count {
-                        if add {
-                            if outer && e.matches == 0 {
-                                push(l, &null_right, RowKind::Delete);
-                            }
-                            push(l, &row, kind);
-                        } else {
-                            push(l, &row, kind);
-                            if outer && e.matches == 1 {
-                                push(l, &null_right, RowKind::Insert);
-                            }
-                        }
+                _ => {
+                    if keep_mine {
+                        push(&row, &null_theirs, kind);
                     }
-                    e.matches += if add { 1 } else { -1 };
                 }
             }
             // Keep (or forget) the row on its own side.
@@ -365,12 +384,12 @@ impl Operator for HashJoin {
         if !self.batch_mode {
             return Ok(());
         }
-        // Every left row with the right rows of its key, or NULLs (outer join).
-        let outer = self.kind == JoinKind::LeftOuter;
-        let null_right: Box<[u8]> = self.null_right.row().as_ref().into();
+        // Every left row with the right rows of its key, or NULLs (left and full joins); then
+        // the right rows no left row matched (right and full joins).
+        let null_left: Box<[u8]> = self.nulls[0].row().as_ref().into();
+        let null_right: Box<[u8]> = self.nulls[1].row().as_ref().into();
         let mut left_out: Vec<Box<[u8]>> = Vec::new();
         let mut right_out: Vec<Box<[u8]>> = Vec::new();
-        let mut pending = 0usize;
         let flush = |l: &mut Vec<Box<[u8]>>,
                      r: &mut Vec<Box<[u8]>>,
                      out: &mut Vec<StreamBatch>,
@@ -383,37 +402,51 @@ impl Operator for HashJoin {
             Ok(())
         };
         let (left, right) = (&self.state[0], &self.state[1]);
-        for (key, rows) in left {
-            let matches = right.get(key);
-            for (l, e) in rows {
-                for _ in 0..e.count {
-                    match matches {
-                        Some(m) if !m.is_empty() => {
-                            for (r, re) in m {
-                                for _ in 0..re.count {
-                                    left_out.push(l.clone());
-                                    right_out.push(r.clone());
-                                    pending += 1;
+        {
+            let mut pairs = |l: &[u8], r: &[u8], out: &mut Vec<StreamBatch>| -> Result<()> {
+                left_out.push(l.into());
+                right_out.push(r.into());
+                if left_out.len() >= crate::stream::MAX_BATCH_ROWS {
+                    flush(&mut left_out, &mut right_out, out, self)?;
+                }
+                Ok(())
+            };
+            for (key, rows) in left {
+                let matches = right.get(key).filter(|m| !m.is_empty());
+                for (l, e) in rows {
+                    for _ in 0..e.count {
+                        match matches {
+                            Some(m) => {
+                                for (r, re) in m {
+                                    for _ in 0..re.count {
+                                        pairs(l, r, out)?;
+                                    }
                                 }
                             }
+                            None if self.kind.keeps(0) => pairs(l, &null_right, out)?,
+                            None => {}
                         }
-                        _ if outer => {
-                            left_out.push(l.clone());
-                            right_out.push(null_right.clone());
-                            pending += 1;
-                        }
-                        _ => {}
-                    }
-                    if pending >= crate::stream::MAX_BATCH_ROWS {
-                        flush(&mut left_out, &mut right_out, out, self)?;
-                        pending = 0;
                     }
                 }
             }
-        }
-        for l in &self.null_key_left {
-            left_out.push(l.clone());
-            right_out.push(null_right.clone());
+            if self.kind.keeps(1) {
+                for (key, rows) in right {
+                    if left.get(key).is_some_and(|m| !m.is_empty()) {
+                        continue;
+                    }
+                    for (r, e) in rows {
+                        for _ in 0..e.count {
+                            pairs(&null_left, r, out)?;
+                        }
+                    }
+                }
+            }
+            for l in &self.null_keys[0] {
+                pairs(l, &null_right, out)?;
+            }
+            for r in &self.null_keys[1] {
+                pairs(&null_left, r, out)?;
+            }
         }
         flush(&mut left_out, &mut right_out, out, self)
     }

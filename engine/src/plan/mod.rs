@@ -159,11 +159,22 @@ impl Plan {
                 ..
             } => {
                 let (l, r) = (left.schema()?, right.schema()?);
-                let mut fields: Vec<Field> =
-                    l.fields().iter().map(|f| f.as_ref().clone()).collect();
+                // The side the other side's unmatched rows pad with NULLs becomes nullable.
+                let mut fields: Vec<Field> = l
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let f = f.as_ref().clone();
+                        if kind.keeps(1) {
+                            f.with_nullable(true)
+                        } else {
+                            f
+                        }
+                    })
+                    .collect();
                 for (f, n) in r.fields().iter().zip(right_names) {
                     let f = f.as_ref().clone().with_name(n);
-                    fields.push(if *kind == JoinKind::LeftOuter {
+                    fields.push(if kind.keeps(0) {
                         f.with_nullable(true)
                     } else {
                         f
@@ -244,7 +255,7 @@ impl Plan {
             Plan::WindowAggregate { .. } => false,
             Plan::Join {
                 left, right, kind, ..
-            } => *kind == JoinKind::LeftOuter || left.is_updating() || right.is_updating(),
+            } => *kind != JoinKind::Inner || left.is_updating() || right.is_updating(),
             Plan::Union { inputs } => inputs.iter().any(Plan::is_updating),
             Plan::Calc { input, .. }
             | Plan::WindowAssign { input, .. }
@@ -425,6 +436,8 @@ impl Plan {
                     match kind {
                         JoinKind::Inner => "InnerJoin",
                         JoinKind::LeftOuter => "LeftOuterJoin",
+                        JoinKind::RightOuter => "RightOuterJoin",
+                        JoinKind::FullOuter => "FullOuterJoin",
                     },
                     cond.join(" AND ")
                 );

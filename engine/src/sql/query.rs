@@ -510,10 +510,14 @@ impl<'a> Planner<'a> {
                 sq::JoinOperator::Left(c) | sq::JoinOperator::LeftOuter(c) => {
                     (JoinKind::LeftOuter, c)
                 }
+                sq::JoinOperator::Right(c) | sq::JoinOperator::RightOuter(c) => {
+                    (JoinKind::RightOuter, c)
+                }
+                sq::JoinOperator::FullOuter(c) => (JoinKind::FullOuter, c),
                 other => {
                     return Err(sql_err(
                         &format!("{other:?}").chars().take(40).collect::<String>(),
-                        "weir has INNER and LEFT [OUTER] joins",
+                        "weir has INNER, LEFT, RIGHT and FULL [OUTER] joins",
                     ))
                 }
             };

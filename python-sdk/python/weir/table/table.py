@@ -159,18 +159,27 @@ class Table:
         """``join(right, cond)``, or ``join(right).where(cond)`` as in PyFlink."""
         if join_predicate is None:
             return PendingJoin(self, right)
-        return self._join(right, join_predicate, False)
+        return self._join(right, join_predicate, "inner")
 
     def left_outer_join(self, right: "Table", join_predicate: Any = None) -> "Table":
+        """Every row of this table, with the matching rows of ``right`` or NULLs."""
         if join_predicate is None:
             raise ValueError("left_outer_join needs a join predicate")
-        return self._join(right, join_predicate, True)
+        return self._join(right, join_predicate, "left")
 
-    def _join(self, right: "Table", predicate: Any, left_outer: bool) -> "Table":
+    def right_outer_join(self, right: "Table", join_predicate: Any) -> "Table":
+        """Every row of ``right``, with the matching rows of this table or NULLs."""
+        return self._join(right, join_predicate, "right")
+
+    def full_outer_join(self, right: "Table", join_predicate: Any) -> "Table":
+        """Every row of both tables, joined where they match, with NULLs where not."""
+        return self._join(right, join_predicate, "full")
+
+    def _join(self, right: "Table", predicate: Any, kind: str) -> "Table":
         # The condition sees the columns of both sides.
         both = self._native.join_scope(right._native)
         cond = build_one(predicate, BuildContext(self._env, both))
-        return self._with(self._native.join(right._native, cond, left_outer))
+        return self._with(self._native.join(right._native, cond, kind))
 
     # -- user-defined functions over whole rows --
     def _whole_row(self, f: Any) -> Any:
@@ -296,7 +305,7 @@ class PendingJoin:
         self._right = right
 
     def where(self, predicate: Any) -> Table:
-        return self._left._join(self._right, predicate, False)
+        return self._left._join(self._right, predicate, "inner")
 
     filter = where
 
