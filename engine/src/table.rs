@@ -821,6 +821,63 @@ impl Table {
         Ok(self.with(plan))
     }
 
+    /// The distinct rows that are in both tables (`intersect`, SQL `INTERSECT`).
+    pub fn intersect(&self, other: &Table) -> Result<Table> {
+        self.set_operation(other, true)
+    }
+
+    /// The distinct rows of this table that are not in `other` (`minus`, SQL `EXCEPT`).
+    pub fn minus(&self, other: &Table) -> Result<Table> {
+        self.set_operation(other, false)
+    }
+
+    /// INTERSECT / EXCEPT as a count per distinct row and side: both sides, tagged, go into one
+    /// grouping by every column (NULLs group together, as set operations compare them); a
+    /// row is kept when both counts are positive (intersect) or only the left one is (minus).
+    /// In streaming mode the result updates as rows come, as Flink's does.
+    fn set_operation(&self, other: &Table, intersect: bool) -> Result<Table> {
+        let left_schema = self.plan.schema()?;
+        let right_schema = other.plan.schema()?;
+        let what = if intersect { "INTERSECT" } else { "EXCEPT" };
+        if left_schema.fields().len() != right_schema.fields().len() {
+            return Err(EngineError::Plan {
+                expr: what.into(),
+                detail: format!(
+                    "both sides need the same number of columns, not {} and {}",
+                    left_schema.fields().len(),
+                    right_schema.fields().len()
+                ),
+            });
+        }
+        let names: Vec<String> = left_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let tagged = |t: &Table, schema: &arrow_schema::Schema, side: i64| -> Result<Table> {
+            let mut exprs: Vec<Expr> = schema
+                .fields()
+                .iter()
+                .zip(&names)
+                .map(|(f, n)| col(f.name()).alias(n))
+                .collect();
+            exprs.push(lit(if side == 0 { 1i64 } else { 0 }).alias("$left"));
+            exprs.push(lit(if side == 1 { 1i64 } else { 0 }).alias("$right"));
+            t.select(exprs)
+        };
+        let both = tagged(self, &left_schema, 0)?.union_all(&tagged(other, &right_schema, 1)?)?;
+        let keys: Vec<Expr> = names.iter().map(|n| col(n)).collect();
+        let mut aggs = keys.clone();
+        aggs.push(col("$left").sum().alias("$in_left"));
+        aggs.push(col("$right").sum().alias("$in_right"));
+        let counted = both.group_by(keys.clone()).select(aggs)?;
+        let in_right = col("$in_right").gt(lit(0i64));
+        let keep = col("$in_left")
+            .gt(lit(0i64))
+            .and(if intersect { in_right } else { !in_right });
+        counted.filter(keep)?.select(keys)
+    }
+
     /// Removes duplicate rows.
     pub fn distinct(&self) -> Result<Table> {
         let keys = self.all_columns()?;

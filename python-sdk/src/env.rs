@@ -665,6 +665,14 @@ impl Table {
         Table::of(self.t.union_all(&right.t))
     }
 
+    fn intersect(&self, right: &Table) -> PyResult<Table> {
+        Table::of(self.t.intersect(&right.t))
+    }
+
+    fn minus(&self, right: &Table) -> PyResult<Table> {
+        Table::of(self.t.minus(&right.t))
+    }
+
     fn distinct(&self) -> PyResult<Table> {
         Table::of(self.t.distinct())
     }

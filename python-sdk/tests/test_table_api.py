@@ -313,3 +313,25 @@ def test_right_and_full_outer_joins(streaming):
         assert all(r.get_row_kind() == RowKind.INSERT for r in full.execute().collect())
     with pytest.raises(Exception, match="an outer join takes only equalities"):
         left.full_outer_join(right, (col("id") == col("rid")) & (col("v") == "a"))
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
+def test_intersect_and_minus(streaming):
+    env = make_env(streaming=streaming)
+    a = env.from_elements([(1, "x"), (2, "y"), (2, "y"), (3, None)], ["n", "s"])
+    b = env.from_elements([(2, "y"), (3, None), (4, "z")], ["m", "t"])
+
+    def final(t):
+        state = []
+        for r in t.execute().collect():
+            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+                state.append(tuple(r))
+            else:
+                state.remove(tuple(r))
+        return sorted(state, key=repr)
+
+    assert final(a.intersect(b)) == [(2, "y"), (3, None)]
+    assert final(a.minus(b)) == [(1, "x")]
+    assert final(b.minus(a)) == [(4, "z")]
+    with pytest.raises(NotImplementedError, match="minus_all is not supported yet"):
+        a.minus_all(b)

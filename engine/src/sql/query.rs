@@ -249,10 +249,31 @@ impl<'a> Planner<'a> {
                 let p = self.set_expr(&all)?;
                 Ok(Table::from_plan(self.env, p).distinct()?.plan().clone())
             }
+            sq::SetExpr::SetOperation {
+                op: op @ (sq::SetOperator::Intersect | sq::SetOperator::Except),
+                set_quantifier,
+                left,
+                right,
+            } => {
+                if matches!(set_quantifier, sq::SetQuantifier::All) {
+                    return Err(sql_err(
+                        &s.to_string(),
+                        "INTERSECT ALL and EXCEPT ALL are not supported yet; INTERSECT and EXCEPT (distinct rows) are",
+                    ));
+                }
+                let l = Table::from_plan(self.env, self.set_expr(left)?);
+                let r = Table::from_plan(self.env, self.set_expr(right)?);
+                let t = if *op == sq::SetOperator::Intersect {
+                    l.intersect(&r)?
+                } else {
+                    l.minus(&r)?
+                };
+                Ok(t.plan().clone())
+            }
             sq::SetExpr::Values(v) => self.values(v),
             other => Err(sql_err(
                 &other.to_string(),
-                "weir supports SELECT, UNION [ALL] and VALUES here",
+                "weir supports SELECT, UNION [ALL], INTERSECT, EXCEPT and VALUES here",
             )),
         }
     }

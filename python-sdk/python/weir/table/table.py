@@ -244,6 +244,20 @@ class Table:
     def union(self, right: "Table") -> "Table":
         return self._with(self._native.union_all(right._native).distinct())
 
+    def intersect(self, right: "Table") -> "Table":
+        """The distinct rows that are in both tables."""
+        return self._with(self._native.intersect(right._native))
+
+    def minus(self, right: "Table") -> "Table":
+        """The distinct rows of this table that are not in ``right``."""
+        return self._with(self._native.minus(right._native))
+
+    def intersect_all(self, right: "Table") -> "Table":
+        raise NotImplementedError("intersect_all is not supported yet; intersect (distinct rows) is")
+
+    def minus_all(self, right: "Table") -> "Table":
+        raise NotImplementedError("minus_all is not supported yet; minus (distinct rows) is")
+
     def order_by(self, *fields: Any) -> "Table":
         return self._with(self._native.order_by(self._build(fields)))
 
