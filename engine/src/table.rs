@@ -821,6 +821,87 @@ impl Table {
         Ok(self.with(plan))
     }
 
+    /// A select over an OVER window (`over_window(Over.partition_by(..).order_by(t)
+    /// .preceding(..).alias('w')).select(..)`): every aggregate in `exprs` is computed over the
+    /// window for each row; other expressions read the row.
+    pub fn over_select(
+        &self,
+        partition: Vec<Expr>,
+        order: &str,
+        frame: crate::operators::OverFrame,
+        exprs: Vec<Expr>,
+    ) -> Result<Table> {
+        let schema = self.plan.schema()?;
+        let exprs = expand_star(exprs, &schema);
+        let mut aggs: Vec<(Expr, crate::operators::OverAgg)> = Vec::new();
+        let mut err = None;
+        for e in &exprs {
+            e.visit(&mut |x| {
+                if let Expr::Agg { func, arg, distinct } = x {
+                    if aggs.iter().any(|(a, _)| a == x) {
+                        return;
+                    }
+                    if *distinct || *func == crate::expr::AggFunc::Udf {
+                        err.get_or_insert_with(|| EngineError::Plan {
+                            expr: x.to_string(),
+                            detail: "an OVER window takes COUNT, SUM, MIN, MAX and AVG (not DISTINCT)".into(),
+                        });
+                        return;
+                    }
+                    let name = format!("$over{}", aggs.len());
+                    aggs.push((
+                        x.clone(),
+                        crate::operators::OverAgg {
+                            func: *func,
+                            arg: arg.as_ref().map(|a| (**a).clone()),
+                            name,
+                        },
+                    ));
+                }
+                if let Expr::Udf(u, _) = x {
+                    if u.kind.is_aggregate() {
+                        err.get_or_insert_with(|| EngineError::Plan {
+                            expr: x.to_string(),
+                            detail: "user-defined aggregate functions over OVER windows are not supported yet".into(),
+                        });
+                    }
+                }
+            });
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if aggs.is_empty() {
+            return Err(EngineError::Plan {
+                expr: "over_window(..).select(..)".into(),
+                detail:
+                    "select at least one aggregate over the window (col('v').sum.over(col('w')))"
+                        .into(),
+            });
+        }
+        let plan = Plan::Over {
+            input: Box::new(self.plan.clone()),
+            partition,
+            order: order.to_string(),
+            frame,
+            aggs: aggs.iter().map(|(_, a)| a.clone()).collect(),
+        };
+        plan.schema()?;
+        // Unnamed items are `_c<position>`, as in a plain Table API select.
+        let projections: Vec<Expr> = exprs
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let name = e.output_name().unwrap_or_else(|| format!("_c{i}"));
+                let rewritten = e.unaliased().clone().transform(&mut |x| {
+                    aggs.iter().find(|(a, _)| a == x).map(|(_, o)| col(&o.name))
+                });
+                rewritten.alias(&name)
+            })
+            .collect();
+        self.with(plan).select(projections)
+    }
+
     /// The distinct rows that are in both tables (`intersect`, SQL `INTERSECT`).
     pub fn intersect(&self, other: &Table) -> Result<Table> {
         self.set_operation(other, true)

@@ -665,6 +665,25 @@ impl Table {
         Table::of(self.t.union_all(&right.t))
     }
 
+    /// A select over an OVER window: `rows` (else RANGE) with `preceding` rows or ms (None:
+    /// unbounded) up to the current row.
+    #[pyo3(signature = (partition, order, rows, preceding, fields))]
+    fn over_select(
+        &self,
+        partition: Vec<PyRef<'_, PyExpr>>,
+        order: &str,
+        rows: bool,
+        preceding: Option<i64>,
+        fields: Vec<PyRef<'_, PyExpr>>,
+    ) -> PyResult<Table> {
+        Table::of(self.t.over_select(
+            exprs(partition),
+            order,
+            weir_engine::operators::OverFrame { rows, preceding },
+            exprs(fields),
+        ))
+    }
+
     fn intersect(&self, right: &Table) -> PyResult<Table> {
         Table::of(self.t.intersect(&right.t))
     }

@@ -423,6 +423,69 @@ impl Builder {
                     schema,
                 )
             }
+            Plan::Over {
+                input,
+                partition,
+                order,
+                frame,
+                aggs,
+            } => {
+                let time = if batch_mode {
+                    crate::operators::OverTime::Batch
+                } else if input.rowtime().as_deref() == Some(order.as_str()) {
+                    crate::operators::OverTime::Event
+                } else if input.proctime().as_deref() == Some(order.as_str()) {
+                    crate::operators::OverTime::Processing
+                } else {
+                    return Err(plan_err(
+                        order,
+                        "in streaming mode an OVER window is ordered by a time attribute (a column with a WATERMARK, or PROCTIME())",
+                    ));
+                };
+                if input.is_updating() && !batch_mode {
+                    return Err(plan_err(
+                        "OVER",
+                        "an OVER aggregate takes an append-only input, not an updating one",
+                    ));
+                }
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let name = self.name("OverAggregate");
+                let (n2, p2, o2, f2, a2) = (
+                    name.clone(),
+                    partition.clone(),
+                    order.clone(),
+                    frame.clone(),
+                    aggs.clone(),
+                );
+                let op = crate::operators::OverAggregate::new(
+                    &name,
+                    &in_schema,
+                    p2.clone(),
+                    &o2,
+                    f2.clone(),
+                    &a2,
+                    time,
+                )?;
+                let schema = op.output_schema_now();
+                let f = factory(move || {
+                    crate::operators::OverAggregate::new(
+                        &n2,
+                        &in_schema,
+                        p2.clone(),
+                        &o2,
+                        f2.clone(),
+                        &a2,
+                        time,
+                    )
+                });
+                let (p, edge) = if partition.is_empty() {
+                    (1, Partitioning::Single)
+                } else {
+                    (default_p, Partitioning::Hash(partition.clone()))
+                };
+                self.push(name, NodeKind::Operator(f), p, vec![(i, edge)], schema)
+            }
             Plan::Flatten { input, names } => {
                 let i = self.build(input)?;
                 let in_schema = self.nodes[i].schema.clone();

@@ -81,6 +81,16 @@ pub enum Plan {
         names: Vec<String>,
         outer: bool,
     },
+    /// Aggregates over the rows of each row's partition that precede it in time (`agg(x) OVER
+    /// (PARTITION BY .. ORDER BY time ROWS|RANGE .. PRECEDING)`), appended to the row.
+    Over {
+        input: Box<Plan>,
+        partition: Vec<Expr>,
+        /// The column rows are ordered by (a time attribute in streaming mode).
+        order: String,
+        frame: crate::operators::OverFrame,
+        aggs: Vec<crate::operators::OverAgg>,
+    },
     /// The last column of `input` (per row, a list of rows, as a table aggregate function's
     /// value is) flattened: one row per item, the other columns repeated, the item's fields
     /// named `names` (`flat_aggregate`). Each row keeps its input row's change kind.
@@ -244,6 +254,22 @@ impl Plan {
                 input.schema()?.as_ref(),
                 names,
             )?)),
+            Plan::Over {
+                input,
+                partition,
+                order,
+                frame,
+                aggs,
+            } => crate::operators::OverAggregate::new(
+                "Over",
+                input.schema()?.as_ref(),
+                partition.clone(),
+                order,
+                frame.clone(),
+                aggs,
+                crate::operators::OverTime::Batch,
+            )?
+            .output_schema_now(),
         })
     }
 
@@ -262,7 +288,8 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
-            | Plan::Flatten { input, .. } => input.is_updating(),
+            | Plan::Flatten { input, .. }
+            | Plan::Over { input, .. } => input.is_updating(),
         }
     }
 
@@ -280,7 +307,8 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
-            | Plan::Flatten { input, .. } => input.is_bounded(),
+            | Plan::Flatten { input, .. }
+            | Plan::Over { input, .. } => input.is_bounded(),
         }
     }
 
@@ -302,7 +330,8 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
-            | Plan::Flatten { input, .. } => input.rowtime(),
+            | Plan::Flatten { input, .. }
+            | Plan::Over { input, .. } => input.rowtime(),
             Plan::Union { inputs } => inputs.first().and_then(Plan::rowtime),
             _ => None,
         }
@@ -324,7 +353,8 @@ impl Plan {
             Plan::WindowAssign { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
-            | Plan::Flatten { input, .. } => input.proctime(),
+            | Plan::Flatten { input, .. }
+            | Plan::Over { input, .. } => input.proctime(),
             _ => None,
         }
     }
@@ -474,6 +504,19 @@ impl Plan {
                 if *outer { "LEFT" } else { "INNER" }
             ),
             Plan::Flatten { names, .. } => format!("Flatten(select=[{}])", names.join(", ")),
+            Plan::Over {
+                partition,
+                order,
+                frame,
+                aggs,
+                ..
+            } => format!(
+                "OverAggregate(partitionBy=[{}], orderBy=[{order}], window=[{} BETWEEN {} PRECEDING AND CURRENT ROW], select=[{}])",
+                partition.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                if frame.rows { "ROWS" } else { "RANGE" },
+                frame.preceding.map_or("UNBOUNDED".to_string(), |p| if frame.rows { p.to_string() } else { format!("{p} ms") }),
+                aggs.iter().map(|a| format!("{}({}) AS {}", a.func.name(), a.arg.as_ref().map_or("*".to_string(), |e| e.to_string()), a.name)).collect::<Vec<_>>().join(", ")
+            ),
         };
         let _ = writeln!(s, "{pad}{line}");
         for c in self.children() {
@@ -493,7 +536,8 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
-            | Plan::Flatten { input, .. } => vec![input],
+            | Plan::Flatten { input, .. }
+            | Plan::Over { input, .. } => vec![input],
         }
     }
 

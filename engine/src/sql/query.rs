@@ -85,6 +85,16 @@ impl Scope {
 pub(crate) struct Planner<'a> {
     env: &'a TableEnvironment,
     ctes: BTreeMap<String, Plan>,
+    /// The OVER aggregates of the SELECT being planned: its window and the calls.
+    over: Option<(OverWindow, Vec<crate::operators::OverAgg>)>,
+}
+
+/// An OVER window's partitioning, ordering column and frame.
+#[derive(Clone, Debug, PartialEq)]
+struct OverWindow {
+    partition: Vec<Expr>,
+    order: String,
+    frame: crate::operators::OverFrame,
 }
 
 pub(crate) fn interval_millis(i: &sq::Interval, whole: &str) -> Result<i64> {
@@ -132,6 +142,7 @@ impl<'a> Planner<'a> {
         Self {
             env,
             ctes: BTreeMap::new(),
+            over: None,
         }
     }
 
@@ -656,9 +667,23 @@ impl<'a> Planner<'a> {
     }
 
     fn select(&mut self, s: &sq::Select) -> Result<Plan> {
+        // Subqueries plan their own OVER aggregates.
+        let outer = self.over.take();
+        let r = self.select_inner(s);
+        self.over = outer;
+        r
+    }
+
+    fn select_inner(&mut self, s: &sq::Select) -> Result<Plan> {
         let (mut plan, scope) = self.from(&s.from)?;
         if let Some(w) = &s.selection {
             let cond = self.expr(w, &scope)?;
+            if self.over.is_some() {
+                return Err(sql_err(
+                    &w.to_string(),
+                    "an OVER aggregate cannot be in WHERE; compute it in a subquery",
+                ));
+            }
             plan = crate::plan::filter(plan, cond)?;
         }
         // The select list.
@@ -722,6 +747,27 @@ impl<'a> Planner<'a> {
             .transpose()?;
         let aggregating =
             !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
+        if let Some((w, aggs)) = self.over.take() {
+            if aggregating {
+                return Err(sql_err(
+                    "OVER",
+                    "OVER aggregates and GROUP BY aggregates cannot be in one SELECT; group in a subquery",
+                ));
+            }
+            plan = Plan::Over {
+                input: Box::new(plan),
+                partition: w.partition,
+                order: w.order,
+                frame: w.frame,
+                aggs,
+            };
+            // An unnamed OVER aggregate is EXPR$<position>, as other unnamed items.
+            for (i, e) in exprs.iter_mut().enumerate() {
+                if matches!(e, Expr::Column(c) if c.starts_with("$over")) {
+                    *e = e.clone().alias(&format!("EXPR${i}"));
+                }
+            }
+        }
         if aggregating {
             let mut keys = Vec::new();
             let mut window: Option<GroupWindow> = None;
@@ -1156,7 +1202,138 @@ impl<'a> Planner<'a> {
         Ok(Expr::Call(func, args))
     }
 
+    /// `agg(x) OVER (PARTITION BY .. ORDER BY t [ROWS|RANGE BETWEEN .. PRECEDING AND CURRENT
+    /// ROW])`: recorded for the SELECT being planned, which puts a [`Plan::Over`] under its
+    /// projection; the call becomes a column of it.
+    fn over_call(&mut self, f: &sq::Function, w: &sq::WindowType, scope: &Scope) -> Result<Expr> {
+        let whole = f.to_string();
+        let upper = object_name(&f.name).to_ascii_uppercase();
+        let sq::WindowType::WindowSpec(spec) = w else {
+            return Err(sql_err(
+                &whole,
+                "named windows (OVER w) are not supported; write the window in OVER (...)",
+            ));
+        };
+        let Some(func) = AggFunc::from_name(&upper).filter(|f| *f != AggFunc::Udf) else {
+            return Err(sql_err(
+                &whole,
+                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX and AVG are (ROW_NUMBER for Top-N and deduplication is not there yet)"),
+            ));
+        };
+        let raw = match &f.args {
+            sq::FunctionArguments::List(l)
+                if l.args.len() == 1
+                    && matches!(
+                        l.args[0],
+                        sq::FunctionArg::Unnamed(sq::FunctionArgExpr::Wildcard)
+                    ) =>
+            {
+                vec![]
+            }
+            _ => function_args(f)?,
+        };
+        let arg = match raw.as_slice() {
+            [] if func == AggFunc::Count => None,
+            [a] => Some(self.expr(a, scope)?),
+            _ => return Err(sql_err(&whole, format!("{upper} takes one argument"))),
+        };
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(|e| self.expr(e, scope))
+            .collect::<Result<Vec<_>>>()?;
+        let order = match spec.order_by.as_slice() {
+            [o] if o.options.asc != Some(false) => match self.expr(&o.expr, scope)? {
+                Expr::Column(c) => c,
+                other => {
+                    return Err(sql_err(
+                        &other.to_string(),
+                        "an OVER window is ordered by a column (its time attribute)",
+                    ))
+                }
+            },
+            _ => {
+                return Err(sql_err(
+                    &whole,
+                    "an OVER window needs ORDER BY one time column, ascending",
+                ))
+            }
+        };
+        let bound = |b: &sq::WindowFrameBound, rows: bool| -> Result<Option<i64>> {
+            Ok(match b {
+                sq::WindowFrameBound::CurrentRow => Some(0),
+                sq::WindowFrameBound::Preceding(None) => None,
+                sq::WindowFrameBound::Preceding(Some(e)) => Some(match (rows, e.as_ref()) {
+                    (true, sq::Expr::Value(v)) => match &v.value {
+                        sq::Value::Number(n, _) => n
+                            .parse::<i64>()
+                            .ok()
+                            .filter(|n| *n >= 0)
+                            .ok_or_else(|| sql_err(&whole, format!("{n} is not a row count")))?,
+                        _ => return Err(sql_err(&whole, "ROWS takes a number of rows")),
+                    },
+                    (false, sq::Expr::Interval(i)) => interval_millis(i, &whole)?,
+                    (true, _) => return Err(sql_err(&whole, "ROWS takes a number of rows")),
+                    (false, _) => {
+                        return Err(sql_err(&whole, "RANGE takes an INTERVAL ('10' SECOND)"))
+                    }
+                }),
+                sq::WindowFrameBound::Following(_) => return Err(sql_err(
+                    &whole,
+                    "an OVER window ends at CURRENT ROW (FOLLOWING is not supported, as in Flink)",
+                )),
+            })
+        };
+        let frame = match &spec.window_frame {
+            // With ORDER BY and no frame: RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW.
+            None => crate::operators::OverFrame {
+                rows: false,
+                preceding: None,
+            },
+            Some(fr) => {
+                let rows = match fr.units {
+                    sq::WindowFrameUnits::Rows => true,
+                    sq::WindowFrameUnits::Range => false,
+                    sq::WindowFrameUnits::Groups => {
+                        return Err(sql_err(&whole, "GROUPS frames are not supported"))
+                    }
+                };
+                if !matches!(fr.end_bound, None | Some(sq::WindowFrameBound::CurrentRow)) {
+                    return Err(sql_err(&whole, "an OVER window ends at CURRENT ROW"));
+                }
+                crate::operators::OverFrame {
+                    rows,
+                    preceding: bound(&fr.start_bound, rows)?,
+                }
+            }
+        };
+        let window = OverWindow {
+            partition,
+            order,
+            frame,
+        };
+        let (w, aggs) = self
+            .over
+            .get_or_insert_with(|| (window.clone(), Vec::new()));
+        if *w != window {
+            return Err(sql_err(
+                &whole,
+                "all OVER windows of a SELECT must be the same (as in Flink)",
+            ));
+        }
+        let name = format!("$over{}", aggs.len());
+        aggs.push(crate::operators::OverAgg {
+            func,
+            arg,
+            name: name.clone(),
+        });
+        Ok(col(&name))
+    }
+
     fn function(&mut self, f: &sq::Function, scope: &Scope) -> Result<Expr> {
+        if let Some(w) = &f.over {
+            return self.over_call(f, w, scope);
+        }
         let name = object_name(&f.name);
         let upper = name.to_ascii_uppercase();
         let whole = f.to_string();

@@ -140,6 +140,11 @@ class Expression:
         t = type_text(data_type)
         return _Op(lambda c: self._build(c).cast(t))
 
+    def over(self, alias: Any) -> "Expression":
+        """An aggregate over the OVER window named ``alias`` (``col('v').sum.over(col('w'))``),
+        in ``over_window(..).select(..)``: every aggregate there is over that one window."""
+        return self
+
     # -- JSON (Flink's JSON functions; see docs/engine.md) --
     def json_value(
         self,

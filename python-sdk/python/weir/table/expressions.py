@@ -16,6 +16,7 @@ from weir.table.expression import (
     _wrap,
 )
 from weir.table.types import DataType
+from weir.table.window import CURRENT_RANGE, CURRENT_ROW, UNBOUNDED_RANGE, UNBOUNDED_ROW, row_interval
 
 
 def col(name: str) -> Expression:
@@ -131,6 +132,11 @@ __all__ = [
     "date_format",
     "json",
     "json_string",
+    "row_interval",
+    "UNBOUNDED_ROW",
+    "UNBOUNDED_RANGE",
+    "CURRENT_ROW",
+    "CURRENT_RANGE",
     "json_object",
     "json_array",
 ]

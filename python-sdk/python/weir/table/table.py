@@ -149,6 +149,13 @@ class Table:
     def group_by(self, *fields: Any) -> "GroupedTable":
         return GroupedTable(self, fields)
 
+    def over_window(self, *over_windows: Any) -> "OverWindowedTable":
+        """OVER windows (``Over.partition_by(..).order_by(..).preceding(..).alias('w')``); one per
+        select, as Flink allows."""
+        if len(over_windows) != 1:
+            raise ValueError("over_window takes one OVER window (weir and Flink compute one per select)")
+        return OverWindowedTable(self, over_windows[0])
+
     def window(self, window: GroupWindow) -> "GroupWindowedTable":
         return GroupWindowedTable(self, window)
 
@@ -390,6 +397,21 @@ class FlatAggregateTable:
         return self._table.select(*fields)
 
 
+class OverWindowedTable:
+    """A table with an OVER window, waiting for ``select``."""
+
+    def __init__(self, table: Table, window: Any) -> None:
+        self._table = table
+        self._window = window
+
+    def select(self, *fields: Any) -> Table:
+        t = self._table
+        ctx = t._ctx(None)
+        partition, order, rows, preceding = self._window._native_spec(ctx)
+        exprs = build_list(fields, ctx)
+        return t._with(t._native.over_select(partition, order, rows, preceding, exprs))
+
+
 class GroupWindowedTable:
     def __init__(self, table: Table, window: GroupWindow) -> None:
         self._table = table
@@ -400,4 +422,4 @@ class GroupWindowedTable:
         return GroupedTable(self._table, fields, self._window)
 
 
-__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "AggregatedTable", "FlatAggregateTable", "TableSchema"]
+__all__ = ["Table", "GroupedTable", "GroupWindowedTable", "OverWindowedTable", "AggregatedTable", "FlatAggregateTable", "TableSchema"]

@@ -1,0 +1,129 @@
+"""OVER aggregates (SQL ``agg(x) OVER (PARTITION BY .. ORDER BY t ROWS|RANGE .. PRECEDING)`` and
+the Table API's ``over_window(Over...)``) against a plain Python computation of each frame, in
+batch mode and in streaming mode with event time; late rows are dropped and counted."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+
+import pytest
+
+from conftest import make_env, value
+from weir.table.expressions import CURRENT_ROW, UNBOUNDED_RANGE, col, lit, row_interval
+from weir.table.window import Over
+
+SEED = int(os.environ.get("WEIR_FAULT_SEED", random.SystemRandom().randrange(1 << 30)))
+EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def oracle(rows, rows_frame, preceding):
+    """(k, t, v) -> {(k, t, v, idx): (count, sum, min, max)} computed frame by frame."""
+    out = {}
+    for i, (k, t, v) in enumerate(rows):
+        part = [(j, r) for j, r in enumerate(rows) if r[0] == k]
+        if rows_frame:
+            # Rows in time order (times are distinct within a partition here).
+            ordered = sorted(part, key=lambda jr: jr[1][1])
+            pos = [j for j, _ in ordered].index(i)
+            lo = 0 if preceding is None else max(0, pos - preceding)
+            frame = [r for _, r in ordered[lo : pos + 1]]
+        else:
+            frame = [r for _, r in part if r[1] <= t and (preceding is None or r[1] >= t - preceding)]
+        vals = [r[2] for r in frame]
+        out[i] = (len(vals), sum(vals), min(vals), max(vals))
+    return out
+
+
+@pytest.mark.parametrize("frame", ["ROWS 2", "ROWS UNBOUNDED", "RANGE 3000", "RANGE UNBOUNDED"])
+def test_sql_over_aggregates_match_each_rows_frame(frame):
+    rng = random.Random(SEED + sum(map(ord, frame)))
+    print(f"seed {SEED} (WEIR_FAULT_SEED)")
+    rows_frame = frame.startswith("ROWS")
+    n = 300
+    if rows_frame:
+        times = rng.sample(range(0, 200_000, 100), n)  # distinct: ROWS order is well defined
+    else:
+        times = [rng.randrange(0, 60) * 1000 for _ in range(n)]  # many peers of one time
+    rows = [(rng.randrange(4), times[i], rng.randrange(-50, 100)) for i in range(n)]
+    env = make_env(streaming=False)
+    env.create_temporary_view(
+        "r", env.from_elements([(k, EPOCH + datetime.timedelta(milliseconds=t), v, i) for i, (k, t, v) in enumerate(rows)], ["k", "ts", "v", "i"])
+    )
+    kind, amount = frame.split()
+    bound = "UNBOUNDED" if amount == "UNBOUNDED" else (amount if rows_frame else f"INTERVAL '{int(amount) // 1000}' SECOND")
+    w = f"(PARTITION BY k ORDER BY ts {kind} BETWEEN {bound} PRECEDING AND CURRENT ROW)"
+    sql = f"SELECT i, COUNT(*) OVER {w}, SUM(v) OVER {w}, MIN(v) OVER {w}, MAX(v) OVER {w} FROM r"
+    got = {r[0]: tuple(r[1:]) for r in env.sql_query(sql).execute().collect()}
+    preceding = None if amount == "UNBOUNDED" else int(amount)
+    assert got == oracle(rows, rows_frame, preceding)
+
+
+def test_event_time_over_windows_fire_with_the_watermark_and_drop_late_rows():
+    job = "over-late"
+    env = make_env(pipeline__name=job)
+    n = 5000
+    # Times jump about within a few seconds of the sequence; a watermark 2 s behind the
+    # largest time seen keeps nothing late, one at the time itself drops rows.
+    expr = "TO_TIMESTAMP_LTZ((x + MOD(x * 7919, 5) * 1000) * 10, 3)"
+    env.execute_sql(
+        f"""CREATE TABLE patient (x BIGINT, ts AS {expr}, WATERMARK FOR ts AS ts - INTERVAL '60' SECOND)
+            WITH ('connector' = 'datagen', 'number-of-rows' = '{n}', 'fields.x.kind' = 'sequence',
+                  'fields.x.start' = '1', 'fields.x.end' = '{n}')"""
+    )
+    env.execute_sql(
+        f"""CREATE TABLE eager (x BIGINT, ts AS {expr}, WATERMARK FOR ts AS ts)
+            WITH ('connector' = 'datagen', 'number-of-rows' = '{n}', 'rows-per-second' = '20000',
+                  'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '{n}')"""
+    )
+    w = "(PARTITION BY MOD(x, 3) ORDER BY ts RANGE BETWEEN INTERVAL '30' SECOND PRECEDING AND CURRENT ROW)"
+    got = {r[0]: r[1] for r in env.sql_query(f"SELECT x, COUNT(*) OVER {w} FROM patient").execute().collect()}
+    t = {x: (x + (x * 7919) % 5 * 1000) * 10 for x in range(1, n + 1)}
+    expected = {x: sum(1 for y in t if y % 3 == x % 3 and t[x] - 30_000 <= t[y] <= t[x]) for x in t}
+    assert got == expected
+    eager = [r[0] for r in env.sql_query(f"SELECT x, COUNT(*) OVER {w} FROM eager").execute().collect()]
+    dropped = value(env.metrics_text(), "weir_operator_late_records_dropped_total", job_name=job)
+    assert dropped and dropped > 0 and len(eager) + dropped == n, (len(eager), dropped)
+
+
+def test_the_table_api_over_window():
+    env = make_env(streaming=False)
+    data = [(1000, "Alice", 110.1), (4000, "Bob", 30.2), (3000, "Alice", 20.0), (2000, "Bob", 53.1),
+            (5000, "Alice", 13.1), (3000, "Bob", 3.1), (7000, "Bob", 16.1), (10000, "Alice", 20.1)]
+    t = env.from_elements([(EPOCH + datetime.timedelta(milliseconds=ms), n, p) for ms, n, p in data], ["ts", "name", "price"])
+    # PyFlink's over_window example: the max of the row and the two before it, per name.
+    top = t.over_window(
+        Over.partition_by(col("name")).order_by(col("ts")).preceding(row_interval(2)).following(CURRENT_ROW).alias("w")
+    ).select(col("name"), col("ts"), col("price").max.over(col("w")).alias("top"))
+    got = sorted((r.name, r.ts.second, r.top) for r in top.execute().collect())
+    assert got == [("Alice", 1, 110.1), ("Alice", 3, 110.1), ("Alice", 5, 110.1), ("Alice", 10, 20.1),
+                   ("Bob", 2, 53.1), ("Bob", 3, 53.1), ("Bob", 4, 53.1), ("Bob", 7, 30.2)]
+    # A time range, and the whole past (the default), with unnamed columns named _c<position>.
+    ranged = t.over_window(Over.partition_by(col("name")).order_by(col("ts")).preceding(lit(2).seconds).alias("w")).select(
+        col("name"), col("ts"), col("price").count.over(col("w"))
+    )
+    assert ranged.get_schema().get_field_names() == ["name", "ts", "_c2"]
+    assert sorted((r[0], r[1].second, r[2]) for r in ranged.execute().collect())[:3] == [("Alice", 1, 1), ("Alice", 3, 2), ("Alice", 5, 2)]
+    everything = t.over_window(Over.order_by(col("ts")).preceding(UNBOUNDED_RANGE).alias("w")).select(col("ts"), col("price").count.over(col("w")))
+    assert sorted((r[0].second, r[1]) for r in everything.execute().collect())[-1] == (10, 8)
+    with pytest.raises(ValueError, match="ends at CURRENT_ROW"):
+        t.over_window(Over.order_by(col("ts")).following(row_interval(1)).alias("w")).select(col("price").sum.over(col("w")))
+    with pytest.raises(Exception, match="at least one aggregate"):
+        t.over_window(Over.order_by(col("ts")).alias("w")).select(col("price"))
+
+
+def test_over_misuse_is_a_clear_error():
+    env = make_env()
+    env.create_temporary_view("t", env.from_elements([(1, 2)], ["a", "b"]))
+    cases = {
+        "SELECT ROW_NUMBER() OVER (ORDER BY a) FROM t": "not supported yet",
+        "SELECT SUM(a) OVER (ORDER BY a ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM t": "ends at CURRENT ROW",
+        "SELECT SUM(a) OVER (ORDER BY a), SUM(b) OVER (PARTITION BY a ORDER BY a) FROM t": "must be the same",
+        "SELECT SUM(a) OVER (ORDER BY a) FROM t": "ordered by a time attribute",
+        "SELECT a FROM t WHERE SUM(a) OVER (ORDER BY a) > 1": "cannot be in WHERE",
+        "SELECT SUM(a) OVER (ORDER BY a), COUNT(*) FROM t": "cannot be in one SELECT",
+    }
+    for sql, message in cases.items():
+        with pytest.raises(Exception, match=message):
+            env.sql_query(sql).execute().collect().__next__()
