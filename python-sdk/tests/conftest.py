@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -257,7 +257,20 @@ def pytest_runtest_logreport(report) -> None:
         _fault_results.append((report.nodeid, report.outcome))
 
 
+# Lines of tables other tests print at the end of the run (section title -> lines).
+_summaries: Dict[str, List[str]] = {}
+
+
+def summary_lines(section: str, lines: List[str]) -> None:
+    """Prints `lines` under `section` at the end of the run (pytest hides a passing test's output)."""
+    _summaries.setdefault(section, []).extend(lines)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
+    for section, lines in _summaries.items():
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line)
     if not _fault_results:
         return
     w = terminalreporter

@@ -282,3 +282,20 @@ def test_common_time_typeinfo_and_explain_details():
     assert "no CHANGELOG_MODE, PLAN_ADVICE" in t.explain(ExplainDetail.CHANGELOG_MODE, ExplainDetail.PLAN_ADVICE)
     with pytest.raises(ValueError, match="unknown ExplainDetail"):
         t.explain(42)
+
+
+def test_stream_table_environment_without_a_datastream():
+    from weir.table import EnvironmentSettings, StreamTableEnvironment
+
+    env = StreamTableEnvironment.create(environment_settings=EnvironmentSettings.in_streaming_mode())
+    env.get_config().set("metrics.reporter.prom.port", "0")
+    try:
+        assert [tuple(r) for r in env.from_elements([(1, "a")], ["n", "s"]).execute().collect()] == [(1, "a")]
+        with pytest.raises(NotImplementedError, match="no DataStream API"):
+            env.from_data_stream(None)
+    finally:
+        env.close()
+    with pytest.raises(NotImplementedError, match="no DataStream API"):
+        StreamTableEnvironment.create(object())
+    with pytest.raises(ValueError, match="streaming mode"):
+        StreamTableEnvironment.create(environment_settings=EnvironmentSettings.in_batch_mode())

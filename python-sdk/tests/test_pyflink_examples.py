@@ -254,17 +254,23 @@ def compare_all(tmp: str, names: Optional[List[str]] = None) -> Dict[str, Tuple[
     return results
 
 
+def table_lines(results: Dict[str, Tuple[bool, str, str]]) -> List[str]:
+    return [f"{name:<28} {'identical' if same else 'DIFFERENT':<10} ({how})" for name, (same, how, _) in results.items()]
+
+
 def print_table(results: Dict[str, Tuple[bool, str, str]]) -> None:
     print("\nPyFlink 2.3 examples on weir (pyflink -> weir):")
-    for name, (same, how, _) in results.items():
-        print(f"  {name:<28} {'identical' if same else 'DIFFERENT':<10} ({how})")
+    for line in table_lines(results):
+        print("  " + line)
 
 
 @pytest.mark.skipif(os.environ.get("WEIR_SKIP_PYFLINK") == "1", reason="WEIR_SKIP_PYFLINK=1")
 @pytest.mark.skipif(shutil.which("java") is None, reason="PyFlink needs Java 17 (not on this machine)")
 def test_pyflink_table_examples_give_pyflinks_output(tmp_path):
+    from conftest import summary_lines
+
     results = compare_all(str(tmp_path))
-    print_table(results)
+    summary_lines("PyFlink 2.3 examples on weir (pyflink -> weir)", table_lines(results))
     different = {n: d for n, (same, _, d) in results.items() if not same}
     assert not different, "\n\n".join(f"== {n}\n{d}" for n, d in different.items())
 

@@ -14,6 +14,7 @@ from weir.table.table import GroupedTable, GroupWindowedTable, Table, TableSchem
 from weir.table.table_environment import (
     EnvironmentSettings,
     StatementSet,
+    StreamTableEnvironment,
     TableConfig,
     TableEnvironment,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "FormatDescriptor",
     "EnvironmentSettings",
     "TableEnvironment",
+    "StreamTableEnvironment",
     "TableConfig",
     "StatementSet",
     "Table",

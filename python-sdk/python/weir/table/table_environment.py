@@ -521,6 +521,39 @@ class TableEnvironment:
         self._native.close()
 
 
+class StreamTableEnvironment(TableEnvironment):
+    """PyFlink's ``StreamTableEnvironment`` for jobs that use only the Table API: a streaming
+    ``TableEnvironment``. weir has no DataStream API, so a ``StreamExecutionEnvironment`` or
+    the DataStream conversions are refused with an error saying so."""
+
+    @staticmethod
+    def create(  # type: ignore[override]
+        stream_execution_environment: Any = None,
+        environment_settings: Optional[EnvironmentSettings] = None,
+    ) -> "TableEnvironment":
+        if stream_execution_environment is not None:
+            raise NotImplementedError(
+                "weir has no DataStream API: create the environment with "
+                "StreamTableEnvironment.create(environment_settings=EnvironmentSettings.in_streaming_mode()) "
+                "or TableEnvironment.create(...)"
+            )
+        settings = environment_settings or EnvironmentSettings.in_streaming_mode()
+        if not settings.is_streaming_mode():
+            raise ValueError("a StreamTableEnvironment runs in streaming mode; use TableEnvironment for batch")
+        return StreamTableEnvironment(settings)
+
+    def from_data_stream(self, *args: Any, **kwargs: Any) -> Table:
+        raise NotImplementedError("weir has no DataStream API (from_data_stream); read a table with from_path, from_elements or SQL")
+
+    def to_data_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("weir has no DataStream API (to_data_stream); collect the table with execute().collect()")
+
+    to_changelog_stream = to_data_stream
+    to_append_stream = to_data_stream
+    to_retract_stream = to_data_stream
+    from_changelog_stream = from_data_stream
+
+
 _WRAPPERS = (
     UserDefinedScalarFunctionWrapper,
     UserDefinedTableFunctionWrapper,
