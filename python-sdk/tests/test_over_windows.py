@@ -117,7 +117,8 @@ def test_over_misuse_is_a_clear_error():
     env = make_env()
     env.create_temporary_view("t", env.from_elements([(1, 2)], ["a", "b"]))
     cases = {
-        "SELECT ROW_NUMBER() OVER (ORDER BY a) FROM t": "not supported yet",
+        "SELECT RANK() OVER (ORDER BY a) FROM t": "not supported yet",
+        "SELECT a, ROW_NUMBER() OVER (ORDER BY a) FROM t": "needs a filter on it",
         "SELECT SUM(a) OVER (ORDER BY a ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM t": "ends at CURRENT ROW",
         "SELECT SUM(a) OVER (ORDER BY a), SUM(b) OVER (PARTITION BY a ORDER BY a) FROM t": "must be the same",
         "SELECT SUM(a) OVER (ORDER BY a) FROM t": "ordered by a time attribute",
@@ -127,3 +128,32 @@ def test_over_misuse_is_a_clear_error():
     for sql, message in cases.items():
         with pytest.raises(Exception, match=message):
             env.sql_query(sql).execute().collect().__next__()
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
+def test_top_n_and_deduplication_end_as_the_best_rows_of_each_key(streaming):
+    rng = random.Random(SEED + 17)
+    n = 2000
+    rows = [(i, rng.randrange(7), rng.randrange(1000)) for i in range(n)]
+    env = make_env(streaming=streaming)
+    # Several batches, so ranks move while the job runs.
+    parts = [env.from_elements(rows[i : i + 300], ["id", "k", "score"]) for i in range(0, n, 300)]
+    t = parts[0]
+    for p in parts[1:]:
+        t = t.union_all(p)
+    env.create_temporary_view("scores", t)
+    top = env.sql_query(
+        "SELECT id, k, score, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY score DESC, id) AS rn FROM scores) WHERE rn <= 3"
+    )
+    state = []
+    for r in top.execute().collect():
+        if r.get_row_kind().value in (0, 2):
+            state.append(tuple(r))
+        else:
+            assert tuple(r) in state, f"{r} retracted but never emitted"
+            state.remove(tuple(r))
+    expected = []
+    for k in range(7):
+        best = sorted((r for r in rows if r[1] == k), key=lambda r: (-r[2], r[0]))[:3]
+        expected += [(i, k, s, rank + 1) for rank, (i, _, s) in enumerate(best)]
+    assert sorted(state) == sorted(expected)

@@ -423,6 +423,56 @@ impl Builder {
                     schema,
                 )
             }
+            Plan::Rank {
+                input,
+                partition,
+                order,
+                limit,
+                name,
+            } => {
+                let limit = match limit {
+                    Some(l) => *l,
+                    None if batch_mode => usize::MAX,
+                    None => {
+                        return Err(plan_err(
+                            "ROW_NUMBER()",
+                            "in streaming mode ROW_NUMBER() OVER (...) needs a filter on it (WHERE rn <= N, or rn = 1) in the query around it: Top-N or deduplication",
+                        ))
+                    }
+                };
+                let i = self.build(input)?;
+                let in_schema = self.nodes[i].schema.clone();
+                let node = self.name("Rank");
+                let (n2, p2, o2, r2) =
+                    (node.clone(), partition.clone(), order.clone(), name.clone());
+                let op = crate::operators::Rank::new(
+                    &node,
+                    &in_schema,
+                    p2.clone(),
+                    o2.clone(),
+                    limit,
+                    &r2,
+                    batch_mode,
+                )?;
+                let schema = op.output_schema_now();
+                let f = factory(move || {
+                    crate::operators::Rank::new(
+                        &n2,
+                        &in_schema,
+                        p2.clone(),
+                        o2.clone(),
+                        limit,
+                        &r2,
+                        batch_mode,
+                    )
+                });
+                let (p, edge) = if partition.is_empty() {
+                    (1, Partitioning::Single)
+                } else {
+                    (default_p, Partitioning::Hash(partition.clone()))
+                };
+                self.push(node, NodeKind::Operator(f), p, vec![(i, edge)], schema)
+            }
             Plan::Over {
                 input,
                 partition,

@@ -91,6 +91,16 @@ pub enum Plan {
         frame: crate::operators::OverFrame,
         aggs: Vec<crate::operators::OverAgg>,
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..)` kept to the first `limit` rows of each
+    /// partition (Top-N, deduplication); the rank is the last column, `name`.
+    Rank {
+        input: Box<Plan>,
+        partition: Vec<Expr>,
+        order: Vec<(Expr, SortOptions)>,
+        /// `rn <= limit` pushed down from the filter above; None: not limited (batch only).
+        limit: Option<usize>,
+        name: String,
+    },
     /// The last column of `input` (per row, a list of rows, as a table aggregate function's
     /// value is) flattened: one row per item, the other columns repeated, the item's fields
     /// named `names` (`flat_aggregate`). Each row keeps its input row's change kind.
@@ -254,6 +264,13 @@ impl Plan {
                 input.schema()?.as_ref(),
                 names,
             )?)),
+            Plan::Rank { input, name, .. } => {
+                let s = input.schema()?;
+                let mut fields: Vec<Field> =
+                    s.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(Field::new(name, DataType::Int64, false));
+                Arc::new(Schema::new(fields))
+            }
             Plan::Over {
                 input,
                 partition,
@@ -290,6 +307,7 @@ impl Plan {
             | Plan::Correlate { input, .. }
             | Plan::Flatten { input, .. }
             | Plan::Over { input, .. } => input.is_updating(),
+            Plan::Rank { .. } => true,
         }
     }
 
@@ -308,7 +326,8 @@ impl Plan {
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
             | Plan::Flatten { input, .. }
-            | Plan::Over { input, .. } => input.is_bounded(),
+            | Plan::Over { input, .. }
+            | Plan::Rank { input, .. } => input.is_bounded(),
         }
     }
 
@@ -331,7 +350,8 @@ impl Plan {
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
             | Plan::Flatten { input, .. }
-            | Plan::Over { input, .. } => input.rowtime(),
+            | Plan::Over { input, .. }
+            | Plan::Rank { input, .. } => input.rowtime(),
             Plan::Union { inputs } => inputs.first().and_then(Plan::rowtime),
             _ => None,
         }
@@ -354,7 +374,8 @@ impl Plan {
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
             | Plan::Flatten { input, .. }
-            | Plan::Over { input, .. } => input.proctime(),
+            | Plan::Over { input, .. }
+            | Plan::Rank { input, .. } => input.proctime(),
             _ => None,
         }
     }
@@ -504,6 +525,22 @@ impl Plan {
                 if *outer { "LEFT" } else { "INNER" }
             ),
             Plan::Flatten { names, .. } => format!("Flatten(select=[{}])", names.join(", ")),
+            Plan::Rank {
+                partition,
+                order,
+                limit,
+                name,
+                ..
+            } => format!(
+                "Rank(partitionBy=[{}], orderBy=[{}], rankRange=[1..{}], select=[*, {name}])",
+                partition.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                order
+                    .iter()
+                    .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                limit.map_or("".to_string(), |l| l.to_string())
+            ),
             Plan::Over {
                 partition,
                 order,
@@ -537,7 +574,8 @@ impl Plan {
             | Plan::Limit { input, .. }
             | Plan::Correlate { input, .. }
             | Plan::Flatten { input, .. }
-            | Plan::Over { input, .. } => vec![input],
+            | Plan::Over { input, .. }
+            | Plan::Rank { input, .. } => vec![input],
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Field, Schema};
+use arrow_schema::{Field, Schema, SortOptions};
 use sqlparser::ast as sq;
 
 use super::{object_name, parse_err, parse_one, sql_err};
@@ -87,7 +87,12 @@ pub(crate) struct Planner<'a> {
     ctes: BTreeMap<String, Plan>,
     /// The OVER aggregates of the SELECT being planned: its window and the calls.
     over: Option<(OverWindow, Vec<crate::operators::OverAgg>)>,
+    /// The SELECT's `ROW_NUMBER() OVER (...)`: partition, order and the rank column's name.
+    rank: Option<RankCall>,
 }
+
+/// A `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..)`: partition, order, rank column name.
+type RankCall = (Vec<Expr>, Vec<(Expr, SortOptions)>, String);
 
 /// An OVER window's partitioning, ordering column and frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,6 +148,7 @@ impl<'a> Planner<'a> {
             env,
             ctes: BTreeMap::new(),
             over: None,
+            rank: None,
         }
     }
 
@@ -668,9 +674,9 @@ impl<'a> Planner<'a> {
 
     fn select(&mut self, s: &sq::Select) -> Result<Plan> {
         // Subqueries plan their own OVER aggregates.
-        let outer = self.over.take();
+        let outer = (self.over.take(), self.rank.take());
         let r = self.select_inner(s);
-        self.over = outer;
+        (self.over, self.rank) = outer;
         r
     }
 
@@ -678,12 +684,13 @@ impl<'a> Planner<'a> {
         let (mut plan, scope) = self.from(&s.from)?;
         if let Some(w) = &s.selection {
             let cond = self.expr(w, &scope)?;
-            if self.over.is_some() {
+            if self.over.is_some() || self.rank.is_some() {
                 return Err(sql_err(
                     &w.to_string(),
                     "an OVER aggregate cannot be in WHERE; compute it in a subquery",
                 ));
             }
+            push_rank_limit(&mut plan, &cond);
             plan = crate::plan::filter(plan, cond)?;
         }
         // The select list.
@@ -747,6 +754,26 @@ impl<'a> Planner<'a> {
             .transpose()?;
         let aggregating =
             !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
+        if let Some((partition, order, name)) = self.rank.take() {
+            if aggregating || self.over.is_some() {
+                return Err(sql_err(
+                    "ROW_NUMBER()",
+                    "ROW_NUMBER() OVER (...) goes in a SELECT of its own (no GROUP BY or other OVER aggregates)",
+                ));
+            }
+            plan = Plan::Rank {
+                input: Box::new(plan),
+                partition,
+                order,
+                limit: None,
+                name,
+            };
+            for (i, e) in exprs.iter_mut().enumerate() {
+                if matches!(e, Expr::Column(c) if c == "$rank") {
+                    *e = e.clone().alias(&format!("EXPR${i}"));
+                }
+            }
+        }
         if let Some((w, aggs)) = self.over.take() {
             if aggregating {
                 return Err(sql_err(
@@ -1214,10 +1241,46 @@ impl<'a> Planner<'a> {
                 "named windows (OVER w) are not supported; write the window in OVER (...)",
             ));
         };
+        if upper == "ROW_NUMBER" {
+            if !matches!(&f.args, sq::FunctionArguments::List(l) if l.args.is_empty())
+                && !matches!(&f.args, sq::FunctionArguments::None)
+            {
+                return Err(sql_err(&whole, "ROW_NUMBER() takes no arguments"));
+            }
+            if self.rank.is_some() {
+                return Err(sql_err(&whole, "one ROW_NUMBER() per SELECT"));
+            }
+            let partition = spec
+                .partition_by
+                .iter()
+                .map(|e| self.expr(e, scope))
+                .collect::<Result<Vec<_>>>()?;
+            if spec.order_by.is_empty() {
+                return Err(sql_err(&whole, "ROW_NUMBER() OVER (...) needs ORDER BY"));
+            }
+            let mut order = Vec::new();
+            for o in &spec.order_by {
+                let descending = o.options.asc == Some(false);
+                // NULLs sort as the highest values (last ascending, first descending), as Flink.
+                let nulls_first = o.options.nulls_first.unwrap_or(descending);
+                order.push((
+                    self.expr(&o.expr, scope)?,
+                    SortOptions {
+                        descending,
+                        nulls_first,
+                    },
+                ));
+            }
+            if spec.window_frame.is_some() {
+                return Err(sql_err(&whole, "ROW_NUMBER() takes no frame"));
+            }
+            self.rank = Some((partition, order, "$rank".into()));
+            return Ok(col("$rank"));
+        }
         let Some(func) = AggFunc::from_name(&upper).filter(|f| *f != AggFunc::Udf) else {
             return Err(sql_err(
                 &whole,
-                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX and AVG are (ROW_NUMBER for Top-N and deduplication is not there yet)"),
+                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG and ROW_NUMBER (Top-N, deduplication) are"),
             ));
         };
         let raw = match &f.args {
@@ -1585,6 +1648,62 @@ pub(crate) fn interval_arg(args: &[sq::Expr], i: usize, whole: &str) -> Result<i
         ));
     }
     Ok(ms)
+}
+
+/// Top-N: a filter `rn <= N` (`rn < N`, `rn = 1`) over a query whose column `rn` is a
+/// ROW_NUMBER() bounds that rank to N rows per partition (the filter stays above it).
+fn push_rank_limit(plan: &mut Plan, cond: &Expr) {
+    fn split(e: &Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::Binary(a, crate::expr::BinaryOp::And, b) => {
+                split(a, out);
+                split(b, out);
+            }
+            e => out.push(e.clone()),
+        }
+    }
+    let mut conjuncts = Vec::new();
+    split(cond, &mut conjuncts);
+    let bound = |e: &Expr| -> Option<(String, usize)> {
+        use crate::expr::BinaryOp::*;
+        let Expr::Binary(a, op, b) = e else {
+            return None;
+        };
+        let (Expr::Column(c), Expr::Literal(Literal::Int(n))) = (a.as_ref(), b.as_ref()) else {
+            return None;
+        };
+        let n = usize::try_from(*n).ok()?;
+        match op {
+            LtEq => Some((c.clone(), n)),
+            Lt => Some((c.clone(), n.saturating_sub(1))),
+            Eq if n == 1 => Some((c.clone(), 1)),
+            _ => None,
+        }
+    };
+    for c in &conjuncts {
+        let Some((column, n)) = bound(c) else {
+            continue;
+        };
+        let rank = match plan {
+            Plan::Calc {
+                input, projections, ..
+            } => match input.as_mut() {
+                Plan::Rank { name, limit, .. }
+                    if projections.iter().any(|(e, out)| {
+                        *out == column && matches!(e, Expr::Column(x) if x == name)
+                    }) =>
+                {
+                    Some(limit)
+                }
+                _ => None,
+            },
+            Plan::Rank { name, limit, .. } if *name == column => Some(limit),
+            _ => None,
+        };
+        if let Some(limit) = rank {
+            *limit = Some(limit.map_or(n, |l| l.min(n)));
+        }
+    }
 }
 
 pub(crate) fn function_args(f: &sq::Function) -> Result<Vec<sq::Expr>> {
