@@ -27,6 +27,9 @@ pub enum WindowKind {
     Hop { size: i64, slide: i64 },
     /// Windows that close after `gap` ms without rows, per key.
     Session { gap: i64 },
+    /// Windows that start every `size` ms and end every `step` ms within it: `[s, s+step)`,
+    /// `[s, s+2 step)` ... `[s, s+size)` (Flink's CUMULATE).
+    Cumulate { step: i64, size: i64 },
 }
 
 /// Event times are clamped to about ±73 million years so window arithmetic cannot overflow,
@@ -42,6 +45,16 @@ impl WindowKind {
             WindowKind::Tumble { size } => &[("size", *size)],
             WindowKind::Hop { size, slide } => &[("size", *size), ("slide", *slide)],
             WindowKind::Session { gap } => &[("gap", *gap)],
+            WindowKind::Cumulate { step, size } => {
+                if *step > 0 && size % step != 0 {
+                    return Err(EngineError::Plan {
+                        expr: self.describe(),
+                        detail: "the max size of a CUMULATE window must be a multiple of its step"
+                            .into(),
+                    });
+                }
+                &[("step", *step), ("max size", *size)]
+            }
         };
         for (what, v) in parts {
             if *v <= 0 || *v >= 1 << 60 {
@@ -66,6 +79,52 @@ impl WindowKind {
                 )
             }
             WindowKind::Session { gap } => format!("SESSION(gap=[{}])", millis_text(*gap)),
+            WindowKind::Cumulate { step, size } => format!(
+                "CUMULATE(max_size=[{}], step=[{}])",
+                millis_text(*size),
+                millis_text(*step)
+            ),
+        }
+    }
+
+    /// The (start, end) of every window a row of time `t` is in, oldest start first (tumbling,
+    /// hopping and cumulating windows).
+    pub fn windows_of(&self, t: i64) -> Vec<(i64, i64)> {
+        match *self {
+            WindowKind::Tumble { size } => {
+                let s = t - t.rem_euclid(size);
+                vec![(s, s + size)]
+            }
+            WindowKind::Hop { size, slide } => {
+                let mut out = Vec::new();
+                let mut start = t - t.rem_euclid(slide);
+                while start > t - size {
+                    out.push((start, start + size));
+                    start -= slide;
+                }
+                out.reverse();
+                out
+            }
+            WindowKind::Cumulate { step, size } => {
+                let s = t - t.rem_euclid(size);
+                // The first end after t, then every step to the max size.
+                let first = s + (t - s) / step * step + step;
+                (0..)
+                    .map(|k| first + k * step)
+                    .take_while(|e| *e <= s + size)
+                    .map(|e| (s, e))
+                    .collect()
+            }
+            WindowKind::Session { .. } => vec![],
+        }
+    }
+
+    /// The start of the window that ends at `end` (tumbling, hopping, cumulating).
+    pub fn start_of(&self, end: i64) -> i64 {
+        match *self {
+            WindowKind::Tumble { size } | WindowKind::Hop { size, .. } => end - size,
+            WindowKind::Cumulate { size, .. } => (end - 1) - (end - 1).rem_euclid(size),
+            WindowKind::Session { .. } => end,
         }
     }
 }
@@ -284,11 +343,8 @@ impl WindowAggregate {
                         break;
                     }
                     let (end, groups) = self.pending.pop_first().unwrap_or_default();
-                    let size = match self.kind {
-                        WindowKind::Tumble { size } | WindowKind::Hop { size, .. } => size,
-                        WindowKind::Session { .. } => 0,
-                    };
-                    due.extend(groups.into_iter().map(|g| (end - size, end, g)));
+                    let start = self.kind.start_of(end);
+                    due.extend(groups.into_iter().map(|g| (start, end, g)));
                 }
             }
         }
@@ -565,11 +621,6 @@ impl WindowAggregate {
     ) -> Result<Option<(RecordBatch, Vec<u32>)>> {
         let n = data.num_rows();
         let rows = self.core.key_rows(&data)?;
-        let (size, slide) = match self.kind {
-            WindowKind::Tumble { size } => (size, size),
-            WindowKind::Hop { size, slide } => (size, slide),
-            WindowKind::Session { .. } => unreachable!("sessions handled above"),
-        };
         let mut ids: Vec<u32> = Vec::with_capacity(n);
         let mut take: Vec<u32> = Vec::with_capacity(n);
         let mut key = Vec::with_capacity(64);
@@ -579,14 +630,12 @@ impl WindowAggregate {
                 continue;
             }
             let t = clamp_time(ts.value(i));
-            let last_start = t - t.rem_euclid(slide);
-            let mut start = last_start;
             let mut any = false;
-            while start > t - size {
-                let end = start + size;
+            // A window's group: its end (which names it), then the key.
+            for (_, end) in self.kind.windows_of(t) {
                 if end - 1 > self.watermark {
                     key.clear();
-                    key.extend_from_slice(&start.to_be_bytes());
+                    key.extend_from_slice(&end.to_be_bytes());
                     key.extend_from_slice(rows.row(i));
                     let (g, new) = self.groups.intern(&key);
                     if new {
@@ -596,7 +645,6 @@ impl WindowAggregate {
                     take.push(i as u32);
                     any = true;
                 }
-                start -= slide;
             }
             if !any {
                 late += 1;
@@ -663,26 +711,19 @@ impl Operator for WindowAssign {
     fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
         let n = batch.num_rows();
         let ts = millis_of(&self.time.evaluate(&batch.data)?.into_array(n)?, &self.name)?;
-        let (size, slide) = match self.kind {
-            WindowKind::Tumble { size } => (size, size),
-            WindowKind::Hop { size, slide } => (size, slide),
-            WindowKind::Session { .. } => return Ok(()),
-        };
-        let (mut idx, mut starts) = (Vec::new(), Vec::new());
+        if let WindowKind::Session { .. } = self.kind {
+            return Ok(());
+        }
+        let (mut idx, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
             if ts.is_null(i) {
                 continue;
             }
             let t = crate::operators::clamp_time(ts.value(i));
-            let mut start = t - t.rem_euclid(slide);
-            let mut list = Vec::new();
-            while start > t - size {
-                list.push(start);
-                start -= slide;
-            }
-            for s in list.into_iter().rev() {
+            for (s, e) in self.kind.windows_of(t) {
                 idx.push(i as u32);
                 starts.push(s);
+                ends.push(e);
             }
         }
         let StreamBatch { data, kinds } = batch.take(&UInt32Array::from(idx))?;
@@ -691,10 +732,10 @@ impl Operator for WindowAssign {
             starts.iter().copied(),
         )));
         cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            starts.iter().map(|s| s + size),
+            ends.iter().copied(),
         )));
         cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
-            starts.iter().map(|s| s + size - 1),
+            ends.iter().map(|e| e - 1),
         )));
         let data = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
         if data.num_rows() > 0 {

@@ -405,7 +405,7 @@ impl<'a> Planner<'a> {
             } => self.window_tvf(f, alias.as_ref()),
             other => Err(sql_err(
                 &other.to_string(),
-                "weir reads tables, views, subqueries and the TUMBLE/HOP table functions",
+                "weir reads tables, views, subqueries and the TUMBLE/HOP/CUMULATE table functions",
             )),
         }
     }
@@ -453,7 +453,8 @@ impl<'a> Planner<'a> {
         let kind = match fname.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: iv(2)? },
             "HOP" => WindowKind::Hop { slide: iv(2)?, size: iv(3)? },
-            "CUMULATE" | "SESSION" => return Err(sql_err(&whole, format!("the {fname} table function is not supported yet; use TUMBLE or HOP, or a SESSION group window in GROUP BY"))),
+            "CUMULATE" => WindowKind::Cumulate { step: iv(2)?, size: iv(3)? },
+            "SESSION" => return Err(sql_err(&whole, format!("the {fname} table function is not supported yet; use TUMBLE, HOP or CUMULATE, or a SESSION group window in GROUP BY"))),
             _ => return Err(sql_err(&whole, format!("unknown table function {fname}"))),
         };
         let input = match self.ctes.get(&table) {
