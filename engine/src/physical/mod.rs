@@ -466,11 +466,7 @@ impl Builder {
                         batch_mode,
                     )
                 });
-                let (p, edge) = if partition.is_empty() {
-                    (1, Partitioning::Single)
-                } else {
-                    (default_p, Partitioning::Hash(partition.clone()))
-                };
+                let (p, edge) = keyed(partition, default_p);
                 self.push(node, NodeKind::Operator(f), p, vec![(i, edge)], schema)
             }
             Plan::Over {
@@ -529,11 +525,7 @@ impl Builder {
                         time,
                     )
                 });
-                let (p, edge) = if partition.is_empty() {
-                    (1, Partitioning::Single)
-                } else {
-                    (default_p, Partitioning::Hash(partition.clone()))
-                };
+                let (p, edge) = keyed(partition, default_p);
                 self.push(name, NodeKind::Operator(f), p, vec![(i, edge)], schema)
             }
             Plan::Flatten { input, names } => {
@@ -712,6 +704,16 @@ impl Builder {
 
 /// An aggregate operator's node name: `Python` in front when user-defined aggregates run in
 /// it, and their names after (`PythonGroupAggregate[weighted_avg]_3`), as for `PythonCalc`.
+/// Parallelism and edge of an operator keyed by `partition`: hashed on it, or one subtask
+/// taking every row when there is no key.
+fn keyed(partition: &[Expr], parallelism: usize) -> (usize, Partitioning) {
+    if partition.is_empty() {
+        (1, Partitioning::Single)
+    } else {
+        (parallelism, Partitioning::Hash(partition.to_vec()))
+    }
+}
+
 fn aggregate_name(base: &str, aggs: &[crate::operators::AggSpec]) -> String {
     let names: Vec<&str> = aggs
         .iter()
