@@ -676,6 +676,32 @@ impl<'a> Planner<'a> {
     fn select(&mut self, s: &sq::Select) -> Result<Plan> {
         // Subqueries plan their own OVER aggregates.
         let outer = (self.over.take(), self.rank.take());
+        // `FROM a, b WHERE cond` (the form Flink's docs write interval joins in) is the inner
+        // join `FROM a JOIN b ON cond`: its equalities key the join, the rest filters it.
+        let joined;
+        let s = match (s.from.as_slice(), &s.selection) {
+            ([a, b], Some(cond))
+                if a.joins.is_empty()
+                    && b.joins.is_empty()
+                    && lateral_call(&b.relation).is_none() =>
+            {
+                let mut one = s.clone();
+                one.from = vec![sq::TableWithJoins {
+                    relation: a.relation.clone(),
+                    joins: vec![sq::Join {
+                        relation: b.relation.clone(),
+                        global: false,
+                        join_operator: sq::JoinOperator::Inner(sq::JoinConstraint::On(
+                            cond.clone(),
+                        )),
+                    }],
+                }];
+                one.selection = None;
+                joined = one;
+                &joined
+            }
+            _ => s,
+        };
         let r = self.select_inner(s);
         (self.over, self.rank) = outer;
         r
