@@ -26,6 +26,7 @@ from weir.table import (
 )
 from weir.table.expressions import call_sql, col, json, json_array, json_object, json_string, lit
 from weir.table.udf import AsyncScalarFunction, udf
+from weir.table.udf import ScalarFunction as ScalarFunctionBase
 
 
 def rows(table):
@@ -299,3 +300,37 @@ def test_stream_table_environment_without_a_datastream():
         StreamTableEnvironment.create(object())
     with pytest.raises(ValueError, match="streaming mode"):
         StreamTableEnvironment.create(environment_settings=EnvironmentSettings.in_batch_mode())
+
+
+def test_function_context_as_pyflinks():
+    from weir.table.udf import FunctionContext
+
+    bare = FunctionContext(None, {"k": "v"})
+    with pytest.raises(RuntimeError, match="Metric has not been enabled"):
+        bare.get_metric_group()
+    assert bare.get_job_parameter("k", "d") == "v" and bare.get_job_parameter("x", "d") == "d"
+    ctx = FunctionContext(
+        None, {}, task_name="Calc", number_of_parallel_subtasks=6, max_number_of_parallel_subtasks=128,
+        index_of_this_subtask=2, attempt_number=1,
+    )
+    assert (ctx.get_task_name(), ctx.get_task_name_with_subtasks()) == ("Calc", "Calc (3/6)")
+    assert (ctx.get_number_of_parallel_subtasks(), ctx.get_max_number_of_parallel_subtasks()) == (6, 128)
+    assert (ctx.get_index_of_this_subtask(), ctx.get_attempt_number()) == (2, 1)
+    # In a worker: the operator's values, and a metric group whose scope functions answer.
+
+    class Probe(ScalarFunctionBase):
+        def open(self, ctx):
+            g = ctx.get_metric_group().add_group("probe").add_group("lang", "en")
+            self.info = (ctx.get_task_name_with_subtasks(), ctx.get_number_of_parallel_subtasks(),
+                         ctx.get_max_number_of_parallel_subtasks(), g.get_scope_components(),
+                         dict(g.get_all_variables()))
+
+        def eval(self, x):
+            return repr(self.info)
+
+    env = make_env(parallelism__default="2")
+    t = env.from_elements([(1,), (2,), (3,), (4,)], ["x"]).select(udf(Probe(), result_type="STRING")(col("x")))
+    infos = [eval(r[0]) for r in t.execute().collect()]
+    assert all(i[0].startswith("PythonCalc[Probe] (") and i[0].endswith(f"/{i[1]})") for i in infos), infos
+    assert {i[2] for i in infos} == {1024}
+    assert all(i[3] == ["probe", "lang", "en"] and i[4] == {"lang": "en"} for i in infos), infos

@@ -25,6 +25,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from weir import _native
 
 
+# The engine's limit on an operator's subtasks (engine/src/options.rs MAX_PARALLELISM).
+MAX_PARALLELISM = 1024
+
+
 def _job_parameters(text: Optional[str]) -> Dict[str, str]:
     """``pipeline.global-job-parameters``: ``k1:v1,k2:v2``."""
     out: Dict[str, str] = {}
@@ -273,9 +277,10 @@ class Worker:
                         group,
                         params,
                         task_name=hs["operator"],
-                        parallelism=hs["parallelism"],
-                        subtask=hs["subtask"],
-                        attempt=hs["attempt"],
+                        number_of_parallel_subtasks=hs["parallelism"],
+                        max_number_of_parallel_subtasks=MAX_PARALLELISM,
+                        index_of_this_subtask=hs["subtask"],
+                        attempt_number=hs["attempt"],
                     )
                     f.obj.open(ctx)
                 self.functions.append(f)

@@ -30,43 +30,65 @@ from weir.table.types import DataType, RowType, type_text
 
 
 class FunctionContext:
-    """What a UDF's ``open`` receives: the metric group, job parameters and where it runs."""
+    """What a UDF's ``open`` receives: the metric group, job parameters and where it runs
+    (PyFlink's constructor and getters)."""
 
     def __init__(
         self,
-        metric_group: Any,
-        job_parameters: Dict[str, str],
-        task_name: str = "",
-        parallelism: int = 1,
-        subtask: int = 0,
-        attempt: int = 0,
+        base_metric_group: Any,
+        job_parameters: Optional[Dict[str, str]] = None,
+        task_name: Optional[str] = None,
+        task_name_with_subtasks: Optional[str] = None,
+        number_of_parallel_subtasks: Optional[int] = None,
+        max_number_of_parallel_subtasks: Optional[int] = None,
+        index_of_this_subtask: Optional[int] = None,
+        attempt_number: Optional[int] = None,
     ) -> None:
-        self._metric_group = metric_group
-        self._job_parameters = dict(job_parameters)
+        self._metric_group = base_metric_group
+        self._job_parameters = dict(job_parameters or {})
         self._task_name = task_name
-        self._parallelism = parallelism
-        self._subtask = subtask
-        self._attempt = attempt
+        self._task_name_with_subtasks = task_name_with_subtasks
+        self._parallelism = number_of_parallel_subtasks
+        self._max_parallelism = max_number_of_parallel_subtasks
+        self._subtask = index_of_this_subtask
+        self._attempt = attempt_number
 
     def get_metric_group(self) -> Any:
-        """The UDF's metric group. With ``python.metric.enabled=false`` its metrics record
-        nothing (PyFlink raises instead)."""
+        """The UDF's metric group. In a worker it always exists: with
+        ``python.metric.enabled=false`` its metrics record nothing (PyFlink raises instead). A
+        context made without a group raises, as PyFlink's does."""
+        if self._metric_group is None:
+            raise RuntimeError(
+                "Metric has not been enabled. You can enable metric with the 'python.metric.enabled' configuration."
+            )
         return self._metric_group
 
     def get_job_parameter(self, key: str, default_value: Optional[str] = None) -> Optional[str]:
         """A value of ``pipeline.global-job-parameters``."""
         return self._job_parameters.get(key, default_value)
 
-    def get_task_name(self) -> str:
+    def get_task_name(self) -> Optional[str]:
         return self._task_name
 
-    def get_number_of_parallel_subtasks(self) -> int:
+    def get_task_name_with_subtasks(self) -> Optional[str]:
+        """``"name (3/6)"``: the subtask's index + 1 of the parallelism, as Flink names it."""
+        if self._task_name_with_subtasks is not None:
+            return self._task_name_with_subtasks
+        if self._task_name is None or self._subtask is None or self._parallelism is None:
+            return self._task_name
+        return f"{self._task_name} ({self._subtask + 1}/{self._parallelism})"
+
+    def get_number_of_parallel_subtasks(self) -> Optional[int]:
         return self._parallelism
 
-    def get_index_of_this_subtask(self) -> int:
+    def get_max_number_of_parallel_subtasks(self) -> Optional[int]:
+        """The most subtasks the operator may have (weir's limit; it does not rescale)."""
+        return self._max_parallelism
+
+    def get_index_of_this_subtask(self) -> Optional[int]:
         return self._subtask
 
-    def get_attempt_number(self) -> int:
+    def get_attempt_number(self) -> Optional[int]:
         return self._attempt
 
 
