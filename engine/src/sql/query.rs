@@ -709,7 +709,63 @@ impl<'a> Planner<'a> {
 
     fn select_inner(&mut self, s: &sq::Select) -> Result<Plan> {
         let (mut plan, scope) = self.from(&s.from)?;
+        // `x IN (SELECT y ...)` conjuncts of WHERE: semi joins with the subquery's distinct rows.
+        let mut rest: Vec<sq::Expr> = Vec::new();
         if let Some(w) = &s.selection {
+            fn split(e: &sq::Expr, out: &mut Vec<sq::Expr>) {
+                match e {
+                    sq::Expr::BinaryOp {
+                        left,
+                        op: sq::BinaryOperator::And,
+                        right,
+                    } => {
+                        split(left, out);
+                        split(right, out);
+                    }
+                    sq::Expr::Nested(inner) => split(inner, out),
+                    e => out.push(e.clone()),
+                }
+            }
+            let mut all = Vec::new();
+            split(w, &mut all);
+            for c in all {
+                match &c {
+                    sq::Expr::InSubquery {
+                        expr,
+                        subquery,
+                        negated: false,
+                    } => {
+                        let key = self.expr(expr, &scope)?;
+                        let sub = self.query(subquery)?;
+                        let cols = sub.schema()?;
+                        if cols.fields().len() != 1 {
+                            return Err(sql_err(&c.to_string(), format!("the subquery of IN gives {} columns, not one", cols.fields().len())));
+                        }
+                        let name = format!("$in{}", plan.schema()?.fields().len());
+                        let right = Table::from_plan(self.env, sub)
+                            .select(vec![col(cols.field(0).name()).alias(&name)])?
+                            .distinct()?;
+                        plan = crate::table::join_plan(
+                            plan,
+                            right.plan().clone(),
+                            JoinKind::Inner,
+                            Expr::Binary(Box::new(key), crate::expr::BinaryOp::Eq, Box::new(col(&name))),
+                            vec![name],
+                        )?;
+                    }
+                    sq::Expr::InSubquery { negated: true, .. } => {
+                        return Err(sql_err(&c.to_string(), "NOT IN (subquery) is not supported yet (its NULL semantics need an anti join); IN (subquery) is"))
+                    }
+                    _ => rest.push(c),
+                }
+            }
+        }
+        let selection = rest.into_iter().reduce(|a, b| sq::Expr::BinaryOp {
+            left: Box::new(a),
+            op: sq::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        if let Some(w) = &selection {
             let cond = self.expr(w, &scope)?;
             if self.over.is_some() || self.rank.is_some() {
                 return Err(sql_err(
