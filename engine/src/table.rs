@@ -902,6 +902,34 @@ impl Table {
         self.with(plan).select(projections)
     }
 
+    /// The rows whose `key` is among the values of the one-column table `values`
+    /// (`where(col('a').in_(other))`, SQL `a IN (SELECT ..)`): a join with its distinct rows.
+    pub fn where_in(&self, key: Expr, values: &Table) -> Result<Table> {
+        let cols = values.plan.schema()?;
+        if cols.fields().len() != 1 {
+            return Err(EngineError::Plan {
+                expr: format!("{key} IN (...)"),
+                detail: format!(
+                    "the table of IN has {} columns, not one",
+                    cols.fields().len()
+                ),
+            });
+        }
+        let mine = self.all_columns()?;
+        let name = format!("$in{}", mine.len());
+        let right = values
+            .select(vec![col(cols.field(0).name()).alias(&name)])?
+            .distinct()?;
+        let plan = join_plan(
+            self.plan.clone(),
+            right.plan.clone(),
+            JoinKind::Inner,
+            key.equals(col(&name)),
+            vec![name],
+        )?;
+        self.with(plan).select(mine)
+    }
+
     /// The distinct rows that are in both tables (`intersect`, SQL `INTERSECT`).
     pub fn intersect(&self, other: &Table) -> Result<Table> {
         self.set_operation(other, true)

@@ -684,6 +684,11 @@ impl Table {
         ))
     }
 
+    /// `where(key.in_(values))` with a one-column table.
+    fn where_in(&self, key: &PyExpr, values: &Table) -> PyResult<Table> {
+        Table::of(self.t.where_in(key.e.clone(), &values.t))
+    }
+
     fn intersect(&self, right: &Table) -> PyResult<Table> {
         Table::of(self.t.intersect(&right.t))
     }

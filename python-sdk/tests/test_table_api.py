@@ -335,3 +335,28 @@ def test_intersect_and_minus(streaming):
     assert final(b.minus(a)) == [(4, "z")]
     with pytest.raises(NotImplementedError, match="minus_all is not supported yet"):
         a.minus_all(b)
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
+def test_in_a_table_is_a_semi_join(streaming):
+    env = make_env(streaming=streaming)
+    orders = env.from_elements([(1, "a"), (2, "b"), (3, "c"), (1, "d")], ["uid", "item"])
+    vip = env.from_elements([(1,), (3,), (3,), (9,)], ["id"])
+
+    def final(t):
+        state = []
+        for r in t.execute().collect():
+            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+                state.append(tuple(r))
+            else:
+                state.remove(tuple(r))
+        return sorted(state)
+
+    got = orders.where(col("uid").in_(vip))
+    assert got.get_schema().get_field_names() == ["uid", "item"]
+    assert final(got) == [(1, "a"), (1, "d"), (3, "c")]
+    assert final(orders.where(col("uid").in_(1, 2))) == [(1, "a"), (1, "d"), (2, "b")]
+    with pytest.raises(ValueError, match="whole where"):
+        orders.where(col("uid").in_(vip) & (col("item") == "a"))
+    with pytest.raises(Exception, match="has 2 columns, not one"):
+        orders.where(col("uid").in_(orders))

@@ -222,6 +222,10 @@ class Expression:
         return _Op(lambda c: self._build(c).between(lo._build(c), hi._build(c), True))
 
     def in_(self, *values: Any) -> "Expression":
+        """In a list of values, or (one argument, a one-column ``Table``) among its rows: a
+        semi join, given alone to ``where``/``filter``."""
+        if len(values) == 1 and type(values[0]).__name__ == "Table" and hasattr(values[0], "_native"):
+            return _InTable(self, values[0])
         vs = [_wrap(v) for v in values]
         return _Op(lambda c: self._build(c).in_list([v._build(c) for v in vs], False))
 
@@ -372,6 +376,20 @@ class Expression:
     @property
     def proctime(self) -> "Expression":
         return _WindowProp(self, "PROCTIME")
+
+
+class _InTable(Expression):
+    """``key.in_(table)``: planned by ``Table.filter`` as a semi join."""
+
+    def __init__(self, key: Expression, table: Any) -> None:
+        self.key = key
+        self.table = table
+
+    def _build(self, ctx: BuildContext) -> Any:
+        raise ValueError(
+            "in_(table) is a whole where(...)/filter(...) condition; give other conditions to a "
+            "where(...) of their own"
+        )
 
 
 class _Op(Expression):

@@ -107,6 +107,10 @@ class Table:
         return self._with(self._native.select(self._build(fields)))
 
     def filter(self, predicate: Any) -> "Table":
+        from weir.table.expression import _InTable
+
+        if isinstance(predicate, _InTable):
+            return self._with(self._native.where_in(self._one(predicate.key), predicate.table._native))
         return self._with(self._native.filter(self._one(predicate)))
 
     where = filter
