@@ -855,6 +855,7 @@ impl Table {
                             func: *func,
                             arg: arg.as_ref().map(|a| (**a).clone()),
                             name,
+                            lag: None,
                         },
                     ));
                 }

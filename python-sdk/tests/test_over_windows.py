@@ -58,6 +58,16 @@ def test_sql_over_aggregates_match_each_rows_frame(frame):
     got = {r[0]: tuple(r[1:]) for r in env.sql_query(sql).execute().collect()}
     preceding = None if amount == "UNBOUNDED" else int(amount)
     assert got == oracle(rows, rows_frame, preceding)
+    if rows_frame:
+        # LAG: the value two rows before in time order within the key, else -1.
+        lag = f"SELECT i, LAG(v, 2, -1) OVER (PARTITION BY k ORDER BY ts) FROM r"
+        got = {r[0]: r[1] for r in env.sql_query(lag).execute().collect()}
+        expected = {}
+        for k in range(4):
+            part = sorted((t, i, v) for i, (kk, t, v) in enumerate(rows) if kk == k)
+            for pos, (_, i, _) in enumerate(part):
+                expected[i] = part[pos - 2][2] if pos >= 2 else -1
+        assert got == expected
 
 
 def test_event_time_over_windows_fire_with_the_watermark_and_drop_late_rows():

@@ -41,6 +41,9 @@ pub struct OverAgg {
     pub func: AggFunc,
     pub arg: Option<Expr>,
     pub name: String,
+    /// `LAG(arg, offset, default)`: the value `offset` rows before in the partition (`func`
+    /// unused), else `default` (NULL when absent).
+    pub lag: Option<(usize, Option<Expr>)>,
 }
 
 /// How rows are timed.
@@ -92,6 +95,14 @@ pub struct OverAggregate {
     pending: Vec<RecordBatch>,
     watermark: i64,
     late: Option<weir_metrics::Counter>,
+    /// Per aggregate: for LAG, (offset, default, per partition slot the last `offset` values).
+    lags: Vec<Option<Lag>>,
+}
+
+struct Lag {
+    offset: usize,
+    default: Option<Expr>,
+    seen: HashMap<u32, VecDeque<ArrayRef>>,
 }
 
 impl OverAggregate {
@@ -111,15 +122,44 @@ impl OverAggregate {
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         let mut accs = Vec::new();
         let mut args = Vec::new();
+        let mut lags = Vec::new();
         for a in aggs {
             let t = a.arg.as_ref().map(|e| e.data_type(input)).transpose()?;
-            let out = result_type(a.func, t.as_ref()).map_err(|detail| EngineError::Plan {
-                expr: a.name.clone(),
-                detail,
-            })?;
-            accs.push(new_accumulator(a.func, t.as_ref(), &out, false)?);
+            let out = match (&a.lag, &t) {
+                (Some(_), Some(t)) => t.clone(),
+                (Some(_), None) => {
+                    return Err(EngineError::Plan {
+                        expr: a.name.clone(),
+                        detail: "LAG takes a value".into(),
+                    })
+                }
+                (None, _) => {
+                    result_type(a.func, t.as_ref()).map_err(|detail| EngineError::Plan {
+                        expr: a.name.clone(),
+                        detail,
+                    })?
+                }
+            };
+            // A LAG keeps a COUNT it never updates: the aggregates stay aligned by position.
+            let func = if a.lag.is_some() {
+                AggFunc::Count
+            } else {
+                a.func
+            };
+            accs.push(new_accumulator(func, t.as_ref(), &out, false)?);
             fields.push(Field::new(&a.name, out, true));
             args.push(a.arg.as_ref().map(|e| bind(e, input)).transpose()?);
+            lags.push(match &a.lag {
+                None => None,
+                Some((offset, default)) => Some(Lag {
+                    offset: *offset,
+                    default: default
+                        .as_ref()
+                        .map(|d| bind(&d.clone().cast(t.clone().expect("checked")), input))
+                        .transpose()?,
+                    seen: HashMap::new(),
+                }),
+            });
         }
         let key_converter = if partition.is_empty() {
             None
@@ -153,6 +193,7 @@ impl OverAggregate {
             pending: Vec::new(),
             watermark: i64::MIN,
             late: None,
+            lags,
         })
     }
 
@@ -246,6 +287,35 @@ impl OverAggregate {
             self.held.chunks.insert(chunk, (cols, 0));
         }
         let mut values: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(n); self.accs.len()];
+        // LAG values, row by row in time order.
+        let mut lagged: Vec<Option<Vec<ArrayRef>>> = Vec::with_capacity(self.lags.len());
+        for (k, lag) in self.lags.iter_mut().enumerate() {
+            let Some(lag) = lag else {
+                lagged.push(None);
+                continue;
+            };
+            let arg = args[k].as_ref().expect("LAG has a value");
+            let defaults = match &lag.default {
+                Some(d) => d.evaluate(&data)?.into_array(n)?,
+                None => arrow_array::new_null_array(arg.data_type(), n),
+            };
+            let mut out = Vec::with_capacity(n);
+            for (r, &slot) in slots.iter().enumerate() {
+                let seen = lag.seen.entry(slot).or_default();
+                out.push(if lag.offset == 0 {
+                    arg.slice(r, 1)
+                } else if seen.len() >= lag.offset {
+                    seen[seen.len() - lag.offset].clone()
+                } else {
+                    defaults.slice(r, 1)
+                });
+                seen.push_back(arg.slice(r, 1));
+                while seen.len() > lag.offset {
+                    seen.pop_front();
+                }
+            }
+            lagged.push(Some(out));
+        }
         let mut i = 0;
         while i < n {
             // RANGE: rows of one time are peers, added before any of them is evaluated.
@@ -262,9 +332,12 @@ impl OverAggregate {
             for (r, &slot) in (i..j).zip(peers) {
                 self.shrink(slot, times.value(r))?;
             }
-            for &slot in peers {
+            for (r, &slot) in (i..j).zip(peers) {
                 for (k, a) in self.accs.iter().enumerate() {
-                    values[k].push(a.evaluate(&[slot])?);
+                    values[k].push(match &lagged[k] {
+                        Some(l) => l[r].clone(),
+                        None => a.evaluate(&[slot])?,
+                    });
                 }
             }
             i = j;
@@ -295,7 +368,10 @@ impl OverAggregate {
     ) -> Result<()> {
         // A bounded frame retracts rows later: adds are signed so MIN/MAX keep every value.
         let signs: Option<&[i8]> = self.frame.preceding.map(|_| &[1i8][..]);
-        for (a, v) in self.accs.iter_mut().zip(args) {
+        for ((a, v), lag) in self.accs.iter_mut().zip(args).zip(&self.lags) {
+            if lag.is_some() {
+                continue;
+            }
             let one = v.as_ref().map(|v| v.slice(r, 1));
             a.update(one.as_ref(), &[slot], signs)?;
         }
@@ -329,14 +405,16 @@ impl OverAggregate {
             self.history[slot as usize].pop_front();
             let (cols, _) = self.held.chunks.get(&chunk).expect("held chunk");
             let mut c = 0;
-            for (a, arg) in self.accs.iter_mut().zip(&self.args) {
+            for ((a, arg), lag) in self.accs.iter_mut().zip(&self.args).zip(&self.lags) {
                 let one = if arg.is_some() {
                     c += 1;
                     Some(cols[c - 1].slice(row as usize, 1))
                 } else {
                     None
                 };
-                a.update(one.as_ref(), &[slot], Some(&[-1]))?;
+                if lag.is_none() {
+                    a.update(one.as_ref(), &[slot], Some(&[-1]))?;
+                }
             }
             self.held.release(chunk);
         }

@@ -1360,10 +1360,14 @@ impl<'a> Planner<'a> {
             self.rank = Some((partition, order, "$rank".into()));
             return Ok(col("$rank"));
         }
-        let Some(func) = AggFunc::from_name(&upper).filter(|f| *f != AggFunc::Udf) else {
+        let is_lag = upper == "LAG";
+        let Some(func) = AggFunc::from_name(&upper)
+            .filter(|f| *f != AggFunc::Udf)
+            .or(is_lag.then_some(AggFunc::Count))
+        else {
             return Err(sql_err(
                 &whole,
-                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG and ROW_NUMBER (Top-N, deduplication) are"),
+                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG, LAG and ROW_NUMBER (Top-N, deduplication) are"),
             ));
         };
         let raw = match &f.args {
@@ -1378,7 +1382,36 @@ impl<'a> Planner<'a> {
             }
             _ => function_args(f)?,
         };
+        let mut lag = None;
         let arg = match raw.as_slice() {
+            [a, rest @ ..] if is_lag && rest.len() <= 2 => {
+                let offset = match rest.first() {
+                    None => 1,
+                    Some(sq::Expr::Value(v)) => match &v.value {
+                        sq::Value::Number(n, _) => n.parse::<usize>().map_err(|_| {
+                            sql_err(&whole, "the offset of LAG is a whole number of rows")
+                        })?,
+                        _ => {
+                            return Err(sql_err(
+                                &whole,
+                                "the offset of LAG is a whole number of rows",
+                            ))
+                        }
+                    },
+                    Some(_) => {
+                        return Err(sql_err(&whole, "the offset of LAG is a number literal"))
+                    }
+                };
+                let default = rest.get(1).map(|d| self.expr(d, scope)).transpose()?;
+                lag = Some((offset, default));
+                Some(self.expr(a, scope)?)
+            }
+            _ if is_lag => {
+                return Err(sql_err(
+                    &whole,
+                    "LAG takes a value, an offset and a default",
+                ))
+            }
             [] if func == AggFunc::Count => None,
             [a] => Some(self.expr(a, scope)?),
             _ => return Err(sql_err(&whole, format!("{upper} takes one argument"))),
@@ -1472,6 +1505,7 @@ impl<'a> Planner<'a> {
             func,
             arg,
             name: name.clone(),
+            lag,
         });
         Ok(col(&name))
     }
