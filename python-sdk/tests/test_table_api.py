@@ -297,15 +297,6 @@ def test_right_and_full_outer_joins(streaming):
     left = env.from_elements([(1, "a"), (2, "b")], ["id", "v"])
     right = env.from_elements([(1, "x"), (3, "y")], ["rid", "w"])
 
-    def final(t):
-        state = []
-        for r in t.execute().collect():
-            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
-                state.append(tuple(r))
-            else:
-                state.remove(tuple(r))
-        return sorted(state, key=repr)
-
     assert final(left.right_outer_join(right, col("id") == col("rid"))) == sorted([(1, "a", 1, "x"), (None, None, 3, "y")], key=repr)
     full = left.full_outer_join(right, col("id") == col("rid"))
     assert final(full) == sorted([(1, "a", 1, "x"), (2, "b", None, None), (None, None, 3, "y")], key=repr)
@@ -321,15 +312,6 @@ def test_intersect_and_minus(streaming):
     a = env.from_elements([(1, "x"), (2, "y"), (2, "y"), (3, None)], ["n", "s"])
     b = env.from_elements([(2, "y"), (3, None), (4, "z")], ["m", "t"])
 
-    def final(t):
-        state = []
-        for r in t.execute().collect():
-            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
-                state.append(tuple(r))
-            else:
-                state.remove(tuple(r))
-        return sorted(state, key=repr)
-
     assert final(a.intersect(b)) == [(2, "y"), (3, None)]
     assert final(a.minus(b)) == [(1, "x")]
     assert final(b.minus(a)) == [(4, "z")]
@@ -343,15 +325,6 @@ def test_in_a_table_is_a_semi_join(streaming):
     orders = env.from_elements([(1, "a"), (2, "b"), (3, "c"), (1, "d")], ["uid", "item"])
     vip = env.from_elements([(1,), (3,), (3,), (9,)], ["id"])
 
-    def final(t):
-        state = []
-        for r in t.execute().collect():
-            if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
-                state.append(tuple(r))
-            else:
-                state.remove(tuple(r))
-        return sorted(state)
-
     got = orders.where(col("uid").in_(vip))
     assert got.get_schema().get_field_names() == ["uid", "item"]
     assert final(got) == [(1, "a"), (1, "d"), (3, "c")]
@@ -360,3 +333,15 @@ def test_in_a_table_is_a_semi_join(streaming):
         orders.where(col("uid").in_(vip) & (col("item") == "a"))
     with pytest.raises(Exception, match="has 2 columns, not one"):
         orders.where(col("uid").in_(orders))
+
+
+def final(t):
+    """The rows a changelog ends as (checked: a retracted row was emitted), sorted."""
+    state = []
+    for r in t.execute().collect():
+        if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+            state.append(tuple(r))
+        else:
+            assert tuple(r) in state, f"{r} retracted but never emitted"
+            state.remove(tuple(r))
+    return sorted(state, key=repr)
