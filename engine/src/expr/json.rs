@@ -65,6 +65,25 @@ impl PathCache {
     }
 }
 
+/// Calls `f` for each row with its document and parsed path, or `None` where either is NULL
+/// (the row's result is NULL then).
+fn for_each_doc(
+    docs: &StringArray,
+    paths: &StringArray,
+    mut f: impl FnMut(usize, Option<(&str, &Path)>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut cache = PathCache(None);
+    for i in 0..docs.len() {
+        if paths.is_null(i) || docs.is_null(i) {
+            f(i, None)?;
+            continue;
+        }
+        let p = cache.get(paths.value(i))?;
+        f(i, Some((docs.value(i), p)))?;
+    }
+    Ok(())
+}
+
 /// What a path gives for one document.
 enum Found<'a> {
     Values(Vec<&'a Json>),
@@ -303,7 +322,6 @@ impl JsonFunc {
             JsonFunc::Value | JsonFunc::Query | JsonFunc::Exists => {
                 let docs = strings(0)?;
                 let paths = strings(1)?;
-                let mut cache = PathCache(None);
                 match self {
                     JsonFunc::Value => {
                         let (on_empty, on_error) = (mode(2, "NULL")?, mode(4, "NULL")?);
@@ -313,20 +331,15 @@ impl JsonFunc {
                             (None, None)
                         };
                         let mut b = StringBuilder::new();
-                        for i in 0..n {
-                            if paths.is_null(i) {
+                        for_each_doc(&docs, &paths, |i, found| {
+                            let Some((doc, p)) = found else {
                                 b.append_null();
-                                continue;
-                            }
-                            let p = cache.get(paths.value(i))?;
-                            if docs.is_null(i) {
-                                b.append_null();
-                                continue;
-                            }
-                            let (what, mode, default) = match value_of(docs.value(i), p) {
+                                return Ok(());
+                            };
+                            let (what, mode, default) = match value_of(doc, p) {
                                 Ok(Some(v)) => {
                                     b.append_option(v);
-                                    continue;
+                                    return Ok(());
                                 }
                                 Ok(None) => {
                                     ("finds nothing".to_string(), &on_empty, &empty_default)
@@ -338,7 +351,7 @@ impl JsonFunc {
                                     return Err(format!(
                                         "JSON_VALUE: the path '{}' {what} in {}",
                                         paths.value(i),
-                                        cut(docs.value(i))
+                                        cut(doc)
                                     ))
                                 }
                                 "DEFAULT" => {
@@ -347,27 +360,23 @@ impl JsonFunc {
                                 }
                                 _ => b.append_null(),
                             }
-                        }
+                            Ok(())
+                        })?;
                         Ok(Arc::new(b.finish()))
                     }
                     JsonFunc::Query => {
                         let wrapper = mode(2, "WITHOUT")?;
                         let (on_empty, on_error) = (mode(3, "NULL")?, mode(4, "NULL")?);
                         let mut b = StringBuilder::new();
-                        for i in 0..n {
-                            if paths.is_null(i) {
+                        for_each_doc(&docs, &paths, |i, found| {
+                            let Some((doc, p)) = found else {
                                 b.append_null();
-                                continue;
-                            }
-                            let p = cache.get(paths.value(i))?;
-                            if docs.is_null(i) {
-                                b.append_null();
-                                continue;
-                            }
-                            let (what, mode) = match query_of(docs.value(i), p, &wrapper) {
+                                return Ok(());
+                            };
+                            let (what, mode) = match query_of(doc, p, &wrapper) {
                                 Ok(Some(v)) => {
                                     b.append_value(v);
-                                    continue;
+                                    return Ok(());
                                 }
                                 Ok(None) => ("finds nothing".to_string(), &on_empty),
                                 Err(e) => (e, &on_error),
@@ -377,36 +386,32 @@ impl JsonFunc {
                                     return Err(format!(
                                         "JSON_QUERY: the path '{}' {what} in {}",
                                         paths.value(i),
-                                        cut(docs.value(i))
+                                        cut(doc)
                                     ))
                                 }
                                 "EMPTY ARRAY" => b.append_value("[]"),
                                 "EMPTY OBJECT" => b.append_value("{}"),
                                 _ => b.append_null(),
                             }
-                        }
+                            Ok(())
+                        })?;
                         Ok(Arc::new(b.finish()))
                     }
                     _ => {
                         let on_error = mode(2, "FALSE")?;
                         let mut b = BooleanBuilder::with_capacity(n);
-                        for i in 0..n {
-                            if paths.is_null(i) {
+                        for_each_doc(&docs, &paths, |_, found| {
+                            let Some((text, p)) = found else {
                                 b.append_null();
-                                continue;
-                            }
-                            let p = cache.get(paths.value(i))?;
-                            if docs.is_null(i) {
-                                b.append_null();
-                                continue;
-                            }
-                            match serde_json::from_str::<Json>(docs.value(i)) {
+                                return Ok(());
+                            };
+                            match serde_json::from_str::<Json>(text) {
                                 Ok(doc) => b.append_value(!p.path.query(&doc).is_empty()),
                                 Err(e) => match on_error.as_str() {
                                     "ERROR" => {
                                         return Err(format!(
                                             "JSON_EXISTS: {} is not JSON: {e}",
-                                            cut(docs.value(i))
+                                            cut(text)
                                         ))
                                     }
                                     "TRUE" => b.append_value(true),
@@ -414,7 +419,8 @@ impl JsonFunc {
                                     _ => b.append_value(false),
                                 },
                             }
-                        }
+                            Ok(())
+                        })?;
                         Ok(Arc::new(b.finish()))
                     }
                 }
