@@ -95,7 +95,7 @@ fn query<'a>(doc: &'a Json, p: &Path) -> Found<'a> {
     let nodes = p.path.query(doc).all();
     if nodes.is_empty() {
         if p.strict {
-            Found::Error("the path finds nothing (strict mode)".into())
+            Found::Error("finds nothing (strict mode)".into())
         } else {
             Found::Empty
         }

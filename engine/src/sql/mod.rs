@@ -285,7 +285,7 @@ pub(crate) fn parse_statements(text: &str) -> std::result::Result<Vec<sq::Statem
 
 /// Parses one statement (after the TABLE(...) rewrite sqlparser needs).
 pub(crate) fn parse_one(stmt: &str) -> Result<sq::Statement> {
-    let text = rewrite_table_functions(stmt);
+    let text = rewrite_json_value_clauses(&rewrite_table_functions(stmt));
     let mut parsed = parse_statements(&text).map_err(|e| parse_err(stmt, e))?;
     match parsed.len() {
         1 => Ok(parsed.remove(0)),
@@ -309,6 +309,154 @@ pub(crate) enum Planned {
 pub(crate) fn rewrite_table_functions(s: &str) -> String {
     let re = regex::Regex::new(r"(?i)([(,]\s*)TABLE\s+").expect("valid pattern");
     re.replace_all(s, "$1").into_owned()
+}
+
+/// Flink's `JSON_VALUE(doc, path [RETURNING type] [(NULL | ERROR | DEFAULT e) ON EMPTY]
+/// [(NULL | ERROR | DEFAULT e) ON ERROR])`, which sqlparser cannot read, written as the calls
+/// weir plans: the behaviours as arguments (see `expr::json`) and `RETURNING t` as
+/// `TRY_CAST(... AS t)` (a value that does not convert is NULL, as Flink's default ON ERROR).
+/// Quoted text is left alone.
+pub(crate) fn rewrite_json_value_clauses(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'`' | b'"' => {
+                i = skip_quoted(b, i);
+                continue;
+            }
+            _ => {}
+        }
+        let is_call = b.len() - i >= 10
+            && b[i..i + 10].eq_ignore_ascii_case(b"JSON_VALUE")
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+        if !is_call {
+            i += 1;
+            continue;
+        }
+        let mut open = i + 10;
+        while open < b.len() && b[open].is_ascii_whitespace() {
+            open += 1;
+        }
+        let Some(close) = (open < b.len() && b[open] == b'(')
+            .then(|| matching(b, open))
+            .flatten()
+        else {
+            i += 10;
+            continue;
+        };
+        let inner = &s[open + 1..close];
+        if let Some(call) = json_value_call(inner) {
+            out.push_str(&s[copied..i]);
+            out.push_str(&call);
+            copied = close + 1;
+        }
+        i = close + 1;
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+/// The index after the quoted text starting at `i` (`''` inside single quotes is a quote).
+fn skip_quoted(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        if b[j] == q {
+            if q == b'\'' && j + 1 < b.len() && b[j + 1] == b'\'' {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    b.len()
+}
+
+/// The `)` matching the `(` at `open`, quotes skipped.
+fn matching(b: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0;
+    let mut j = open;
+    while j < b.len() {
+        match b[j] {
+            b'\'' | b'`' | b'"' => {
+                j = skip_quoted(b, j);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+/// The rewritten call for a JSON_VALUE's argument text, if it has clauses.
+fn json_value_call(inner: &str) -> Option<String> {
+    // Where the clauses start: the first top-level RETURNING / NULL ON / ERROR ON / DEFAULT.
+    let b = inner.as_bytes();
+    let mut depth = 0;
+    let mut j = 0;
+    let mut start = None;
+    while j < b.len() {
+        match b[j] {
+            b'\'' | b'`' | b'"' => {
+                j = skip_quoted(b, j);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            c if depth == 0 && c.is_ascii_whitespace() => {
+                let rest = inner[j..].trim_start().to_ascii_uppercase();
+                let clause = ["RETURNING ", "NULL ON ", "ERROR ON ", "DEFAULT "]
+                    .iter()
+                    .any(|k| rest.starts_with(k));
+                if clause {
+                    start = Some(j);
+                    break;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    let start = start?;
+    let args = inner[..start].trim();
+    let clauses = inner[start..].trim();
+    let re = regex::Regex::new(
+        r"(?is)^(?:RETURNING\s+(?P<t>[A-Za-z_][A-Za-z_0-9]*(?:\s*\([^)]*\))?)\s*)?(?:(?P<e>NULL|ERROR|DEFAULT\s+(?P<ed>.+?))\s+ON\s+EMPTY\s*)?(?:(?P<r>NULL|ERROR|DEFAULT\s+(?P<rd>.+?))\s+ON\s+ERROR\s*)?$",
+    )
+    .expect("valid pattern");
+    let c = re.captures(clauses)?;
+    let mode = |m: Option<regex::Match<'_>>| -> (String, String) {
+        match m.map(|m| m.as_str().trim().to_string()) {
+            None => ("NULL".into(), "NULL".into()),
+            Some(m) if m.to_ascii_uppercase().starts_with("DEFAULT") => {
+                ("DEFAULT".into(), m[7..].trim().to_string())
+            }
+            Some(m) => (m.to_ascii_uppercase(), "NULL".into()),
+        }
+    };
+    let (em, ed) = mode(c.name("e"));
+    let (rm, rd) = mode(c.name("r"));
+    let mut call = if c.name("e").is_some() || c.name("r").is_some() {
+        format!("JSON_VALUE({args}, '{em}', CAST({ed} AS STRING), '{rm}', CAST({rd} AS STRING))")
+    } else {
+        format!("JSON_VALUE({args})")
+    };
+    if let Some(t) = c.name("t") {
+        call = format!("TRY_CAST({call} AS {})", t.as_str());
+    }
+    Some(call)
 }
 
 pub(crate) fn object_name(n: &sq::ObjectName) -> String {
