@@ -395,7 +395,7 @@ impl OverAggregate {
                 return Ok(());
             };
             let leaves = if self.frame.rows {
-                h.len() as i64 > p + 1
+                h.len() as i64 > p.saturating_add(1)
             } else {
                 ht < t.saturating_sub(p)
             };
