@@ -98,6 +98,19 @@ def test_schema_watermarks_metadata_and_primary_keys_and_their_errors():
         Schema.new_builder().column("a", "INT").column("a", "INT")
     with pytest.raises(TypeError, match="as SQL text"):
         Schema.new_builder().column_by_expression("b", col("a") + 1)
+    # Names with spaces, quotes and backticks survive the DDL they are written into.
+    odd = make_env(streaming=False)
+    odd.create_temporary_table(
+        "we`ird ta'ble (1)",
+        TableDescriptor.for_connector("datagen")
+        .schema(Schema.new_builder().column("c`o'l (x)", DataTypes.INT()).column("t s", DataTypes.TIMESTAMP(3)).watermark("t s", "`t s`").build())
+        .option("number-of-rows", 2)
+        .build(),
+    )
+    assert odd.list_tables() == ["we`ird ta'ble (1)"]
+    assert odd.from_path("we`ird ta'ble (1)").get_schema().get_field_names() == ["c`o'l (x)", "t s"]
+    with pytest.raises(ValueError, match="non-empty string"):
+        odd.create_temporary_table("x", TableDescriptor.for_connector("datagen").schema(Schema.new_builder().column("", "INT").build()).build())
     with pytest.raises(ValueError, match="connector is given to for_connector"):
         TableDescriptor.for_connector("print").option("connector", "x")
     env = make_env()

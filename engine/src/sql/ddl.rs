@@ -103,9 +103,59 @@ pub(crate) fn paren_block(s: &str, open: usize) -> Option<(String, usize)> {
 pub(crate) fn unquote_ident(s: &str) -> String {
     let s = s.trim();
     if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
-        s[1..s.len() - 1].to_string()
+        s[1..s.len() - 1].replace("``", "`")
     } else {
         s.to_string()
+    }
+}
+
+/// The identifier at the start of `s` (a word, or `` `quoted` `` with `` `` `` for a backtick
+/// and any other character, spaces included) and the text after it.
+pub(crate) fn split_ident(s: &str) -> (String, &str) {
+    let s = s.trim_start();
+    if let Some(q) = s.strip_prefix('`') {
+        let b = q.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'`' {
+                if b.get(i + 1) == Some(&b'`') {
+                    i += 2;
+                    continue;
+                }
+                return (q[..i].replace("``", "`"), &q[i + 1..]);
+            }
+            i += 1;
+        }
+        return (q.replace("``", "`"), "");
+    }
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    (s[..end].to_string(), &s[end..])
+}
+
+/// The words of `head` (backtick-quoted identifiers unquoted, `quoted` true) up to the first
+/// `(` outside quotes, and that parenthesis's index.
+fn head_words(stmt: &str) -> (Vec<(String, bool)>, Option<usize>) {
+    let mut words = Vec::new();
+    let mut rest = stmt;
+    loop {
+        let t = rest.trim_start();
+        let offset = stmt.len() - t.len();
+        match t.chars().next() {
+            None => return (words, None),
+            Some('(') => return (words, Some(offset)),
+            Some('`') => {
+                let (w, after) = split_ident(t);
+                words.push((w, true));
+                rest = after;
+            }
+            Some(_) => {
+                let end = t
+                    .find(|c: char| c.is_whitespace() || c == '(' || c == '`')
+                    .unwrap_or(t.len());
+                words.push((t[..end].to_string(), false));
+                rest = &t[end..];
+            }
+        }
     }
 }
 
@@ -130,17 +180,25 @@ pub(crate) fn parse_expr(text: &str, scope: &Scope, env: &TableEnvironment) -> R
 
 /// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name (columns) [COMMENT ...] WITH (options)`.
 pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
-    let open = stmt
-        .find('(')
-        .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
-    let head: Vec<&str> = stmt[..open].split_whitespace().collect();
-    let upper: Vec<String> = head.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let (head, open) = head_words(stmt);
+    let open =
+        open.ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a column list in parentheses"))?;
+    let upper: Vec<String> = head
+        .iter()
+        .map(|(w, q)| {
+            if *q {
+                String::new()
+            } else {
+                w.to_ascii_uppercase()
+            }
+        })
+        .collect();
     let if_not_exists = upper.windows(3).any(|w| w == ["IF", "NOT", "EXISTS"]);
-    let name = unquote_ident(
-        head.last()
-            .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?,
-    );
-    if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("EXISTS") {
+    let (name, quoted) = head
+        .last()
+        .cloned()
+        .ok_or_else(|| sql_err(stmt, "CREATE TABLE needs a name"))?;
+    if !quoted && (name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("EXISTS")) {
         return Err(sql_err(stmt, "CREATE TABLE needs a name"));
     }
     let (body, after) = paren_block(stmt, open)
@@ -180,15 +238,14 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
         let up = item.to_ascii_uppercase();
         if up.starts_with("WATERMARK") {
             // WATERMARK FOR col AS expr
-            let mut it = item.split_whitespace();
-            it.next();
-            if !it.next().is_some_and(|w| w.eq_ignore_ascii_case("FOR")) {
+            let after = item["WATERMARK".len()..].trim_start();
+            if !after.to_ascii_uppercase().starts_with("FOR ") {
                 return Err(sql_err(
                     &item,
                     "expected WATERMARK FOR column AS expression",
                 ));
             }
-            let c = unquote_ident(it.next().unwrap_or(""));
+            let (c, _) = split_ident(&after[4..]);
             let as_pos = up
                 .find(" AS ")
                 .ok_or_else(|| sql_err(&item, "expected WATERMARK FOR column AS expression"))?;
@@ -198,9 +255,8 @@ pub fn parse_create_table(stmt: &str) -> Result<(TableDef, bool)> {
         if up.starts_with("PRIMARY KEY") || up.starts_with("CONSTRAINT") {
             continue;
         }
-        let mut sp = item.splitn(2, char::is_whitespace);
-        let cname = unquote_ident(sp.next().unwrap_or(""));
-        let rest = sp.next().unwrap_or("").trim().to_string();
+        let (cname, rest) = split_ident(&item);
+        let rest = rest.trim().to_string();
         let rest_up = rest.to_ascii_uppercase();
         if rest_up.starts_with("AS ") {
             columns.push((cname, None, Some(rest[3..].trim().to_string())));
