@@ -255,6 +255,15 @@ class _Wrapper:
         return self._func_type
 
 
+def _row_fields(result: Any) -> "tuple[List[str], List[str]]":
+    """Names and type texts of the rows a function gives: a ``DataTypes.ROW``'s fields, or
+    ``f0, f1, ...`` for a list of types or one type."""
+    if isinstance(result, RowType):
+        return list(result.field_names()), [type_text(t) for t in result.field_types()]
+    types = list(result) if isinstance(result, (list, tuple)) else [result]
+    return [f"f{i}" for i in range(len(types))], [type_text(t) for t in types]
+
+
 def _rows_type(names: List[str], types: List[str]) -> str:
     """The engine's type for functions giving rows: a list of rows per call."""
     fields = ", ".join(f"`{n}` {t}" for n, t in zip(names, types))
@@ -335,18 +344,13 @@ class UserDefinedTableFunctionWrapper(_Wrapper):
             raise TypeError(f"udtf() takes a function or a TableFunction, not {type(func).__name__}")
         if result_types is None:
             raise TypeError("udtf() needs result_types, e.g. [DataTypes.STRING(), DataTypes.INT()]")
-        if isinstance(result_types, RowType):
-            names = result_types.field_names()
-            types = result_types.field_types()
-        else:
-            types = list(result_types) if isinstance(result_types, (list, tuple)) else [result_types]
-            names = [f"f{i}" for i in range(len(types))]
+        names, types = _row_fields(result_types)
         if not types:
             raise ValueError("udtf() needs at least one result type")
         self._func = func
         self._input_types = input_types
         self._names = names
-        self._types = [type_text(t) for t in types]
+        self._types = types
         self._deterministic = deterministic if deterministic is not None else True
         self._name = _function_name(func, name, TableFunction)
         functools.update_wrapper(self, func if not isinstance(func, TableFunction) else type(func), updated=())
@@ -453,12 +457,7 @@ class UserDefinedTableAggregateFunctionWrapper(_Wrapper):
             accumulator_type = func.get_accumulator_type()
         if result_type is None:
             raise TypeError("udtaf() needs result_type (or get_result_type() on the TableAggregateFunction)")
-        if isinstance(result_type, RowType):
-            self._names = result_type.field_names()
-            self._types = [type_text(t) for t in result_type.field_types()]
-        else:
-            self._names = ["f0"]
-            self._types = [type_text(result_type)]
+        self._names, self._types = _row_fields(result_type)
         self._func = func
         self._input_types = input_types
         self._accumulator_type = type_text(accumulator_type) if accumulator_type is not None else None
