@@ -933,22 +933,41 @@ impl Table {
 
     /// The distinct rows that are in both tables (`intersect`, SQL `INTERSECT`).
     pub fn intersect(&self, other: &Table) -> Result<Table> {
-        self.set_operation(other, true)
+        self.set_operation(other, true, false)
+    }
+
+    /// The rows that are in both tables, each as often as it is in the one that has it fewer
+    /// times (`intersect_all`, SQL `INTERSECT ALL`).
+    pub fn intersect_all(&self, other: &Table) -> Result<Table> {
+        self.set_operation(other, true, true)
+    }
+
+    /// The rows of this table, each as many times more often as it is here than in `other`
+    /// (`minus_all`, SQL `EXCEPT ALL`).
+    pub fn minus_all(&self, other: &Table) -> Result<Table> {
+        self.set_operation(other, false, true)
     }
 
     /// The distinct rows of this table that are not in `other` (`minus`, SQL `EXCEPT`).
     pub fn minus(&self, other: &Table) -> Result<Table> {
-        self.set_operation(other, false)
+        self.set_operation(other, false, false)
     }
 
     /// INTERSECT / EXCEPT as a count per distinct row and side: both sides, tagged, go into one
     /// grouping by every column (NULLs group together, as set operations compare them); a
     /// row is kept when both counts are positive (intersect) or only the left one is (minus).
-    /// In streaming mode the result updates as rows come, as Flink's does.
-    fn set_operation(&self, other: &Table, intersect: bool) -> Result<Table> {
+    /// With `all`, each row is repeated min(left, right) or left - right times (a count
+    /// flattened by [`Plan::Flatten`]). In streaming mode the result updates as rows come, as
+    /// Flink's does.
+    fn set_operation(&self, other: &Table, intersect: bool, all: bool) -> Result<Table> {
         let left_schema = self.plan.schema()?;
         let right_schema = other.plan.schema()?;
-        let what = if intersect { "INTERSECT" } else { "EXCEPT" };
+        let what = match (intersect, all) {
+            (true, false) => "INTERSECT",
+            (true, true) => "INTERSECT ALL",
+            (false, false) => "EXCEPT",
+            (false, true) => "EXCEPT ALL",
+        };
         if left_schema.fields().len() != right_schema.fields().len() {
             return Err(EngineError::Plan {
                 expr: what.into(),
@@ -981,6 +1000,30 @@ impl Table {
         aggs.push(col("$left").sum().alias("$in_left"));
         aggs.push(col("$right").sum().alias("$in_right"));
         let counted = both.group_by(keys.clone()).select(aggs)?;
+        if all {
+            let (l, r) = (col("$in_left"), col("$in_right"));
+            let times = if intersect {
+                Expr::Case {
+                    operand: None,
+                    branches: vec![(l.clone().lt(r.clone()), l)],
+                    otherwise: Some(Box::new(r)),
+                }
+            } else {
+                Expr::Case {
+                    operand: None,
+                    branches: vec![(l.clone().gt(r.clone()), l - r)],
+                    otherwise: Some(Box::new(lit(0i64))),
+                }
+            };
+            let mut exprs = keys;
+            exprs.push(times.cast(DataType::Int64).alias("$times"));
+            let plan = Plan::Flatten {
+                input: Box::new(counted.select(exprs)?.plan.clone()),
+                names: Vec::new(),
+            };
+            plan.schema()?;
+            return Ok(self.with(plan));
+        }
         let in_right = col("$in_right").gt(lit(0i64));
         let keep = col("$in_left")
             .gt(lit(0i64))

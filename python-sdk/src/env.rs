@@ -697,6 +697,14 @@ impl Table {
         Table::of(self.t.minus(&right.t))
     }
 
+    fn intersect_all(&self, right: &Table) -> PyResult<Table> {
+        Table::of(self.t.intersect_all(&right.t))
+    }
+
+    fn minus_all(&self, right: &Table) -> PyResult<Table> {
+        Table::of(self.t.minus_all(&right.t))
+    }
+
     fn distinct(&self) -> PyResult<Table> {
         Table::of(self.t.distinct())
     }

@@ -315,8 +315,20 @@ def test_intersect_and_minus(streaming):
     assert final(a.intersect(b)) == [(2, "y"), (3, None)]
     assert final(a.minus(b)) == [(1, "x")]
     assert final(b.minus(a)) == [(4, "z")]
-    with pytest.raises(NotImplementedError, match="minus_all is not supported yet"):
-        a.minus_all(b)
+
+    # ALL: a row min(left, right) times, or left - right times.
+    c = env.from_elements([(2, "y"), (2, "y"), (2, "y"), (1, "x"), (3, None), (3, None)], ["n", "s"])
+    assert final(a.intersect_all(c)) == [(1, "x"), (2, "y"), (2, "y"), (3, None)]
+    assert final(c.minus_all(a)) == [(2, "y"), (3, None)]
+    assert final(a.minus_all(c)) == []
+    assert final(a.minus_all(b)) == [(1, "x"), (2, "y")]
+    if not streaming:
+        assert all(r.get_row_kind() == RowKind.INSERT for r in c.minus_all(a).execute().collect())
+    # SQL spells them the same way.
+    env.create_temporary_view("ta", a)
+    env.create_temporary_view("tc", c)
+    assert final(env.sql_query("SELECT * FROM tc EXCEPT ALL SELECT * FROM ta")) == [(2, "y"), (3, None)]
+    assert final(env.sql_query("SELECT * FROM ta INTERSECT ALL SELECT * FROM tc")) == final(a.intersect_all(c))
 
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])

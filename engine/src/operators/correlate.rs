@@ -18,11 +18,13 @@ use crate::stream::{StreamBatch, MAX_BATCH_ROWS};
 
 use super::{arrow, Operator};
 
-/// Flattens the last input column (a list of rows) into columns named `names`.
+/// Flattens the last input column (a list of rows) into columns named `names`; or, when that
+/// column is a BIGINT count and `names` is empty, repeats each row that many times.
 pub struct Correlate {
     name: String,
     schema: SchemaRef,
     outer: bool,
+    count: bool,
 }
 
 impl Correlate {
@@ -37,6 +39,18 @@ impl Correlate {
             .fields()
             .last()
             .ok_or_else(|| bad("no input columns".into()))?;
+        if *last.data_type() == DataType::Int64 && names.is_empty() {
+            let fields: Vec<Field> = input.fields()[..n - 1]
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            return Ok(Self {
+                name: name.to_string(),
+                schema: Arc::new(Schema::new(fields)),
+                outer: false,
+                count: true,
+            });
+        }
         let DataType::List(item) = last.data_type() else {
             return Err(bad(format!(
                 "the table function's column is {}, not a list of rows",
@@ -64,6 +78,7 @@ impl Correlate {
             name: name.to_string(),
             schema: Arc::new(Schema::new(fields)),
             outer,
+            count: false,
         })
     }
 }
@@ -80,6 +95,9 @@ impl Operator for Correlate {
     fn process(&mut self, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
         let data = &batch.data;
         let k = data.num_columns() - 1;
+        if self.count {
+            return self.repeat(&batch, out);
+        }
         let list = data.column(k).as_list::<i32>();
         let offsets = list.value_offsets();
         let mut parents: Vec<u32> = Vec::with_capacity(list.values().len());
@@ -101,24 +119,60 @@ impl Operator for Correlate {
         if parents.is_empty() {
             return Ok(());
         }
-        let parents = UInt32Array::from(parents);
         let items = UInt32Array::from(items);
-        let take = |a: &ArrayRef, idx: &UInt32Array| {
-            arrow_select::take::take(a.as_ref(), idx, None).map_err(arrow(&self.name))
-        };
+        let rows = list.values().as_struct();
+        let mut extra = Vec::with_capacity(rows.num_columns());
+        for c in rows.columns() {
+            extra.push(self.take(c, &items)?);
+        }
+        self.emit(&batch, parents, extra, out)
+    }
+}
+
+impl Correlate {
+    fn take(&self, a: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef> {
+        arrow_select::take::take(a.as_ref(), idx, None).map_err(arrow(&self.name))
+    }
+
+    /// The count form: row `i` repeated `count[i]` times (NULL or below one: not at all).
+    fn repeat(&self, batch: &StreamBatch, out: &mut Vec<StreamBatch>) -> Result<()> {
+        let data = &batch.data;
+        let counts = data
+            .column(data.num_columns() - 1)
+            .as_primitive::<arrow_array::types::Int64Type>();
+        let mut parents: Vec<u32> = Vec::new();
+        for (i, c) in counts.iter().enumerate() {
+            let c = c.unwrap_or(0).max(0) as usize;
+            parents.extend(std::iter::repeat_n(i as u32, c));
+        }
+        if parents.is_empty() {
+            return Ok(());
+        }
+        self.emit(batch, parents, Vec::new(), out)
+    }
+
+    /// The input columns but the last taken at `parents`, then `extra`, cut into batches that
+    /// keep each row's change kind.
+    fn emit(
+        &self,
+        batch: &StreamBatch,
+        parents: Vec<u32>,
+        extra: Vec<ArrayRef>,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<()> {
+        let data = &batch.data;
+        let k = data.num_columns() - 1;
+        let parents = UInt32Array::from(parents);
         let mut cols = Vec::with_capacity(self.schema.fields().len());
         for c in &data.columns()[..k] {
-            cols.push(take(c, &parents)?);
+            cols.push(self.take(c, &parents)?);
         }
-        let rows = list.values().as_struct();
-        for c in rows.columns() {
-            cols.push(take(c, &items)?);
-        }
+        cols.extend(extra);
         let all = RecordBatch::try_new(self.schema.clone(), cols).map_err(arrow(&self.name))?;
         let kinds = match &batch.kinds {
             Some(kinds) => {
                 let a: ArrayRef = kinds.clone();
-                Some(take(&a, &parents)?)
+                Some(self.take(&a, &parents)?)
             }
             None => None,
         };

@@ -103,7 +103,9 @@ pub enum Plan {
     },
     /// The last column of `input` (per row, a list of rows, as a table aggregate function's
     /// value is) flattened: one row per item, the other columns repeated, the item's fields
-    /// named `names` (`flat_aggregate`). Each row keeps its input row's change kind.
+    /// named `names` (`flat_aggregate`). Each row keeps its input row's change kind. A BIGINT
+    /// last column (with no `names`) is a count: each row repeated that many times, as
+    /// INTERSECT ALL and EXCEPT ALL need.
     Flatten {
         input: Box<Plan>,
         names: Vec<String>,
@@ -996,6 +998,12 @@ pub fn flatten_fields(input: &Schema, names: &[String]) -> Result<Vec<Field>> {
         .ok_or_else(|| plan_err("flat_aggregate", "no columns"))?;
     let item = match last.data_type() {
         DataType::List(item) => item,
+        DataType::Int64 if names.is_empty() => {
+            return Ok(input.fields()[..n - 1]
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect())
+        }
         t => {
             return Err(plan_err(
                 last.name(),

@@ -272,18 +272,23 @@ impl<'a> Planner<'a> {
                 left,
                 right,
             } => {
-                if matches!(set_quantifier, sq::SetQuantifier::All) {
-                    return Err(sql_err(
-                        &s.to_string(),
-                        "INTERSECT ALL and EXCEPT ALL are not supported yet; INTERSECT and EXCEPT (distinct rows) are",
-                    ));
-                }
+                let all = match set_quantifier {
+                    sq::SetQuantifier::All => true,
+                    sq::SetQuantifier::None | sq::SetQuantifier::Distinct => false,
+                    other => {
+                        return Err(sql_err(
+                            &s.to_string(),
+                            format!("{other} is not supported here; ALL and DISTINCT are"),
+                        ))
+                    }
+                };
                 let l = Table::from_plan(self.env, self.set_expr(left)?);
                 let r = Table::from_plan(self.env, self.set_expr(right)?);
-                let t = if *op == sq::SetOperator::Intersect {
-                    l.intersect(&r)?
-                } else {
-                    l.minus(&r)?
+                let t = match (*op == sq::SetOperator::Intersect, all) {
+                    (true, false) => l.intersect(&r)?,
+                    (true, true) => l.intersect_all(&r)?,
+                    (false, false) => l.minus(&r)?,
+                    (false, true) => l.minus_all(&r)?,
                 };
                 Ok(t.plan().clone())
             }

@@ -264,10 +264,13 @@ class Table:
         return self._with(self._native.minus(right._native))
 
     def intersect_all(self, right: "Table") -> "Table":
-        raise NotImplementedError("intersect_all is not supported yet; intersect (distinct rows) is")
+        """The rows in both tables, each as often as in the table that has it fewer times."""
+        return self._with(self._native.intersect_all(right._native))
 
     def minus_all(self, right: "Table") -> "Table":
-        raise NotImplementedError("minus_all is not supported yet; minus (distinct rows) is")
+        """The rows of this table, each as many times more often as it is here than in
+        ``right`` (a row twice here and once there is kept once)."""
+        return self._with(self._native.minus_all(right._native))
 
     def order_by(self, *fields: Any) -> "Table":
         return self._with(self._native.order_by(self._build(fields)))
