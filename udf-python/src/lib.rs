@@ -5,7 +5,10 @@
 //!   batches; results carrying their metric updates; checked decoding), both sides;
 //! - [`process`]: the engine side, a [`weir_engine::udf::UdfBackend`] that runs one
 //!   `python -m weir.worker` process per UDF subtask, with bundles, restart and replay, and
-//!   the `weir_python_udf_*` system metrics.
+//!   the `weir_python_udf_*` system metrics;
+//! - [`deps`]: a job's Python dependencies (`python.files`, `python.archives`,
+//!   `python.requirements`), prepared once per job in its private directory.
 
 pub mod channel;
+pub mod deps;
 pub mod process;

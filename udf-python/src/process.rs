@@ -34,6 +34,7 @@ use weir_metrics::remote::{AggregationLevel, RemoteMetrics};
 use weir_metrics::{Counter, Distribution};
 
 use crate::channel::{self, Frame, FunctionSpec, Handshake};
+use crate::deps::{Deps, DepsConfig};
 use weir_engine::error::{EngineError, Result};
 use weir_engine::types::type_name;
 use weir_engine::udf::{
@@ -86,7 +87,8 @@ impl Options {
 
 #[derive(Clone, Debug)]
 struct Options {
-    python: String,
+    /// `python.executable` and the job's other dependencies.
+    deps: DepsConfig,
     bundle_size: usize,
     /// Idle flush interval of the workers; sent to them in ms.
     bundle_time: Duration,
@@ -136,8 +138,9 @@ impl Options {
             }
             Ok(d)
         };
+        let python = o.get(keys::EXECUTABLE).unwrap_or("python3").to_string();
         Ok(Self {
-            python: o.get(keys::EXECUTABLE).unwrap_or("python3").to_string(),
+            deps: DepsConfig::from_config(config, &python)?,
             bundle_size: bundle_size as usize,
             bundle_time: ms(keys::BUNDLE_TIME, 1000)?,
             max_in_flight: o.at_least(keys::MAX_IN_FLIGHT, 1)?.unwrap_or(4) as usize,
@@ -156,6 +159,8 @@ impl Options {
 
 struct JobDir {
     path: PathBuf,
+    /// The job's dependencies, prepared by the first of its workers to start.
+    deps: tokio::sync::OnceCell<std::result::Result<Deps, String>>,
 }
 
 impl Drop for JobDir {
@@ -224,10 +229,13 @@ impl ProcessBackend {
         Arc::new(Self::default())
     }
 
-    fn job_dir(&self, job: &str) -> Result<Arc<JobDir>> {
+    /// The directory of a job's workers: shared by its subtasks, not by another job of the
+    /// same name with other dependencies.
+    fn job_dir(&self, job: &str, deps: &DepsConfig) -> Result<Arc<JobDir>> {
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         dirs.retain(|_, d| d.strong_count() > 0);
-        if let Some(d) = dirs.get(job).and_then(Weak::upgrade) {
+        let key = format!("{job}\0{}", deps.key());
+        if let Some(d) = dirs.get(&key).and_then(Weak::upgrade) {
             return Ok(d);
         }
         let path = private_dir(job).map_err(|e| {
@@ -236,8 +244,11 @@ impl ProcessBackend {
                 std::env::temp_dir().display()
             ))
         })?;
-        let d = Arc::new(JobDir { path });
-        dirs.insert(job.to_string(), Arc::downgrade(&d));
+        let d = Arc::new(JobDir {
+            path,
+            deps: tokio::sync::OnceCell::new(),
+        });
+        dirs.insert(key, Arc::downgrade(&d));
         Ok(d)
     }
 }
@@ -308,7 +319,7 @@ impl UdfBackend for ProcessBackend {
             .map_err(|e| EngineError::Execution(format!("{who}: {e}")))?;
         let sys = SysMetrics::new(&ctx.registry, &labels)
             .map_err(|e| EngineError::Execution(format!("{who}: registering metrics: {e}")))?;
-        let dir = self.job_dir(&ctx.job_name)?;
+        let dir = self.job_dir(&ctx.job_name, &opts.deps)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver {
             who,
@@ -1113,7 +1124,26 @@ impl Driver {
                 socket.display()
             ))
         })?;
-        let mut child = Command::new(&self.opts.python)
+        let deps = self
+            .dir
+            .deps
+            .get_or_init(|| self.opts.deps.prepare(&self.dir.path))
+            .await
+            .clone()
+            .map_err(|e| fatal(format!("{}: {e}", self.who)))?;
+        let mut pythonpath = deps.path.join(":");
+        if let Some(p) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+            if !pythonpath.is_empty() {
+                pythonpath.push(':');
+            }
+            pythonpath.push_str(&p.to_string_lossy());
+        }
+        let mut command = Command::new(&deps.python);
+        if !pythonpath.is_empty() {
+            command.env("PYTHONPATH", pythonpath);
+        }
+        let mut child = command
+            .current_dir(&deps.cwd)
             .arg("-m")
             .arg("weir.worker")
             .arg("--socket")
@@ -1126,7 +1156,7 @@ impl Driver {
             .map_err(|e| {
                 fatal(format!(
                     "{}: cannot start `{} -m weir.worker` (python.executable): {e}",
-                    self.who, self.opts.python
+                    self.who, deps.python
                 ))
             })?;
         let pid = child.id();
@@ -1154,7 +1184,15 @@ impl Driver {
                 let why = st.map(describe_exit).unwrap_or_else(|e| e.to_string());
                 // Give the output forwarders a moment to catch the last lines.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(Failure::Died(format!("the worker {why} before connecting{}", w.tail())));
+                let tail = w.tail();
+                // Another start would fail the same way: say what to do at once.
+                if tail.contains("No module named 'weir'") {
+                    return Err(fatal(format!(
+                        "{}: `{}` (python.executable) cannot import weir: install weir-stream in that environment{tail}",
+                        self.who, deps.python
+                    )));
+                }
+                return Err(Failure::Died(format!("the worker {why} before connecting{tail}")));
             }
         };
         let stream = match accepted {
@@ -1401,7 +1439,7 @@ mod tests {
         let mut c = BTreeMap::new();
         let o = Options::from_config(&c).unwrap();
         assert_eq!(o.bundle_size, 1000);
-        assert_eq!(o.python, "python3");
+        assert_eq!(o.deps.python, "python3");
         c.insert(keys::BUNDLE_SIZE.to_string(), "abc".to_string());
         let e = Options::from_config(&c).unwrap_err().to_string();
         assert!(
@@ -1435,10 +1473,10 @@ mod tests {
     #[test]
     fn private_dirs_are_0700() {
         let b = ProcessBackend::default();
-        let d = b.job_dir("my job/1").unwrap();
+        let d = b.job_dir("my job/1", &DepsConfig::default()).unwrap();
         assert!(is_private(&d.path));
         assert!(d.path.starts_with(std::env::temp_dir()));
-        let again = b.job_dir("my job/1").unwrap();
+        let again = b.job_dir("my job/1", &DepsConfig::default()).unwrap();
         assert_eq!(d.path, again.path, "one directory per job");
         let p = d.path.clone();
         drop(d);

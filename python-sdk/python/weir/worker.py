@@ -230,15 +230,12 @@ class Worker:
     def setup(self) -> Dict[str, Any]:
         hs = self.channel.handshake()
         config: Dict[str, str] = hs["config"]
-        for p in reversed(config.get("python.internal.sys-path", "").split(os.pathsep)):
+        # The client's path after the worker's own (python.files, python.requirements and
+        # python.pythonpath come first, on PYTHONPATH): modules the job's program imported
+        # are found, and an interpreter of another environment keeps its own packages.
+        for p in config.get("python.internal.sys-path", "").split(os.pathsep):
             if p and p not in sys.path:
-                sys.path.insert(0, p)
-        for p in config.get("python.files", "").split(","):
-            p = p.strip()
-            if p:
-                d = p if os.path.isdir(p) else os.path.dirname(p)
-                if d not in sys.path:
-                    sys.path.insert(0, d)
+                sys.path.append(p)
         root = logging.getLogger()
         root.handlers[:] = [_ChannelHandler(self.channel)]
         root.setLevel(logging.INFO)

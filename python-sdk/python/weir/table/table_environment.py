@@ -132,6 +132,9 @@ KNOWN_PYTHON_KEYS = {
     "python.worker.start-timeout",
     "python.execution-mode",
     "python.files",
+    "python.archives",
+    "python.requirements",
+    "python.pythonpath",
     "python.internal.sys-path",
 }
 
@@ -288,7 +291,6 @@ class TableEnvironment:
         self._inline_keys: Dict[int, str] = {}
         # Keeps inline functions alive, so that their id() is never reused by another.
         self._inline_funcs: List[Any] = []
-        self._python_files: List[str] = []
         for k, v in settings.get_configuration():
             self._native.set_config(k, v)
         _live_envs.add(self)
@@ -308,14 +310,35 @@ class TableEnvironment:
         return self._config
 
     def add_python_file(self, file_path: str) -> None:
-        """Makes a file or directory importable in the workers."""
-        self._python_files.append(os.path.abspath(file_path))
-        self._native.set_config("python.files", ",".join(self._python_files))
+        """Makes a module (``.py``), a directory of modules, or a ``.zip``/``.whl``/``.egg``
+        importable in the workers and here (``python.files``). The workers get a copy in
+        their job's directory."""
+        self._append_config("python.files", os.path.abspath(file_path))
+        _client_path(os.path.abspath(file_path))
+
+    def add_python_archive(self, archive_path: str, target_dir: Optional[str] = None) -> None:
+        """Extracts a zip or tar archive into the workers' working directory, under
+        ``target_dir`` (default: the archive's file name), as ``python.archives``: data
+        files the functions open by relative path, or a whole environment used with
+        ``get_config().set_python_executable("venv.zip/venv/bin/python")``."""
+        entry = os.path.abspath(archive_path)
+        if target_dir:
+            entry += "#" + target_dir
+        self._append_config("python.archives", entry)
 
     def set_python_requirements(self, requirements_file_path: str, requirements_cache_dir: Optional[str] = None) -> None:
-        raise NotImplementedError(
-            "weir's workers use python.executable's environment: install the requirements there"
-        )
+        """Installs a requirements file for the workers, once per job, with pip into the job's
+        own directory (``python.requirements``); offline, from the packages in
+        ``requirements_cache_dir``, when given. A failed install fails the job before any row
+        is processed, with pip's message."""
+        value = os.path.abspath(requirements_file_path)
+        if requirements_cache_dir:
+            value += "#" + os.path.abspath(requirements_cache_dir)
+        self._native.set_config("python.requirements", value)
+
+    def _append_config(self, key: str, entry: str) -> None:
+        old = self._native.get_config(key)
+        self._native.set_config(key, f"{old},{entry}" if old else entry)
 
     # -- catalog --
     def execute_sql(self, stmt: str) -> TableResult:
@@ -336,6 +359,9 @@ class TableEnvironment:
             _, name, path, language = out
             if language.upper() != "PYTHON":
                 raise ValueError(f"function {name}: weir runs PYTHON functions, not {language}")
+            for f in (self._native.get_config("python.files") or "").split(","):
+                if f.strip():
+                    _client_path(os.path.abspath(f.strip()))
             self.create_temporary_function(name, _load_function(path))
             return TableResult(rows=[("OK",)], kind=ResultKind.SUCCESS)
         raise RuntimeError(f"unexpected statement outcome {kind}")
@@ -480,7 +506,9 @@ class TableEnvironment:
     def _prepare_python(self) -> None:
         if self._native.get_config("python.executable") is None:
             self._native.set_config("python.executable", sys.executable)
-        path = [p for p in sys.path if p] + self._python_files
+        if self._native.get_config("python.client.executable") is None:
+            self._native.set_config("python.client.executable", sys.executable)
+        path = [p for p in sys.path if p]
         self._native.set_config("python.internal.sys-path", os.pathsep.join(path))
 
     def _execute_collect(self, table: Table) -> Any:
@@ -585,6 +613,14 @@ def _pickle(f: Any) -> bytes:
             f"with {type(e).__name__}: {e}. Create what it holds (connections, locks, files) "
             f"in open() instead."
         ) from e
+
+
+def _client_path(entry: str) -> None:
+    """A ``python.files`` entry importable here too (as in PyFlink), for ``CREATE FUNCTION ...
+    AS 'module.f'`` and for functions pickled by reference to their module."""
+    p = entry if os.path.isdir(entry) or entry.lower().endswith((".zip", ".whl", ".egg")) else os.path.dirname(entry)
+    if p not in sys.path:
+        sys.path.append(p)
 
 
 def _load_function(path: str) -> Any:
