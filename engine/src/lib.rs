@@ -7,6 +7,7 @@
 //! engine (Python UDFs) plug in through [`udf`]; the Python worker backend is the crate
 //! `weir-udf-python`.
 
+pub mod cli;
 pub mod connectors;
 pub mod error;
 pub mod expr;

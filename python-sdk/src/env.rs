@@ -51,6 +51,47 @@ fn warn_all(py: Python<'_>, warnings: Vec<String>) -> PyResult<()> {
     Ok(())
 }
 
+/// Registers a pickled Python function in `env` (see `Env.register_python_function`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn register_python(
+    env: &TableEnvironment,
+    backend: Arc<ProcessBackend>,
+    name: &str,
+    pickled: Vec<u8>,
+    result_type: &str,
+    display_name: Option<&str>,
+    vectorized: bool,
+    kind: &str,
+) -> PyResult<()> {
+    let t = SqlType::parse(result_type).map_err(err)?;
+    let kind = match kind {
+        "scalar" => FunctionKind::Scalar,
+        "table" => FunctionKind::Table,
+        "aggregate" => FunctionKind::Aggregate,
+        "pandas_aggregate" => FunctionKind::VectorizedAggregate,
+        "table_aggregate" => FunctionKind::TableAggregate,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown function kind {other:?}"
+            )))
+        }
+    };
+    env.create_temporary_function(
+        name,
+        Arc::new(UdfRef {
+            name: display_name.unwrap_or(name).to_string(),
+            result_type: t.data_type,
+            kind,
+            payload: Arc::new(PythonFunction {
+                pickled,
+                vectorized,
+            }),
+            backend,
+        }),
+    );
+    Ok(())
+}
+
 /// Stops the process's reporters after their last export (at interpreter exit).
 #[pyfunction]
 pub fn shutdown(py: Python<'_>) {
@@ -242,33 +283,16 @@ impl Env {
         vectorized: bool,
         kind: &str,
     ) -> PyResult<()> {
-        let t = SqlType::parse(result_type).map_err(err)?;
-        let kind = match kind {
-            "scalar" => FunctionKind::Scalar,
-            "table" => FunctionKind::Table,
-            "aggregate" => FunctionKind::Aggregate,
-            "pandas_aggregate" => FunctionKind::VectorizedAggregate,
-            "table_aggregate" => FunctionKind::TableAggregate,
-            other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown function kind {other:?}"
-                )))
-            }
-        };
-        self.env.create_temporary_function(
+        register_python(
+            &self.env,
+            self.backend.clone(),
             name,
-            Arc::new(UdfRef {
-                name: display_name.unwrap_or(name).to_string(),
-                result_type: t.data_type,
-                kind,
-                payload: Arc::new(PythonFunction {
-                    pickled,
-                    vectorized,
-                }),
-                backend: self.backend.clone(),
-            }),
-        );
-        Ok(())
+            pickled,
+            result_type,
+            display_name,
+            vectorized,
+            kind,
+        )
     }
 
     /// Runs `table` into a sink table.

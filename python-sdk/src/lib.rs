@@ -2,6 +2,7 @@
 //! pure Python modules of the `weir` package.
 
 mod arrow_ffi;
+mod cli;
 mod convert;
 mod env;
 mod errors;
@@ -22,6 +23,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         )
         .try_init();
     m.add_class::<env::Env>()?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(env::shutdown, m)?)?;
     m.add_class::<env::Table>()?;
     m.add_class::<plan::PyExpr>()?;

@@ -128,6 +128,35 @@ fn a_broken_script_fails_with_the_reason() {
 }
 
 #[test]
+fn the_cargo_binary_refuses_python_functions_naming_the_one_that_runs_them() {
+    let weir = build_bin("weir-engine", "weir");
+    let dir = temp_dir("cli-python");
+    std::fs::write(
+        dir.join("f.sql"),
+        "CREATE TEMPORARY FUNCTION shout AS 'm.shout' LANGUAGE PYTHON;",
+    )
+    .unwrap();
+    let out = Command::new(&weir)
+        .args(["sql", dir.join("f.sql").to_str().unwrap(), "-pyfs", "m.py"])
+        .output()
+        .expect("run weir");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("CREATE FUNCTION shout ... LANGUAGE PYTHON: this `weir` was built by cargo")
+            && stderr.contains("pip install ./python-sdk"),
+        "{stderr}"
+    );
+    let out = Command::new(&weir)
+        .args(["sql", "f.sql", "-pyfs"])
+        .output()
+        .expect("run weir");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-pyfs needs a value"));
+}
+
+#[test]
 fn metrics_are_served_while_the_job_runs() {
     let weir = build_bin("weir-engine", "weir");
     let dir = temp_dir("cli-metrics");

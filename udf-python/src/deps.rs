@@ -192,7 +192,11 @@ impl DepsConfig {
             python: text("executable").unwrap_or_else(|| self.python.clone()),
             path: v["path"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
             cwd: text("cwd").map(PathBuf::from).unwrap_or(work),
         })
