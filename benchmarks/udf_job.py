@@ -1,7 +1,7 @@
 """The benchmark jobs, written once for PyFlink and weir (only the imports differ), over a
 BIGINT sequence of N rows into a blackhole, parallelism 1:
 
-    python udf_job.py --engine weir --rows 3000000 [--metrics]
+    python udf_job.py --engine weir --rows 3000000 [--metrics] [--mode process|thread]
         [--kind general|pandas|arrow|udtf|udaf|pandas_udaf]
 
 - `general`: a scalar UDF `x + 1`; `pandas`: the same as a Pandas UDF (a Series in, a Series
@@ -31,6 +31,7 @@ p.add_argument("--engine", choices=["weir", "pyflink"], required=True)
 p.add_argument("--rows", type=int, default=3_000_000)
 p.add_argument("--metrics", action="store_true", help="a counter, a meter and a distribution updated per row")
 p.add_argument("--kind", choices=["general", "pandas", "arrow", "udtf", "udaf", "pandas_udaf"], default="general")
+p.add_argument("--mode", choices=["process", "thread"], default="process", help="python.execution-mode")
 args = p.parse_args()
 
 if args.engine == "weir":
@@ -165,6 +166,7 @@ class MeasuredMean(AggregateFunction):
 
 t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
 t_env.get_config().set("parallelism.default", "1")
+t_env.get_config().set("python.execution-mode", args.mode)
 if args.engine == "weir":
     t_env.get_config().set("metrics.reporter.prom.port", "0")
 n = args.rows

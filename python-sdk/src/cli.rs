@@ -61,7 +61,7 @@ pub fn cli_main(
 ) -> u8 {
     let loader = PyLoader {
         load,
-        backend: ProcessBackend::new(),
+        backend: ProcessBackend::with_threads(crate::worker::thread_starter()),
     };
     py.detach(|| weir_engine::cli::main(args, defaults, Some(&loader)))
 }

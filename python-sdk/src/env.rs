@@ -124,7 +124,7 @@ impl Env {
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(Self {
             env: TableEnvironment::with_session(streaming, session),
-            backend: ProcessBackend::new(),
+            backend: ProcessBackend::with_threads(crate::worker::thread_starter()),
         })
     }
 

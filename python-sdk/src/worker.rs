@@ -121,14 +121,9 @@ impl Inner {
     }
 }
 
-#[pymethods]
 impl WorkerChannel {
-    /// Connects to the engine's socket and says hello.
-    #[new]
-    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
-        let stream = py
-            .detach(|| UnixStream::connect(path))
-            .map_err(|e| io_err(&format!("connecting to {path}"), e))?;
+    /// The channel over a connected stream; says hello.
+    fn over(stream: UnixStream) -> PyResult<Self> {
         let writer = Arc::new(Mutex::new(
             stream
                 .try_clone()
@@ -152,6 +147,39 @@ impl WorkerChannel {
             collector: Mutex::new(None),
             registry: std::sync::OnceLock::new(),
         })
+    }
+}
+
+#[pymethods]
+impl WorkerChannel {
+    /// Connects to the engine's socket and says hello.
+    #[new]
+    fn new(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let stream = py
+            .detach(|| UnixStream::connect(path))
+            .map_err(|e| io_err(&format!("connecting to {path}"), e))?;
+        Self::over(stream)
+    }
+
+    /// A thread-mode worker's channel: its end of a socket pair (the descriptor is taken
+    /// over, closed with the channel).
+    #[staticmethod]
+    fn from_fd(fd: i32) -> PyResult<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the engine hands this descriptor (one end of a socket pair it made) to the
+        // worker thread and uses it no more.
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        Self::over(stream)
+    }
+
+    /// Closes the channel both ways: the engine sees the worker's end, and the worker's
+    /// other threads (gauges) stop at their next write.
+    fn close(&self) {
+        let _ = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutdown(std::net::Shutdown::Both);
     }
 
     /// Waits for the handshake: job identity, configuration and the pickled functions.
@@ -529,4 +557,44 @@ impl Columns {
         };
         to_pyarrow(py, c.as_ref())
     }
+}
+
+/// Starts thread-mode workers (`python.execution-mode=thread`): a thread of its own (never one
+/// of the engine's runtime) attached to this process's interpreter runs
+/// `weir.worker.run_thread(fd)` over its end of the socket pair. The GIL is taken only while
+/// Python runs: the channel waits, decodes and encodes without it.
+pub fn thread_starter() -> weir_udf_python::process::ThreadStarter {
+    Arc::new(|stream: UnixStream, who: String| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("weir-python-udf".into())
+            .spawn(move || {
+                use std::os::fd::IntoRawFd;
+                let fd = stream.into_raw_fd();
+                let how = Python::attach(|py| {
+                    let run = match py
+                        .import("weir.worker")
+                        .and_then(|m| m.getattr("run_thread"))
+                    {
+                        Ok(run) => run,
+                        Err(e) => {
+                            // Not taken over by a channel: closed here.
+                            // SAFETY: the descriptor is this thread's and nothing uses it.
+                            unsafe { libc::close(fd) };
+                            return format!("could not start: {e}");
+                        }
+                    };
+                    // From here the channel owns the descriptor, also when the call raises.
+                    match run.call1((fd, who.as_str())) {
+                        Ok(code) => match code.extract::<i32>().unwrap_or(0) {
+                            0 => "ended".to_string(),
+                            code => format!("ended with status {code}"),
+                        },
+                        Err(e) => format!("ended by a Python exception: {e}"),
+                    }
+                });
+                let _ = tx.send(how);
+            })?;
+        Ok(rx)
+    })
 }

@@ -54,6 +54,9 @@ pub struct PythonFunction {
 /// Configuration keys read by the process backend (besides the ones workers read).
 pub mod keys {
     pub const EXECUTABLE: &str = "python.executable";
+    pub const EXECUTION_MODE: &str = "python.execution-mode";
+    /// Sent to a thread-mode worker: the job's dependency paths, for `sys.path`.
+    pub const THREAD_PATH: &str = "python.internal.thread-path";
     pub const BUNDLE_SIZE: &str = "python.fn-execution.bundle.size";
     pub const ARROW_BATCH_SIZE: &str = "python.fn-execution.arrow.batch.size";
     pub const BUNDLE_TIME: &str = "python.fn-execution.bundle.time";
@@ -78,6 +81,18 @@ pub mod keys {
 /// a stopped worker holds a job up for seconds, not minutes.
 pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
 
+/// The heartbeat timeout of thread-mode workers: never (a year).
+const THREAD_SILENCE: Duration = Duration::from_secs(365 * 86_400);
+
+/// Starts a thread-mode worker: a thread of this process's Python interpreter running
+/// `weir.worker` over its end of a socket pair, named by the string (for logs). The receiver
+/// says how the thread ended. Only the Python package can start one (it has the interpreter).
+pub type ThreadStarter = Arc<
+    dyn Fn(std::os::unix::net::UnixStream, String) -> std::io::Result<oneshot::Receiver<String>>
+        + Send
+        + Sync,
+>;
+
 impl Options {
     /// How often the worker sends heartbeats: a fifth of the timeout, at most every 2 s.
     fn heartbeat_interval(&self) -> Duration {
@@ -89,6 +104,8 @@ impl Options {
 struct Options {
     /// `python.executable` and the job's other dependencies.
     deps: DepsConfig,
+    /// `python.execution-mode=thread`: workers are threads of this process's interpreter.
+    thread: bool,
     bundle_size: usize,
     /// Idle flush interval of the workers; sent to them in ms.
     bundle_time: Duration,
@@ -120,10 +137,11 @@ impl Options {
             "`FIXED_DELAY` or `NO_RETRY`",
         )?;
         o.choice(
-            "python.execution-mode",
-            &["process"],
-            "`process` (the embedded `thread` mode is not available yet)",
+            keys::EXECUTION_MODE,
+            &["process", "thread"],
+            "`process` or `thread`",
         )?;
+        let thread = o.get(keys::EXECUTION_MODE).map(str::trim) == Some("thread");
         let level = match o.get(keys::AGGREGATION) {
             None => AggregationLevel::default(),
             Some(v) => AggregationLevel::parse(v)
@@ -141,15 +159,21 @@ impl Options {
         let python = o.get(keys::EXECUTABLE).unwrap_or("python3").to_string();
         Ok(Self {
             deps: DepsConfig::from_config(config, &python)?,
+            thread,
             bundle_size: bundle_size as usize,
             bundle_time: ms(keys::BUNDLE_TIME, 1000)?,
             max_in_flight: o.at_least(keys::MAX_IN_FLIGHT, 1)?.unwrap_or(4) as usize,
             max_restarts: o.number::<u64>(keys::MAX_RESTARTS)?.unwrap_or(5) as usize,
             start_timeout: positive(keys::START_TIMEOUT, ms(keys::START_TIMEOUT, 60_000)?)?,
-            heartbeat_timeout: positive(
-                keys::HEARTBEAT_TIMEOUT,
-                ms(keys::HEARTBEAT_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT_MS)?,
-            )?,
+            // A thread of this process stops only with it: there is nothing to wait for.
+            heartbeat_timeout: if thread {
+                THREAD_SILENCE
+            } else {
+                positive(
+                    keys::HEARTBEAT_TIMEOUT,
+                    ms(keys::HEARTBEAT_TIMEOUT, DEFAULT_HEARTBEAT_TIMEOUT_MS)?,
+                )?
+            },
             level,
             async_timeout: positive(keys::ASYNC_TIMEOUT, ms(keys::ASYNC_TIMEOUT, 180_000)?)?,
             async_retry_delay: ms(keys::ASYNC_RETRY_DELAY, 100)?,
@@ -222,11 +246,20 @@ pub fn remove_socket_dirs() {
 #[derive(Default)]
 pub struct ProcessBackend {
     dirs: Mutex<HashMap<String, Weak<JobDir>>>,
+    threads: Option<ThreadStarter>,
 }
 
 impl ProcessBackend {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A backend that also runs `python.execution-mode=thread` jobs, with `starter`.
+    pub fn with_threads(starter: ThreadStarter) -> Arc<Self> {
+        Arc::new(Self {
+            threads: Some(starter),
+            ..Self::default()
+        })
     }
 
     /// The directory of a job's workers: shared by its subtasks, not by another job of the
@@ -261,6 +294,14 @@ impl UdfBackend for ProcessBackend {
         _args_schema: SchemaRef,
     ) -> Result<Box<dyn FunctionRunner>> {
         let mut opts = Options::from_config(&ctx.config)?;
+        if opts.thread && self.threads.is_none() {
+            return Err(EngineError::Config(
+                "python.execution-mode = 'thread' runs functions on the interpreter of a Python \
+                 process: run the job from Python (`import weir`) or with the `weir` command \
+                 `pip install ./python-sdk` installs"
+                    .into(),
+            ));
+        }
         let mut functions = Vec::new();
         let mut vectorized = false;
         let mut aggregate = false;
@@ -337,10 +378,13 @@ impl UdfBackend for ProcessBackend {
                         keys::BUNDLE_TIME.to_string(),
                         opts.bundle_time.as_millis().to_string(),
                     );
-                    c.insert(
-                        keys::HEARTBEAT_INTERVAL.to_string(),
-                        opts.heartbeat_interval().as_millis().to_string(),
-                    );
+                    // A thread has nobody to prove it is alive to.
+                    if !opts.thread {
+                        c.insert(
+                            keys::HEARTBEAT_INTERVAL.to_string(),
+                            opts.heartbeat_interval().as_millis().to_string(),
+                        );
+                    }
                     c.insert(
                         keys::ASYNC_TIMEOUT.to_string(),
                         opts.async_timeout.as_millis().to_string(),
@@ -378,6 +422,7 @@ impl UdfBackend for ProcessBackend {
             sys,
             pending: BTreeMap::new(),
             parents: HashMap::new(),
+            threads: self.threads.clone(),
             next_bundle: 0,
             next_parent: 0,
             failed_attempts: 0,
@@ -488,8 +533,39 @@ struct Bundle {
 const FRAMES_AHEAD: usize = 64;
 
 /// One running worker process.
+/// What runs a worker: a process of its own, or (`python.execution-mode=thread`) a thread of
+/// this process's interpreter, which cannot be killed.
+enum Host {
+    Process(Child),
+    Thread {
+        ended: Option<oneshot::Receiver<String>>,
+        how: Option<String>,
+    },
+}
+
+impl Host {
+    fn start_kill(&mut self) {
+        if let Host::Process(c) = self {
+            let _ = c.start_kill();
+        }
+    }
+
+    /// Waits for it to end; how it ended.
+    async fn wait(&mut self) -> std::io::Result<String> {
+        match self {
+            Host::Process(c) => c.wait().await.map(describe_exit),
+            Host::Thread { ended, how } => {
+                if let Some(rx) = ended.take() {
+                    *how = Some(rx.await.unwrap_or_else(|_| "ended".into()));
+                }
+                Ok(how.clone().unwrap_or_default())
+            }
+        }
+    }
+}
+
 struct Worker {
-    child: Child,
+    host: Host,
     pid: Option<u32>,
     out: mpsc::UnboundedSender<Frame>,
     frames: mpsc::Receiver<std::result::Result<Frame, String>>,
@@ -514,11 +590,11 @@ impl Worker {
 
     /// Why it went away: its exit status (waits briefly for it).
     async fn exit_reason(&mut self) -> String {
-        match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
-            Ok(Ok(st)) => describe_exit(st),
+        match tokio::time::timeout(Duration::from_secs(2), self.host.wait()).await {
+            Ok(Ok(how)) => how,
             Ok(Err(e)) => format!("could not be waited for: {e}"),
             Err(_) => {
-                let _ = self.child.start_kill();
+                self.host.start_kill();
                 "closed its channel but did not exit (killed)".into()
             }
         }
@@ -590,6 +666,8 @@ struct Driver {
     log_budget: LogBudget,
     fatal: Option<String>,
     socket_seq: u32,
+    /// Starts thread-mode workers (set when `opts.thread`).
+    threads: Option<ThreadStarter>,
 }
 
 pub(crate) fn log_line(level: &str, who: &str, message: &str) {
@@ -784,7 +862,7 @@ impl Driver {
                     // are sent again.
                     let mut w = worker.take().expect("frames come from a worker");
                     let why = if e.starts_with("malformed") {
-                        let _ = w.child.start_kill();
+                        w.host.start_kill();
                         let _ = w.exit_reason().await;
                         format!("sent what cannot be read ({e}) and was killed")
                     } else {
@@ -800,7 +878,7 @@ impl Driver {
                 }
                 Event::Silent => {
                     let mut w = worker.take().expect("silence comes from a worker");
-                    let _ = w.child.start_kill();
+                    w.host.start_kill();
                     let _ = w.exit_reason().await;
                     let why = format!(
                         "sent nothing, not even a heartbeat, for {silence:?} \
@@ -817,12 +895,10 @@ impl Driver {
 
     /// What is said about a worker that went away: who, its pid, why, its last output.
     fn gone(&self, w: &Worker, why: &str) -> String {
-        format!(
-            "{} (pid {}) {why}{}",
-            self.who,
-            w.pid.unwrap_or(0),
-            w.tail()
-        )
+        match w.pid {
+            Some(pid) => format!("{} (pid {pid}) {why}{}", self.who, w.tail()),
+            None => format!("{} (a thread) {why}{}", self.who, w.tail()),
+        }
     }
 
     /// A worker that was running went away.
@@ -1109,21 +1185,7 @@ impl Driver {
     }
 
     async fn start_worker(&mut self) -> std::result::Result<Worker, Failure> {
-        self.socket_seq += 1;
-        let socket = self.dir.path.join(format!(
-            "{}-{}-{}.sock",
-            self.handshake.subtask,
-            self.socket_seq,
-            DIR_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
         let fatal = |m: String| Failure::Fatal(EngineError::Execution(m));
-        let listener = UnixListener::bind(&socket).map_err(|e| {
-            fatal(format!(
-                "{}: cannot listen on {}: {e}",
-                self.who,
-                socket.display()
-            ))
-        })?;
         let deps = self
             .dir
             .deps
@@ -1131,87 +1193,12 @@ impl Driver {
             .await
             .clone()
             .map_err(|e| fatal(format!("{}: {e}", self.who)))?;
-        let mut pythonpath = deps.path.join(":");
-        if let Some(p) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
-            if !pythonpath.is_empty() {
-                pythonpath.push(':');
-            }
-            pythonpath.push_str(&p.to_string_lossy());
-        }
-        let mut command = Command::new(&deps.python);
-        if !pythonpath.is_empty() {
-            command.env("PYTHONPATH", pythonpath);
-        }
-        let mut child = command
-            .current_dir(&deps.cwd)
-            .arg("-m")
-            .arg("weir.worker")
-            .arg("--socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                fatal(format!(
-                    "{}: cannot start `{} -m weir.worker` (python.executable): {e}",
-                    self.who, deps.python
-                ))
-            })?;
-        let pid = child.id();
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let who = format!("{} pid {}", self.who, pid.unwrap_or(0));
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, who.clone(), "INFO", None));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, who.clone(), "WARN", Some(tail.clone())));
-        }
-        let mut w = Worker {
-            child,
-            pid,
-            out: mpsc::unbounded_channel().0,
-            frames: mpsc::channel(1).1,
-            stderr_tail: tail,
-            socket,
-            last_frame: Instant::now(),
+        let (stream, mut w) = if self.opts.thread {
+            self.start_thread(&deps)?
+        } else {
+            self.start_process(&deps).await?
         };
         let deadline = self.opts.start_timeout;
-        let accepted = tokio::select! {
-            a = tokio::time::timeout(deadline, listener.accept()) => a,
-            st = w.child.wait() => {
-                let why = st.map(describe_exit).unwrap_or_else(|e| e.to_string());
-                // Give the output forwarders a moment to catch the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let tail = w.tail();
-                // Another start would fail the same way: say what to do at once.
-                if tail.contains("No module named 'weir'") {
-                    return Err(fatal(format!(
-                        "{}: `{}` (python.executable) cannot import weir: install weir-stream in that environment{tail}",
-                        self.who, deps.python
-                    )));
-                }
-                return Err(Failure::Died(format!("the worker {why} before connecting{tail}")));
-            }
-        };
-        let stream = match accepted {
-            Ok(Ok((s, _))) => s,
-            Ok(Err(e)) => {
-                return Err(fatal(format!(
-                    "{}: accepting its connection: {e}",
-                    self.who
-                )))
-            }
-            Err(_) => {
-                let _ = w.child.start_kill();
-                return Err(Failure::Died(format!(
-                    "the worker did not connect within {deadline:?} (python.worker.start-timeout){}",
-                    w.tail()
-                )));
-            }
-        };
-        drop(listener);
         let (mut rd, mut wr) = stream.into_split();
         let (ftx, frx) = mpsc::channel(FRAMES_AHEAD);
         let received = self.sys.bytes_received.clone();
@@ -1305,6 +1292,146 @@ impl Driver {
 
     /// The next frame of a starting worker that is not a log, metrics, error or heartbeat
     /// (those are handled as usual); `stage` says what the worker is doing, for messages.
+    /// A worker process (`python -m weir.worker`) connected to a socket of the job's directory.
+    async fn start_process(
+        &mut self,
+        deps: &Deps,
+    ) -> std::result::Result<(tokio::net::UnixStream, Worker), Failure> {
+        let fatal = |m: String| Failure::Fatal(EngineError::Execution(m));
+        self.socket_seq += 1;
+        let socket = self.dir.path.join(format!(
+            "{}-{}-{}.sock",
+            self.handshake.subtask,
+            self.socket_seq,
+            DIR_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let listener = UnixListener::bind(&socket).map_err(|e| {
+            fatal(format!(
+                "{}: cannot listen on {}: {e}",
+                self.who,
+                socket.display()
+            ))
+        })?;
+        let mut pythonpath = deps.path.join(":");
+        if let Some(p) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+            if !pythonpath.is_empty() {
+                pythonpath.push(':');
+            }
+            pythonpath.push_str(&p.to_string_lossy());
+        }
+        let mut command = Command::new(&deps.python);
+        if !pythonpath.is_empty() {
+            command.env("PYTHONPATH", pythonpath);
+        }
+        let mut child = command
+            .current_dir(&deps.cwd)
+            .arg("-m")
+            .arg("weir.worker")
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                fatal(format!(
+                    "{}: cannot start `{} -m weir.worker` (python.executable): {e}",
+                    self.who, deps.python
+                ))
+            })?;
+        let pid = child.id();
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let who = format!("{} pid {}", self.who, pid.unwrap_or(0));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_lines(out, who.clone(), "INFO", None));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_lines(err, who.clone(), "WARN", Some(tail.clone())));
+        }
+        let mut w = Worker {
+            host: Host::Process(child),
+            pid,
+            out: mpsc::unbounded_channel().0,
+            frames: mpsc::channel(1).1,
+            stderr_tail: tail,
+            socket,
+            last_frame: Instant::now(),
+        };
+        let deadline = self.opts.start_timeout;
+        let accepted = tokio::select! {
+            a = tokio::time::timeout(deadline, listener.accept()) => a,
+            st = w.host.wait() => {
+                let why = st.unwrap_or_else(|e| e.to_string());
+                // Give the output forwarders a moment to catch the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let tail = w.tail();
+                // Another start would fail the same way: say what to do at once.
+                if tail.contains("No module named 'weir'") {
+                    return Err(fatal(format!(
+                        "{}: `{}` (python.executable) cannot import weir: install weir-stream in that environment{tail}",
+                        self.who, deps.python
+                    )));
+                }
+                return Err(Failure::Died(format!("the worker {why} before connecting{tail}")));
+            }
+        };
+        let stream = match accepted {
+            Ok(Ok((s, _))) => s,
+            Ok(Err(e)) => {
+                return Err(fatal(format!(
+                    "{}: accepting its connection: {e}",
+                    self.who
+                )))
+            }
+            Err(_) => {
+                w.host.start_kill();
+                return Err(Failure::Died(format!(
+                    "the worker did not connect within {deadline:?} (python.worker.start-timeout){}",
+                    w.tail()
+                )));
+            }
+        };
+        Ok((stream, w))
+    }
+
+    /// A thread-mode worker: a thread of this process's interpreter on one end of a socket
+    /// pair, with the job's dependency paths for its `sys.path`.
+    fn start_thread(
+        &mut self,
+        deps: &Deps,
+    ) -> std::result::Result<(tokio::net::UnixStream, Worker), Failure> {
+        let fatal = |m: String| Failure::Fatal(EngineError::Execution(m));
+        let starter = self
+            .threads
+            .clone()
+            .expect("checked when the runner started");
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| fatal(format!("{}: a socket pair: {e}", self.who)))?;
+        let stream = mine
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(mine))
+            .map_err(|e| fatal(format!("{}: a socket pair: {e}", self.who)))?;
+        let ended = starter(theirs, self.who.clone())
+            .map_err(|e| fatal(format!("{}: cannot start its thread: {e}", self.who)))?;
+        self.handshake
+            .config
+            .insert(keys::THREAD_PATH.to_string(), deps.path.join("\n"));
+        let w = Worker {
+            host: Host::Thread {
+                ended: Some(ended),
+                how: None,
+            },
+            pid: None,
+            out: mpsc::unbounded_channel().0,
+            frames: mpsc::channel(1).1,
+            stderr_tail: Arc::default(),
+            socket: PathBuf::new(),
+            last_frame: Instant::now(),
+        };
+        Ok((stream, w))
+    }
+
     async fn next_starting(
         &mut self,
         w: &mut Worker,
@@ -1321,7 +1448,7 @@ impl Driver {
                 ))) => self.on_frame(frame).map_err(Failure::Fatal)?,
                 Ok(Some(Ok(frame))) => return Ok(frame),
                 Ok(Some(Err(e))) => {
-                    let _ = w.child.start_kill();
+                    w.host.start_kill();
                     let why = w.exit_reason().await;
                     return Err(Failure::Died(format!(
                         "the channel broke while {stage} ({e}); the worker {why}{}",
@@ -1336,7 +1463,7 @@ impl Driver {
                     )));
                 }
                 Err(_) => {
-                    let _ = w.child.start_kill();
+                    w.host.start_kill();
                     return Err(Failure::Died(format!(
                         "the worker did not finish {stage} within {deadline:?} \
                          (python.worker.start-timeout), and was killed{}",
@@ -1374,11 +1501,11 @@ impl Driver {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-        if tokio::time::timeout(Duration::from_secs(1), w.child.wait())
+        if tokio::time::timeout(Duration::from_secs(1), w.host.wait())
             .await
             .is_err()
         {
-            let _ = w.child.start_kill();
+            w.host.start_kill();
         }
     }
 }

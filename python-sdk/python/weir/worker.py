@@ -214,8 +214,11 @@ _MISSING = object()
 
 
 class Worker:
-    def __init__(self, socket_path: str) -> None:
-        self.channel = _native.WorkerChannel(socket_path)
+    def __init__(self, socket_path: Optional[str] = None, channel: Any = None) -> None:
+        # A process connects to the engine's socket; a thread-mode worker gets its channel.
+        self.channel = channel if channel is not None else _native.WorkerChannel(socket_path)
+        self.thread = channel is not None
+        self.paths: List[str] = []
         self.functions: List[_Function] = []
         self.skip = False
         self.bundle_ms = 1000
@@ -230,17 +233,23 @@ class Worker:
     def setup(self) -> Dict[str, Any]:
         hs = self.channel.handshake()
         config: Dict[str, str] = hs["config"]
-        # The client's path after the worker's own (python.files, python.requirements and
-        # python.pythonpath come first, on PYTHONPATH): modules the job's program imported
-        # are found, and an interpreter of another environment keeps its own packages.
-        for p in config.get("python.internal.sys-path", "").split(os.pathsep):
-            if p and p not in sys.path:
-                sys.path.append(p)
-        root = logging.getLogger()
-        root.handlers[:] = [_ChannelHandler(self.channel)]
-        root.setLevel(logging.INFO)
-        sys.stdout = _ChannelStream(self.channel, "stdout", logging.INFO)
-        sys.stderr = _ChannelStream(self.channel, "stderr", logging.WARNING)
+        if self.thread:
+            # The process's own interpreter: its path, output and logging are the program's.
+            # The job's dependencies go first on sys.path while its workers run.
+            self.paths = [p for p in config.get("python.internal.thread-path", "").split("\n") if p]
+            _add_paths(self.paths)
+        else:
+            # The client's path after the worker's own (python.files, python.requirements and
+            # python.pythonpath come first, on PYTHONPATH): modules the job's program imported
+            # are found, and an interpreter of another environment keeps its own packages.
+            for p in config.get("python.internal.sys-path", "").split(os.pathsep):
+                if p and p not in sys.path:
+                    sys.path.append(p)
+            root = logging.getLogger()
+            root.handlers[:] = [_ChannelHandler(self.channel)]
+            root.setLevel(logging.INFO)
+            sys.stdout = _ChannelStream(self.channel, "stdout", logging.INFO)
+            sys.stderr = _ChannelStream(self.channel, "stderr", logging.WARNING)
         self.skip = config.get("python.udf.on-error", "fail") == "skip"
         # The engine sends it as plain milliseconds, whatever form the user wrote.
         self.bundle_ms = int(config.get("python.fn-execution.bundle.time", "1000"))
@@ -689,6 +698,58 @@ def _row_text(args: List[list], i: int) -> str:
         return repr(tuple(a[i] for a in args))
     except Exception:  # noqa: BLE001
         return "?"
+
+
+_path_users: Dict[str, int] = {}
+_path_lock = threading.Lock()
+
+
+def _add_paths(paths: List[str]) -> None:
+    """Puts a thread-mode job's dependency paths first on sys.path (counted: the workers of a
+    job share them)."""
+    with _path_lock:
+        for p in reversed(paths):
+            _path_users[p] = _path_users.get(p, 0) + 1
+            if p not in sys.path:
+                sys.path.insert(0, p)
+
+
+def _remove_paths(paths: List[str]) -> None:
+    with _path_lock:
+        for p in paths:
+            n = _path_users.get(p, 0) - 1
+            if n > 0:
+                _path_users[p] = n
+                continue
+            _path_users.pop(p, None)
+            while p in sys.path:
+                sys.path.remove(p)
+
+
+def run_thread(fd: int, who: str) -> int:
+    """A thread-mode worker (``python.execution-mode=thread``): called by the engine on a
+    thread of its own with its end of a socket pair; returns when the engine closes it."""
+    channel = _native.WorkerChannel.from_fd(fd)
+    worker = Worker(channel=channel)
+    try:
+        hs = worker.setup()
+        if not worker.open(hs):
+            try:
+                while channel.next(60_000) is not None:
+                    pass
+            except ConnectionError:
+                pass
+            return 1
+        worker.run()
+        return 0
+    except ConnectionError:
+        return 0
+    except BaseException:  # noqa: BLE001 - the thread ends; the engine sees its channel close
+        traceback.print_exc()
+        return 1
+    finally:
+        _remove_paths(worker.paths)
+        channel.close()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
