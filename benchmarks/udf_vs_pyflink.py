@@ -2,11 +2,13 @@
 
     python benchmarks/udf_vs_pyflink.py [--rows 3000000] [--repeat 3] [--skip-pyflink]
         [--pyflink-python PATH] [--kinds general,pandas,arrow,udtf,udaf,pandas_udaf | all]
+        [--modes process,thread]
 
 The job (benchmarks/udf_job.py, the same file for both engines): a BIGINT sequence of N rows ->
 Python scalar UDF `x + 1` -> blackhole, parallelism 1, datagen not rate-limited, start-up
 included, each run in a fresh process; with and without a counter, a meter and a distribution
-updated per row. PyFlink is installed from PyPI into its own virtual environment
+updated per row; weir in each `--modes` (python.execution-mode: worker processes, or threads
+of the job's own interpreter). PyFlink is installed from PyPI into its own virtual environment
 (~/.cache/weir-bench/pyflink) on first use; it needs Java 17. The floor is a pure Python loop
 (`for x in xs: out.append(f(x))`) calling the same function over the same rows, with and
 without three method-call updates on plain Python objects. `--kinds` adds the other jobs of
@@ -31,8 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.expanduser("~/.cache/weir-bench/pyflink")
 
 
-def run_job(python: str, engine: str, rows: int, metrics: bool, kind: str = "general") -> dict:
-    cmd = [python, os.path.join(HERE, "udf_job.py"), "--engine", engine, "--rows", str(rows), "--kind", kind]
+def run_job(python: str, engine: str, rows: int, metrics: bool, kind: str = "general", mode: str = "process") -> dict:
+    cmd = [python, os.path.join(HERE, "udf_job.py"), "--engine", engine, "--rows", str(rows), "--kind", kind,
+           "--mode", mode]
     if metrics:
         cmd.append("--metrics")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -136,18 +139,18 @@ WHAT = {
 TARGETS = {"pandas": 10, "udaf": 20}
 
 
-def measure(python: str, engine: str, rows: int, metrics: bool, kind: str, repeat: int) -> dict:
+def measure(python: str, engine: str, rows: int, metrics: bool, kind: str, repeat: int, mode: str = "process") -> dict:
     """Best of `repeat` runs of `rows`, and the steady rate: the extra rows of the big run over
     a run of a fifth of them, divided by the extra time from submission to end (start-up and
     job set-up cancel out)."""
     runs = []
     for _ in range(repeat):
-        r = run_job(python, engine, rows, metrics, kind)
+        r = run_job(python, engine, rows, metrics, kind, mode)
         if "udf_rows" in r and kind in ("general", "pandas", "arrow", "udtf") and r["udf_rows"] != rows:
             raise RuntimeError(f"weir evaluated {r['udf_rows']} rows, not {rows}")
         runs.append(r)
     r = best(runs)
-    small = run_job(python, engine, rows // 5, metrics, kind)
+    small = run_job(python, engine, rows // 5, metrics, kind, mode)
     extra = min(x["run_seconds"] for x in runs) - small["run_seconds"]
     r["steady_rows_per_second"] = (rows - rows // 5) / extra if extra > 0 else float("nan")
     return r
@@ -161,7 +164,10 @@ def main() -> None:
     p.add_argument("--pyflink-python", help="a Python that has apache-flink 2.3 (default: a venv made on first use)")
     p.add_argument("--kinds", default="general",
                    help="comma-separated: general, pandas, arrow, udtf, udaf, pandas_udaf (or all)")
+    p.add_argument("--modes", default="process,thread",
+                   help="weir's python.execution-mode(s) to run: process, thread (PyFlink runs its default, process)")
     args = p.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if kinds == ["all"]:
         kinds = list(SCALE)
@@ -177,7 +183,8 @@ def main() -> None:
     pyflink = None if args.skip_pyflink else (args.pyflink_python or pyflink_python())
     for kind in kinds:
         suffix = "" if kind == "general" else f" {kind}"
-        cases.append((f"weir{suffix}", sys.executable, kind))
+        for mode in modes:
+            cases.append((f"weir{' thread' if mode == 'thread' else ''}{suffix}", sys.executable, kind))
         if pyflink and SCALE[kind][1] is not None:
             cases.append((f"pyflink 2.3{suffix}", pyflink, kind))
     for name, python, kind in cases:
@@ -187,8 +194,9 @@ def main() -> None:
                 r["steady_rows_per_second"] = r["rows_per_second"]
             else:
                 engine = "pyflink" if name.startswith("pyflink") else "weir"
+                mode = "thread" if name.startswith("weir thread") else "process"
                 rows = int(args.rows * SCALE[kind][0 if engine == "weir" else 1])
-                r = measure(python, engine, rows, metrics, kind, args.repeat if engine == "weir" else 1)
+                r = measure(python, engine, rows, metrics, kind, args.repeat if engine == "weir" else 1, mode)
             results[(name, metrics)] = r
             row_kind = kind in ("general", "udtf", "udaf")
             what = ("3 metric updates/row" if row_kind else "3 metric updates/call") if metrics else "no metrics"
@@ -198,6 +206,10 @@ def main() -> None:
     print()
     for kind in kinds:
         suffix = "" if kind == "general" else f" {kind}"
+        p_, t_ = results.get((f"weir{suffix}", False)), results.get((f"weir thread{suffix}", False))
+        if p_ is not None and t_ is not None:
+            print(f"{kind:<12} thread / process mode: {t_['steady_rows_per_second'] / p_['steady_rows_per_second']:.2f} steady, "
+                  f"{t_['rows_per_second'] / p_['rows_per_second']:.2f} end to end")
         w = results.get((f"weir{suffix}", False))
         pf = results.get((f"pyflink 2.3{suffix}", False))
         if w is None:
@@ -215,6 +227,11 @@ def main() -> None:
                 pd_ = results[("weir pandas", False)]["steady_rows_per_second"]
                 line += f"; arrow / pandas on weir: {w['steady_rows_per_second'] / pd_:.2f}"
         print(line)
+    if ("weir thread", False) in results and ("python loop", False) in results:
+        floor = results[("python loop", False)]["rows_per_second"]
+        t_ = results[("weir thread", False)]
+        print(f"weir thread mode / python loop floor: {t_['rows_per_second'] / floor:.2f} end to end, "
+              f"{t_['steady_rows_per_second'] / floor:.2f} steady (target >= 0.7)")
     if ("weir", False) not in results:
         return
     floor = results[("python loop", False)]["rows_per_second"]
@@ -229,7 +246,10 @@ def main() -> None:
         pf = results[("pyflink 2.3", False)]["rows_per_second"]
         pfm = results[("pyflink 2.3", True)]["rows_per_second"]
         print(f"weir / pyflink: {weir / pf:.0f}x without metrics, "
-              f"{results[('weir', True)]['rows_per_second'] / pfm:.0f}x with (target >= 50x)")
+              f"{results[('weir', True)]['rows_per_second'] / pfm:.0f}x with (process mode)")
+        if ("weir thread", True) in results:
+            t_ = results[("weir thread", True)]["rows_per_second"]
+            print(f"weir thread mode / pyflink with metrics: {t_ / pfm:.0f}x (target >= 50x in the faster mode)")
 
 
 if __name__ == "__main__":

@@ -160,13 +160,6 @@ def test_print_and_logging_reach_the_engine_log(capfd):
     assert "stdout: saw 41" in err and "job `chatty`" in err, err
 
 
-def test_unavailable_execution_mode_is_refused_by_name():
-    env = make_env(streaming=False, python__execution_mode="thread")
-    with pytest.raises(RuntimeError) as e:
-        rows_of(env, fails_on_seven, [1])
-    assert "'python.execution-mode' = 'thread' is not valid" in str(e.value), str(e.value)
-
-
 def test_misspelt_python_key_warns_with_a_suggestion():
     env = make_env(streaming=False)
     with pytest.warns(UserWarning, match="did you mean 'python.udf.on-error'"):

@@ -81,6 +81,17 @@ pub mod keys {
 /// a stopped worker holds a job up for seconds, not minutes.
 pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
 
+/// `python.fn-execution.bundle.size`'s default, Flink's: the most rows per bundle. Bundles are
+/// cut smaller by what the worker's rows have cost so far (see [`Driver::bundle_rows`]).
+pub const DEFAULT_BUNDLE_SIZE: usize = 100_000;
+
+/// Rows of the bundles sent before any result says what a row costs.
+const FIRST_BUNDLE_ROWS: usize = 1_000;
+
+/// What a bundle should take the worker: results (and the metric updates they carry) come
+/// back at least this often while rows flow, and per-bundle costs stay small beside it.
+const BUNDLE_TARGET_NANOS: f64 = 50e6;
+
 /// The heartbeat timeout of thread-mode workers: never (a year).
 const THREAD_SILENCE: Duration = Duration::from_secs(365 * 86_400);
 
@@ -106,6 +117,8 @@ struct Options {
     deps: DepsConfig,
     /// `python.execution-mode=thread`: workers are threads of this process's interpreter.
     thread: bool,
+    /// Rows of the first bundles, before their cost is known.
+    first_bundle: usize,
     bundle_size: usize,
     /// Idle flush interval of the workers; sent to them in ms.
     bundle_time: Duration,
@@ -123,7 +136,9 @@ struct Options {
 impl Options {
     fn from_config(config: &BTreeMap<String, String>) -> Result<Self> {
         let o = weir_engine::options::Options::config(config);
-        let bundle_size = o.at_least(keys::BUNDLE_SIZE, 1)?.unwrap_or(1000);
+        let bundle_size = o
+            .at_least(keys::BUNDLE_SIZE, 1)?
+            .unwrap_or(DEFAULT_BUNDLE_SIZE as u64);
         // Read by the workers; checked here so a bad value fails the job before they start.
         o.at_least(keys::ARROW_BATCH_SIZE, 1)?;
         o.choice(keys::ON_ERROR, &["fail", "skip"], "`fail` or `skip`")?;
@@ -160,6 +175,7 @@ impl Options {
         Ok(Self {
             deps: DepsConfig::from_config(config, &python)?,
             thread,
+            first_bundle: FIRST_BUNDLE_ROWS,
             bundle_size: bundle_size as usize,
             bundle_time: ms(keys::BUNDLE_TIME, 1000)?,
             max_in_flight: o.at_least(keys::MAX_IN_FLIGHT, 1)?.unwrap_or(4) as usize,
@@ -338,13 +354,13 @@ impl UdfBackend for ProcessBackend {
         if aggregate {
             opts.bundle_size = usize::MAX;
         }
-        // Small bundles cost a vectorized UDF a call and two conversions each: unless the
-        // bundle size is set, its operator sends bundles of a whole Arrow batch (Flink's
-        // defaults are 100,000 and 10,000). Measured in docs/performance.md.
-        if vectorized && !ctx.config.contains_key(keys::BUNDLE_SIZE) {
+        // Small bundles cost a vectorized UDF a call and two conversions each: its first
+        // bundles are a whole Arrow batch (`arrow.batch.size`, Flink's default 10,000) unless
+        // the bundle size is set lower. Measured in docs/performance.md.
+        if vectorized {
             let o = weir_engine::options::Options::config(&ctx.config);
             let batch = o.at_least(keys::ARROW_BATCH_SIZE, 1)?.unwrap_or(10_000) as usize;
-            opts.bundle_size = opts.bundle_size.max(batch);
+            opts.first_bundle = batch;
         }
         let who = format!(
             "Python worker of `{}` subtask {} in job `{}`",
@@ -423,6 +439,7 @@ impl UdfBackend for ProcessBackend {
             pending: BTreeMap::new(),
             parents: HashMap::new(),
             threads: self.threads.clone(),
+            row_nanos: None,
             next_bundle: 0,
             next_parent: 0,
             failed_attempts: 0,
@@ -668,6 +685,8 @@ struct Driver {
     socket_seq: u32,
     /// Starts thread-mode workers (set when `opts.thread`).
     threads: Option<ThreadStarter>,
+    /// What a row has cost the worker lately (nanoseconds), once a result said.
+    row_nanos: Option<f64>,
 }
 
 pub(crate) fn log_line(level: &str, who: &str, message: &str) {
@@ -989,7 +1008,7 @@ impl Driver {
         let parent = self.next_parent;
         self.next_parent += 1;
         let rows = batch.num_rows();
-        let size = self.opts.bundle_size;
+        let size = self.bundle_rows();
         let n = rows.div_ceil(size).max(1);
         let mut ids = Vec::with_capacity(n);
         for part in 0..n {
@@ -1017,6 +1036,21 @@ impl Driver {
             },
         );
         ids
+    }
+
+    /// Rows per bundle now: `python.fn-execution.bundle.size` at most, and as many as the
+    /// worker evaluates in about [`BUNDLE_TARGET_NANOS`] by what its rows cost so far, so a
+    /// fast function gets big bundles (few frames, few wake-ups) and a slow one small bundles
+    /// (results and metrics keep coming). An aggregate request is never cut.
+    fn bundle_rows(&self) -> usize {
+        let max = self.opts.bundle_size;
+        if max == usize::MAX {
+            return max;
+        }
+        match self.row_nanos {
+            None => max.min(self.opts.first_bundle),
+            Some(ns) => ((BUNDLE_TARGET_NANOS / ns.max(1.0)) as usize).clamp(1, max),
+        }
     }
 
     fn send(&mut self, w: &Worker, id: u64) {
@@ -1166,6 +1200,14 @@ impl Driver {
         self.sys.bundle_rows.update_i64(rows as i64);
         let worker = worker_nanos as f64 / 1e9;
         self.sys.bundle_seconds.update_f64(worker);
+        if rows > 0 {
+            // A moving average of what a row costs the worker, for the next bundles' size.
+            let ns = worker_nanos as f64 / rows as f64;
+            self.row_nanos = Some(match self.row_nanos {
+                None => ns,
+                Some(old) => 0.7 * old + 0.3 * ns,
+            });
+        }
         let round_trip = b.sent.elapsed().as_secs_f64();
         self.sys
             .wait_seconds
@@ -1565,7 +1607,7 @@ mod tests {
     fn options_parse_with_clear_errors() {
         let mut c = BTreeMap::new();
         let o = Options::from_config(&c).unwrap();
-        assert_eq!(o.bundle_size, 1000);
+        assert_eq!(o.bundle_size, DEFAULT_BUNDLE_SIZE);
         assert_eq!(o.deps.python, "python3");
         c.insert(keys::BUNDLE_SIZE.to_string(), "abc".to_string());
         let e = Options::from_config(&c).unwrap_err().to_string();
