@@ -297,6 +297,21 @@ class Worker:
         self.channel.ready()
         return True
 
+    def serve(self) -> int:
+        """Handshake, open the functions, evaluate bundles until the engine closes; the exit
+        status (1: a function could not be opened)."""
+        hs = self.setup()
+        if not self.open(hs):
+            # The engine fails the job with the error sent; wait for it to hang up.
+            try:
+                while self.channel.next(60_000) is not None:
+                    pass
+            except ConnectionError:
+                pass
+            return 1
+        self.run()
+        return 0
+
     def read_gauges(self) -> None:
         """Sends the gauges' values every ``bundle.time``, from a thread of its own: a slow
         gauge callback holds up this thread, not the bundles."""
@@ -732,16 +747,7 @@ def run_thread(fd: int, who: str) -> int:
     channel = _native.WorkerChannel.from_fd(fd)
     worker = Worker(channel=channel)
     try:
-        hs = worker.setup()
-        if not worker.open(hs):
-            try:
-                while channel.next(60_000) is not None:
-                    pass
-            except ConnectionError:
-                pass
-            return 1
-        worker.run()
-        return 0
+        return worker.serve()
     except ConnectionError:
         return 0
     except BaseException:  # noqa: BLE001 - the thread ends; the engine sees its channel close
@@ -756,18 +762,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m weir.worker")
     parser.add_argument("--socket", required=True, help="the engine's Unix socket")
     args = parser.parse_args(argv)
-    worker = Worker(args.socket)
-    hs = worker.setup()
-    if not worker.open(hs):
-        # The engine fails the job with the error sent; wait for it to hang up.
-        try:
-            while worker.channel.next(60_000) is not None:
-                pass
-        except ConnectionError:
-            pass
-        return 1
-    worker.run()
-    return 0
+    return Worker(args.socket).serve()
 
 
 if __name__ == "__main__":
