@@ -208,3 +208,36 @@ def test_an_unknown_mode_is_refused_naming_both():
     t = env.from_elements([(1,)], ["x"])
     with pytest.raises(Exception, match="python.execution-mode.*`process` or `thread`"):
         list(t.select(udf(lambda x: x, result_type="BIGINT")(col("x"))).execute().collect())
+
+
+def test_two_subtasks_share_the_interpreter_exactly():
+    env = make_env(streaming=False, python__execution_mode="thread", parallelism__default="2", pipeline__name="tm-p2")
+    n = 20_000
+    env.execute_sql(
+        f"""CREATE TABLE src (x BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '{n}',
+            'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '{n}')"""
+    )
+    t = env.from_path("src")
+    out = sorted(r[0] for r in t.select(udf(Plus(), result_type="BIGINT")(col("x"))).execute().collect())
+    assert out == list(range(2, n + 2))
+    text = env.metrics_text()
+    per_subtask = [value(text, "weir_user_tm_kind_rows_total", job_name="tm-p2", kind="scalar", subtask=s) for s in ("0", "1")]
+    assert sum(per_subtask) == n and all(per_subtask), per_subtask
+
+
+def test_a_function_that_ends_its_thread_fails_the_job_naming_the_row_and_the_process_lives():
+    env = make_env(streaming=False, python__execution_mode="thread", python__worker__restart__max_attempts="2")
+
+    @udf(result_type="BIGINT")
+    def leaves(x):
+        if x == 7:
+            raise SystemExit(3)  # ends a worker process in process mode, a thread here
+        return x
+
+    t = env.from_elements([(i,) for i in range(20)], ["x"])
+    with pytest.raises(Exception) as e:
+        list(t.select(leaves(col("x"))).execute().collect())
+    msg = str(e.value)
+    assert "(a thread)" in msg and "(7,)" in msg and "python.worker.restart.max-attempts" in msg, msg
+    # This interpreter goes on: the next job runs.
+    assert [r[0] for r in t.select(udf(lambda x: x * 2, result_type="BIGINT")(col("x"))).execute().collect()][:3] == [0, 2, 4]
