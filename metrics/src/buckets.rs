@@ -27,13 +27,53 @@ pub const ZERO_THRESHOLD: f64 = 1.0 / 4_294_967_296.0;
 type Chunk = [AtomicU64; PER_OCTAVE as usize];
 
 /// The bucket index of a finite magnitude `v >= ZERO_THRESHOLD`.
+///
+/// The octave is the float's exponent; the bucket within it comes from a table on the
+/// mantissa's top bits and at most one comparison with the bucket bounds (no `log2`: this
+/// runs for every distribution update).
 #[inline]
 pub fn index_of(v: f64) -> i32 {
     let bits = v.to_bits();
     let exp = ((bits >> 52) & 0x7ff) as i32 - 1023;
     let mantissa = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
-    let sub = (mantissa.log2() * PER_OCTAVE as f64).ceil() as i32 - 1;
-    (exp * PER_OCTAVE + sub).clamp(MIN_INDEX, MAX_INDEX)
+    let t = tables();
+    let mut k = t.first[((bits >> (52 - CELL_BITS)) & ((1 << CELL_BITS) - 1)) as usize] as usize;
+    // A cell is narrower than any bucket: it holds at most one bound.
+    while mantissa > t.bounds[k] {
+        k += 1;
+    }
+    (exp * PER_OCTAVE + k as i32 - 1).clamp(MIN_INDEX, MAX_INDEX)
+}
+
+/// Mantissa bits that pick a table cell: 1,024 cells, each narrower (1/1024) than the smallest
+/// bucket of an octave (2^(1/128) - 1 = 0.0054).
+const CELL_BITS: u32 = 10;
+
+struct Tables {
+    /// `bounds[k] = 2^(k/128)`, the upper bound of sub-bucket `k - 1` as a mantissa in [1, 2].
+    bounds: [f64; PER_OCTAVE as usize + 1],
+    /// Per cell, the first `k` whose bound is at least the cell's smallest mantissa.
+    first: [u8; 1 << CELL_BITS],
+}
+
+fn tables() -> &'static Tables {
+    static T: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut bounds = [0.0; PER_OCTAVE as usize + 1];
+        for (k, b) in bounds.iter_mut().enumerate() {
+            *b = lower_bound(k as i32);
+        }
+        let mut first = [0u8; 1 << CELL_BITS];
+        let mut k = 0;
+        for (c, f) in first.iter_mut().enumerate() {
+            let lo = 1.0 + c as f64 / (1u64 << CELL_BITS) as f64;
+            while bounds[k] < lo {
+                k += 1;
+            }
+            *f = k as u8;
+        }
+        Tables { bounds, first }
+    })
 }
 
 /// The base of the buckets, `2^(1/128)`.
@@ -178,6 +218,42 @@ mod tests {
         assert_eq!(index_of(1.0), -1);
         assert_eq!(index_of(2.0), PER_OCTAVE - 1);
         assert_eq!(index_of(1e300), MAX_INDEX);
+    }
+
+    /// The table lookup places every value as the bounds say: in `(2^(i/128), 2^((i+1)/128)]`
+    /// with the bounds as `lower_bound` computes them, also right at and beside each bound.
+    #[test]
+    fn index_agrees_with_the_bounds_everywhere() {
+        let check = |v: f64| {
+            let i = index_of(v);
+            if i == MIN_INDEX || i == MAX_INDEX {
+                return;
+            }
+            let (exp, sub) = (i.div_euclid(PER_OCTAVE), i.rem_euclid(PER_OCTAVE));
+            let scale = 2f64.powi(exp);
+            let (lo, hi) = (lower_bound(sub) * scale, lower_bound(sub + 1) * scale);
+            assert!(lo < v && v <= hi, "{v:e} -> {i}: ({lo:e}, {hi:e}]");
+        };
+        for k in 0..=PER_OCTAVE {
+            for octave in [-20, -1, 0, 1, 7, 40] {
+                let b = lower_bound(k) * 2f64.powi(octave);
+                for v in [
+                    b,
+                    f64::from_bits(b.to_bits() - 1),
+                    f64::from_bits(b.to_bits() + 1),
+                ] {
+                    check(v);
+                }
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits((x >> 12) | (1023u64 << 52)) * 2f64.powi((x % 60) as i32 - 30);
+            check(v);
+        }
     }
 
     #[test]

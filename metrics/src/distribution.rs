@@ -296,8 +296,13 @@ impl Distribution {
     pub fn update_i64(&self, v: i64) {
         let c = &*self.0;
         // An integer sum that would overflow i64 goes on in the float sum: the exported sum
-        // (their total) loses precision there, it never wraps to a wrong sign.
-        if c.sum_int
+        // (their total) loses precision there, it never wraps to a wrong sign. Far from the
+        // bounds (any sum a job reaches) a plain atomic add, as for counters.
+        let fast = crate::counter::FAST;
+        if v.unsigned_abs() < fast && c.sum_int.load(Relaxed).unsigned_abs() < fast {
+            c.sum_int.fetch_add(v, Relaxed);
+        } else if c
+            .sum_int
             .fetch_update(Relaxed, Relaxed, |s| s.checked_add(v))
             .is_err()
         {
