@@ -65,7 +65,8 @@ def module(path, name):
     """))
 
 
-def test_python_files_module_directory_and_zip(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_python_files_module_directory_and_zip(tmp_path, mode):
     src = tmp_path / "src"
     src.mkdir()
     module(src / "depmod_a.py", "a")
@@ -78,7 +79,7 @@ def test_python_files_module_directory_and_zip(tmp_path):
     with zipfile.ZipFile(zpath, "w") as z:
         z.writestr("depzip_c.py", "def where(x):\n    return f'c:{x}:' + __file__\n")
 
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.add_python_file(str(src / "depmod_a.py"))
     env.add_python_file(str(pkgdir))
     env.get_config().set("python.files", env.get_config().get("python.files") + "," + str(zpath))
@@ -96,8 +97,9 @@ def test_python_files_module_directory_and_zip(tmp_path):
     assert "deps.zip" in c[0] and str(zpath) not in c[0]
 
 
-def test_python_files_that_do_not_exist_fail_the_job_naming_them(tmp_path):
-    env = make_env(streaming=False)
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_python_files_that_do_not_exist_fail_the_job_naming_them(tmp_path, mode):
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.get_config().set("python.files", str(tmp_path / "nope.py"))
     with pytest.raises(Exception, match=r"python.files: .*nope.py: no such file or directory"):
         run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
@@ -134,24 +136,26 @@ def test_python_archives_zip_and_tar_extracted_in_the_working_directory(tmp_path
     assert removed, f"{d} left behind"
 
 
+@pytest.mark.parametrize("mode", ["process", "thread"])
 @pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt"])
-def test_archive_members_outside_their_directory_are_refused(tmp_path, member):
+def test_archive_members_outside_their_directory_are_refused(tmp_path, member, mode):
     t = tmp_path / "bad.tar"
     with tarfile.open(t, "w") as f:
         info = tarfile.TarInfo(member)
         info.size = 1
         f.addfile(info, io.BytesIO(b"x"))
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.add_python_archive(str(t))
     with pytest.raises(Exception, match=f"member '{member}' is outside its directory"):
         run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_a_file_that_is_no_archive_is_refused(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_file_that_is_no_archive_is_refused(tmp_path, mode):
     p = tmp_path / "notes.txt"
     p.write_text("not an archive")
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.add_python_archive(str(p))
     with pytest.raises(Exception, match="notes.txt: not a zip or tar archive"):
         run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
@@ -185,13 +189,14 @@ def from_requirement(x):
     return weirdeptest.hello(x) + "|" + weirdeptest.__file__
 
 
-def test_requirements_installed_offline_from_a_cache_directory(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_requirements_installed_offline_from_a_cache_directory(tmp_path, mode):
     cache = tmp_path / "cache"
     cache.mkdir()
     wheel(cache, "weirdeptest", "1.0", "def hello(x):\n    return f'hello {x}'\n")
     req = tmp_path / "requirements.txt"
     req.write_text("weirdeptest==1.0\n")
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.set_python_requirements(str(req), str(cache))
     out = run(env, from_requirement)
     assert [o.split("|")[0] for o in out] == ["hello 0", "hello 1", "hello 2"]
@@ -199,16 +204,21 @@ def test_requirements_installed_offline_from_a_cache_directory(tmp_path):
     assert f"{os.sep}requirements{os.sep}weirdeptest.py" in where
     removed, d = gone(where)
     assert removed, f"{d} left behind"
-    with pytest.raises(ImportError):
-        import weirdeptest  # noqa: F401  (installed for the workers, not here)
+    if mode == "process":
+        with pytest.raises(ImportError):
+            import weirdeptest  # noqa: F401  (installed for the workers, not here)
+    else:
+        # Imported by this interpreter while the job ran; its directory is off sys.path now.
+        assert not any("requirements" in p and "weir-" in p for p in sys.path)
 
 
-def test_a_failed_install_fails_the_job_with_pips_message(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_failed_install_fails_the_job_with_pips_message(tmp_path, mode):
     cache = tmp_path / "cache"
     cache.mkdir()
     req = tmp_path / "requirements.txt"
     req.write_text("weir-no-such-package==9.9\n")
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.set_python_requirements(str(req), str(cache))
     calls = []
     with pytest.raises(Exception) as e:
@@ -217,11 +227,12 @@ def test_a_failed_install_fails_the_job_with_pips_message(tmp_path):
     assert "python.requirements" in msg and "No matching distribution found for weir-no-such-package==9.9" in msg, msg
 
 
-def test_pythonpath_entries_come_first(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_pythonpath_entries_come_first(tmp_path, mode):
     d = tmp_path / "pp"
     d.mkdir()
     module(d / "depmod_pp.py", "pp")
-    env = make_env(streaming=False)
+    env = make_env(streaming=False, python__execution_mode=mode)
     env.get_config().set("python.pythonpath", str(d))
     f = udf(lambda x: __import__("depmod_pp").where(x), result_type=DataTypes.STRING())
     assert [o.split(":")[:2] for o in run(env, f)] == [["pp", "0"], ["pp", "1"], ["pp", "2"]]
@@ -273,6 +284,8 @@ def test_python_executable_from_a_venv_archive(tmp_path, form):
 
 
 def test_two_jobs_of_one_name_with_other_files_do_not_share_them(tmp_path):
+    # Process mode: each job's workers import their own copy. (In thread mode the interpreter
+    # keeps the first module of a name in sys.modules, as any Python program does.)
     outs = []
     for tag in ("first", "second"):
         d = tmp_path / tag
