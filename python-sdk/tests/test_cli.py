@@ -195,3 +195,28 @@ def test_help_lists_the_python_options():
     assert p.returncode == 0
     for opt in ("-pyfs, --pyFiles", "-pyarch, --pyArchives", "-pyreq, --pyRequirements", "-pyexec, --pyExecutable"):
         assert opt in p.stdout
+
+
+def test_weir_sql_in_thread_mode_runs_the_functions_in_its_own_process(tmp_path):
+    (tmp_path / "tm_cli.py").write_text(textwrap.dedent("""
+        import os
+        from weir.table.udf import udf
+
+        @udf(result_type="BIGINT")
+        def pid(x):
+            return os.getpid()
+    """))
+    out = tmp_path / "out"
+    script = tmp_path / "tm.sql"
+    script.write_text(textwrap.dedent(f"""
+        SET 'execution.runtime-mode' = 'batch';
+        SET 'python.execution-mode' = 'thread';
+        CREATE TEMPORARY FUNCTION pid AS 'tm_cli.pid' LANGUAGE PYTHON;
+        CREATE TABLE pids (p BIGINT) WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+        INSERT INTO pids SELECT pid(x) FROM (VALUES (1), (2), (3)) AS t(x);
+    """))
+    p = subprocess.Popen([WEIR, "sql", str(script), "-pyfs", str(tmp_path / "tm_cli.py"), "--metrics-port", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert rows(out) == [str(p.pid)] * 3
