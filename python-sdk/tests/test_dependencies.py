@@ -151,6 +151,32 @@ def test_archive_members_outside_their_directory_are_refused(tmp_path, member, m
     assert not (tmp_path / "evil.txt").exists()
 
 
+@pytest.mark.parametrize("form", ["tar", "zip"])
+def test_a_link_in_an_archive_cannot_carry_members_outside(tmp_path, form):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = tmp_path / f"link.{form}"
+    if form == "tar":
+        with tarfile.open(archive, "w") as t:
+            link = tarfile.TarInfo("x")
+            link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+            t.addfile(link)
+            f = tarfile.TarInfo("x/f.txt")
+            f.size = 5
+            t.addfile(f, io.BytesIO(b"pwned"))
+    else:
+        with zipfile.ZipFile(archive, "w") as z:
+            link = zipfile.ZipInfo("x")
+            link.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(link, str(outside))
+            z.writestr("x/f.txt", "pwned")
+    env = make_env(streaming=False)
+    env.add_python_archive(str(archive))
+    with pytest.raises(Exception, match=rf"python.archives: {archive}: .*'x/f.txt'.*outside"):
+        run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
+    assert list(outside.iterdir()) == []
+
+
 @pytest.mark.parametrize("mode", ["process", "thread"])
 def test_a_file_that_is_no_archive_is_refused(tmp_path, mode):
     p = tmp_path / "notes.txt"

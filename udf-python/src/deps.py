@@ -72,10 +72,13 @@ def extract_tar(archive, dest):
             if not inside(dest, os.path.join(dest, m.name)):
                 raise Refused(f"python.archives: {archive}: member {m.name!r} is outside its directory")
         try:
-            # 'tar' keeps modes and a venv's absolute symbolic links; refuses paths outside.
+            # 'tar' keeps modes and a venv's absolute symbolic links; refuses paths outside,
+            # also through a link the archive made.
             t.extractall(dest, filter="tar")
         except TypeError:  # Python before 3.11.4 has no filters; members were checked above.
             t.extractall(dest)
+        except tarfile.TarError as e:
+            raise Refused(f"python.archives: {archive}: {e}") from e
 
 
 def extract_archives(archives, work):
