@@ -20,7 +20,7 @@ pub use calc::{filter_batch, Calc};
 pub use correlate::Correlate;
 pub use join::{HashJoin, JoinKind};
 pub use over::{OverAgg, OverAggregate, OverFrame, OverTime};
-pub use rank::Rank;
+pub use rank::{Rank, RankFunc};
 pub use sort::{Limit, Sort};
 pub use union::Union;
 pub use window::{clamp_time, millis_of, WindowAggregate, WindowAssign, WindowKind};

@@ -1,7 +1,9 @@
 //! Top-N and deduplication: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) AS rn` filtered by
 //! `rn <= N` (or `rn = 1`). Each partition keeps its best N rows in order; a row that enters
 //! them pushes the ones after it down a rank (their old rank is retracted, the new one emitted,
-//! `-U`/`+U`) and the N+1th out (`-D`), as Flink's rank operator does. `ORDER BY time ASC` with
+//! `-U`/`+U`) and the N+1th out (`-D`), as Flink's rank operator does. `RANK()` and
+//! `DENSE_RANK()` rank ties alike (RANK skips the ranks ties take, DENSE_RANK does not), so a
+//! partition keeps every row whose rank is at most N, which may be more than N rows. `ORDER BY time ASC` with
 //! `rn = 1` keeps each key's first row (deduplication: later rows change nothing); `DESC` keeps
 //! its last. In batch mode the rows are ranked once, at the end, and emitted as inserts.
 
@@ -21,11 +23,64 @@ use super::{arrow, Operator};
 /// One ranked row: its ordering key, arrival number (ties keep arrival order) and its bytes.
 type Ranked = (Box<[u8]>, u64, Box<[u8]>);
 
+/// How rows are numbered in their partition's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RankFunc {
+    /// 1, 2, 3, 4: ties in arrival order.
+    RowNumber,
+    /// 1, 2, 2, 4: ties share a rank, the next rank skips.
+    Rank,
+    /// 1, 2, 2, 3: ties share a rank, none is skipped.
+    DenseRank,
+}
+
+impl RankFunc {
+    pub fn from_name(upper: &str) -> Option<Self> {
+        match upper {
+            "ROW_NUMBER" => Some(Self::RowNumber),
+            "RANK" => Some(Self::Rank),
+            "DENSE_RANK" => Some(Self::DenseRank),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RowNumber => "ROW_NUMBER",
+            Self::Rank => "RANK",
+            Self::DenseRank => "DENSE_RANK",
+        }
+    }
+
+    /// The ranks of a partition's rows in order.
+    fn ranks(self, list: &[Ranked]) -> Vec<i64> {
+        let mut out = Vec::with_capacity(list.len());
+        let mut dense = 0;
+        for (i, (key, _, _)) in list.iter().enumerate() {
+            let tie = i > 0 && list[i - 1].0 == *key;
+            let r = match self {
+                Self::RowNumber => i as i64 + 1,
+                Self::Rank if tie => out[i - 1],
+                Self::Rank => i as i64 + 1,
+                Self::DenseRank => {
+                    if !tie {
+                        dense += 1;
+                    }
+                    dense
+                }
+            };
+            out.push(r);
+        }
+        out
+    }
+}
+
 pub struct Rank {
     name: String,
     schema: SchemaRef,
     partition: Vec<Expr>,
     order: Vec<(Expr, SortOptions)>,
+    func: RankFunc,
     limit: usize,
     batch_mode: bool,
     part_conv: Option<RowConverter>,
@@ -42,6 +97,7 @@ impl Rank {
         input: &Schema,
         partition: Vec<Expr>,
         order: Vec<(Expr, SortOptions)>,
+        func: RankFunc,
         limit: usize,
         rank_name: &str,
         batch_mode: bool,
@@ -90,6 +146,7 @@ impl Rank {
                 .iter()
                 .map(|(e, o)| Ok((bind(e, input)?, *o)))
                 .collect::<Result<_>>()?,
+            func,
             limit,
             batch_mode,
             part_conv,
@@ -187,27 +244,45 @@ impl Operator for Rank {
             let list = self.parts.entry(part).or_default();
             // After every row of the same key that came before (ties keep arrival order).
             let pos = list.partition_point(|(k, _, _)| k.as_ref() <= key.as_ref());
-            if pos >= self.limit {
+            if self.func == RankFunc::RowNumber && pos >= self.limit {
                 continue;
             }
             self.seq += 1;
-            list.insert(pos, (key, self.seq, rows.row(i).as_ref().into()));
-            if self.batch_mode {
+            let entry = (key, self.seq, rows.row(i).as_ref().into());
+            if self.batch_mode && (self.limit == usize::MAX || self.func == RankFunc::RowNumber) {
+                // Ranked once, at the end; a row number past the limit was left out above.
+                list.insert(pos, entry);
                 list.truncate(self.limit);
                 continue;
             }
-            // The rows after it move down a rank; the one past the limit leaves.
-            for (r, (_, _, row)) in list.iter().enumerate().skip(pos + 1) {
-                let old = r as i64;
-                if r < self.limit {
-                    changes.push((row.clone(), old, RowKind::UpdateBefore));
-                    changes.push((row.clone(), old + 1, RowKind::UpdateAfter));
-                } else {
-                    changes.push((row.clone(), old, RowKind::Delete));
-                }
+            let before = if self.batch_mode {
+                Vec::new()
+            } else {
+                self.func.ranks(list)
+            };
+            list.insert(pos, entry);
+            let after = self.func.ranks(list);
+            if after[pos] as usize > self.limit {
+                // Ranked past the limit: it changes nothing.
+                list.remove(pos);
+                continue;
             }
-            changes.push((list[pos].2.clone(), pos as i64 + 1, RowKind::Insert));
-            list.truncate(self.limit);
+            // The rows ranked past the limit now leave; the rest keep or change their rank.
+            let keep = after.partition_point(|r| *r as usize <= self.limit);
+            if !self.batch_mode {
+                for (j, old) in before.iter().enumerate() {
+                    let now = if j < pos { j } else { j + 1 };
+                    let row = &list[now].2;
+                    if now >= keep {
+                        changes.push((row.clone(), *old, RowKind::Delete));
+                    } else if after[now] != *old {
+                        changes.push((row.clone(), *old, RowKind::UpdateBefore));
+                        changes.push((row.clone(), after[now], RowKind::UpdateAfter));
+                    }
+                }
+                changes.push((list[pos].2.clone(), after[pos], RowKind::Insert));
+            }
+            list.truncate(keep);
         }
         if !changes.is_empty() {
             self.emit(changes, out)?;
@@ -221,8 +296,8 @@ impl Operator for Rank {
         }
         let mut rows = Vec::new();
         for list in self.parts.values() {
-            for (r, (_, _, row)) in list.iter().enumerate() {
-                rows.push((row.clone(), r as i64 + 1, RowKind::Insert));
+            for ((_, _, row), r) in list.iter().zip(self.func.ranks(list)) {
+                rows.push((row.clone(), r, RowKind::Insert));
             }
         }
         self.emit(rows, out)

@@ -427,16 +427,18 @@ impl Builder {
                 input,
                 partition,
                 order,
+                func,
                 limit,
                 name,
             } => {
+                let func = *func;
                 let limit = match limit {
                     Some(l) => *l,
                     None if batch_mode => usize::MAX,
                     None => {
                         return Err(plan_err(
-                            "ROW_NUMBER()",
-                            "in streaming mode ROW_NUMBER() OVER (...) needs a filter on it (WHERE rn <= N, or rn = 1) in the query around it: Top-N or deduplication",
+                            format!("{}()", func.name()),
+                            format!("in streaming mode {}() OVER (...) needs a filter on it (WHERE rn <= N, or rn = 1) in the query around it: Top-N or deduplication", func.name()),
                         ))
                     }
                 };
@@ -450,6 +452,7 @@ impl Builder {
                     &in_schema,
                     p2.clone(),
                     o2.clone(),
+                    func,
                     limit,
                     &r2,
                     batch_mode,
@@ -461,6 +464,7 @@ impl Builder {
                         &in_schema,
                         p2.clone(),
                         o2.clone(),
+                        func,
                         limit,
                         &r2,
                         batch_mode,

@@ -91,12 +91,14 @@ pub enum Plan {
         frame: crate::operators::OverFrame,
         aggs: Vec<crate::operators::OverAgg>,
     },
-    /// `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..)` kept to the first `limit` rows of each
-    /// partition (Top-N, deduplication); the rank is the last column, `name`.
+    /// `ROW_NUMBER()` (or `RANK()`, `DENSE_RANK()`) `OVER (PARTITION BY .. ORDER BY ..)`, the
+    /// rows of each partition ranked at most `limit` (Top-N, deduplication); the rank is the
+    /// last column, `name`.
     Rank {
         input: Box<Plan>,
         partition: Vec<Expr>,
         order: Vec<(Expr, SortOptions)>,
+        func: crate::operators::RankFunc,
         /// `rn <= limit` pushed down from the filter above; None: not limited (batch only).
         limit: Option<usize>,
         name: String,
@@ -530,11 +532,13 @@ impl Plan {
             Plan::Rank {
                 partition,
                 order,
+                func,
                 limit,
                 name,
                 ..
             } => format!(
-                "Rank(partitionBy=[{}], orderBy=[{}], rankRange=[1..{}], select=[*, {name}])",
+                "Rank(rankType=[{}], partitionBy=[{}], orderBy=[{}], rankRange=[1..{}], select=[*, {name}])",
+                func.name(),
                 partition.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
                 order
                     .iter()

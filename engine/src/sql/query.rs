@@ -91,8 +91,14 @@ pub(crate) struct Planner<'a> {
     rank: Option<RankCall>,
 }
 
-/// A `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..)`: partition, order, rank column name.
-type RankCall = (Vec<Expr>, Vec<(Expr, SortOptions)>, String);
+/// A `ROW_NUMBER()` / `RANK()` / `DENSE_RANK()` `OVER (PARTITION BY .. ORDER BY ..)`:
+/// partition, order, rank column name, function.
+type RankCall = (
+    Vec<Expr>,
+    Vec<(Expr, SortOptions)>,
+    String,
+    crate::operators::RankFunc,
+);
 
 /// An OVER window's partitioning, ordering column and frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -842,17 +848,18 @@ impl<'a> Planner<'a> {
             .transpose()?;
         let aggregating =
             !group_by.is_empty() || exprs.iter().any(Expr::contains_agg) || having.is_some();
-        if let Some((partition, order, name)) = self.rank.take() {
+        if let Some((partition, order, name, func)) = self.rank.take() {
             if aggregating || self.over.is_some() {
                 return Err(sql_err(
-                    "ROW_NUMBER()",
-                    "ROW_NUMBER() OVER (...) goes in a SELECT of its own (no GROUP BY or other OVER aggregates)",
+                    &format!("{}()", func.name()),
+                    format!("{}() OVER (...) goes in a SELECT of its own (no GROUP BY or other OVER aggregates)", func.name()),
                 ));
             }
             plan = Plan::Rank {
                 input: Box::new(plan),
                 partition,
                 order,
+                func,
                 limit: None,
                 name,
             };
@@ -1329,14 +1336,17 @@ impl<'a> Planner<'a> {
                 "named windows (OVER w) are not supported; write the window in OVER (...)",
             ));
         };
-        if upper == "ROW_NUMBER" {
+        if let Some(func) = crate::operators::RankFunc::from_name(&upper) {
             if !matches!(&f.args, sq::FunctionArguments::List(l) if l.args.is_empty())
                 && !matches!(&f.args, sq::FunctionArguments::None)
             {
-                return Err(sql_err(&whole, "ROW_NUMBER() takes no arguments"));
+                return Err(sql_err(&whole, format!("{upper}() takes no arguments")));
             }
             if self.rank.is_some() {
-                return Err(sql_err(&whole, "one ROW_NUMBER() per SELECT"));
+                return Err(sql_err(
+                    &whole,
+                    "one ROW_NUMBER(), RANK() or DENSE_RANK() per SELECT",
+                ));
             }
             let partition = spec
                 .partition_by
@@ -1344,7 +1354,10 @@ impl<'a> Planner<'a> {
                 .map(|e| self.expr(e, scope))
                 .collect::<Result<Vec<_>>>()?;
             if spec.order_by.is_empty() {
-                return Err(sql_err(&whole, "ROW_NUMBER() OVER (...) needs ORDER BY"));
+                return Err(sql_err(
+                    &whole,
+                    format!("{upper}() OVER (...) needs ORDER BY"),
+                ));
             }
             let mut order = Vec::new();
             for o in &spec.order_by {
@@ -1360,9 +1373,9 @@ impl<'a> Planner<'a> {
                 ));
             }
             if spec.window_frame.is_some() {
-                return Err(sql_err(&whole, "ROW_NUMBER() takes no frame"));
+                return Err(sql_err(&whole, format!("{upper}() takes no frame")));
             }
-            self.rank = Some((partition, order, "$rank".into()));
+            self.rank = Some((partition, order, "$rank".into(), func));
             return Ok(col("$rank"));
         }
         let is_lag = upper == "LAG";
@@ -1372,7 +1385,7 @@ impl<'a> Planner<'a> {
         else {
             return Err(sql_err(
                 &whole,
-                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG, LAG and ROW_NUMBER (Top-N, deduplication) are"),
+                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG, LAG, ROW_NUMBER, RANK and DENSE_RANK (Top-N, deduplication) are"),
             ));
         };
         let raw = match &f.args {
