@@ -285,7 +285,8 @@ pub(crate) fn parse_statements(text: &str) -> std::result::Result<Vec<sq::Statem
 
 /// Parses one statement (after the TABLE(...) rewrite sqlparser needs).
 pub(crate) fn parse_one(stmt: &str) -> Result<sq::Statement> {
-    let text = rewrite_json_value_clauses(&rewrite_table_functions(stmt));
+    let text =
+        rewrite_json_object_keys(&rewrite_json_value_clauses(&rewrite_table_functions(stmt)));
     let mut parsed = parse_statements(&text).map_err(|e| parse_err(stmt, e))?;
     match parsed.len() {
         1 => Ok(parsed.remove(0)),
@@ -354,6 +355,88 @@ pub(crate) fn rewrite_json_value_clauses(s: &str) -> String {
             copied = close + 1;
         }
         i = close + 1;
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+/// Flink's `JSON_OBJECT(KEY 'k' VALUE v, ...)`: the optional `KEY` before each key, which
+/// sqlparser does not read, left out (`JSON_OBJECT('k' VALUE v)` is the same call). Only a
+/// top-level `KEY` of a JSON_OBJECT's arguments followed by a quoted key; quoted text is left
+/// alone.
+pub(crate) fn rewrite_json_object_keys(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut drop: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if matches!(b[i], b'\'' | b'`' | b'"') {
+            i = skip_quoted(b, i);
+            continue;
+        }
+        let is_call = b.len() - i >= 11
+            && b[i..i + 11].eq_ignore_ascii_case(b"JSON_OBJECT")
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+        if !is_call {
+            i += 1;
+            continue;
+        }
+        let mut open = i + 11;
+        while open < b.len() && b[open].is_ascii_whitespace() {
+            open += 1;
+        }
+        if open >= b.len() || b[open] != b'(' {
+            i += 11;
+            continue;
+        }
+        // Top-level words of the argument list: a KEY right after `(` or `,`.
+        let mut depth = 0;
+        let mut j = open;
+        let mut at_start = false;
+        while j < b.len() {
+            match b[j] {
+                b'\'' | b'`' | b'"' => {
+                    at_start = false;
+                    j = skip_quoted(b, j);
+                    continue;
+                }
+                b'(' => {
+                    depth += 1;
+                    at_start = depth == 1;
+                }
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                b',' if depth == 1 => at_start = true,
+                c if c.is_ascii_whitespace() => {}
+                _ if depth == 1 && at_start => {
+                    at_start = false;
+                    let end = j + 3;
+                    let next = b[end.min(b.len())..]
+                        .iter()
+                        .find(|c| !c.is_ascii_whitespace());
+                    if end < b.len()
+                        && b[j..end].eq_ignore_ascii_case(b"KEY")
+                        && b[end].is_ascii_whitespace()
+                        && next == Some(&b'\'')
+                    {
+                        drop.push(j);
+                    }
+                }
+                _ => at_start = false,
+            }
+            j += 1;
+        }
+        // Calls nested in this one are found from inside it.
+        i = open + 1;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0;
+    for d in drop {
+        out.push_str(&s[copied..d]);
+        copied = d + 3;
     }
     out.push_str(&s[copied..]);
     out
