@@ -931,6 +931,71 @@ impl Table {
         self.with(plan).select(mine)
     }
 
+    /// The rows whose `key` is NOT IN the values of the one-column table `values` (SQL
+    /// `a NOT IN (SELECT ..)`), with SQL's NULL rules: with no values every row is kept; else a
+    /// NULL key, or any NULL among the values, makes the condition unknown (the row is dropped)
+    /// unless the key is among the values (then it is false anyway). Built from joins: the
+    /// values' row and NULL counts (one row, joined on a constant) and their distinct non-NULL
+    /// values (a left join); so in streaming mode the result updates, retracting rows when a
+    /// value comes and restoring them when it goes.
+    pub fn where_not_in(&self, key: Expr, values: &Table) -> Result<Table> {
+        let cols = values.plan.schema()?;
+        if cols.fields().len() != 1 {
+            return Err(EngineError::Plan {
+                expr: format!("{key} NOT IN (...)"),
+                detail: format!(
+                    "the table of NOT IN has {} columns, not one",
+                    cols.fields().len()
+                ),
+            });
+        }
+        let mine = self.all_columns()?;
+        let tag = mine.len();
+        let name = |what: &str| format!("$nin_{what}{tag}");
+        let (lk, rk, rows, nulls, v) = (
+            name("lk"),
+            name("rk"),
+            name("rows"),
+            name("nonnull"),
+            name("v"),
+        );
+        let first = col(cols.field(0).name());
+        let stats = values
+            .select(vec![lit(1i64).alias(&rk), first.clone().alias(&v)])?
+            .group_by(vec![col(&rk)])
+            .select(vec![
+                col(&rk),
+                lit(1i64).sum().alias(&rows),
+                col(&v).count().alias(&nulls),
+            ])?;
+        let distinct = values
+            .select(vec![first.alias(&v)])?
+            .filter(col(&v).is_not_null())?
+            .distinct()?;
+        let mut left_cols = mine.clone();
+        left_cols.push(lit(1i64).alias(&lk));
+        let left = self.select(left_cols)?;
+        let with_stats = join_plan(
+            left.plan.clone(),
+            stats.plan.clone(),
+            JoinKind::LeftOuter,
+            col(&lk).equals(col(&rk)),
+            vec![rk.clone(), rows.clone(), nulls.clone()],
+        )?;
+        let with_match = join_plan(
+            with_stats,
+            distinct.plan.clone(),
+            JoinKind::LeftOuter,
+            key.clone().equals(col(&v)),
+            vec![v.clone()],
+        )?;
+        let keep = col(&rows).is_null().or(key
+            .is_not_null()
+            .and(col(&v).is_null())
+            .and(col(&rows).equals(col(&nulls))));
+        self.with(with_match).filter(keep)?.select(mine)
+    }
+
     /// The distinct rows that are in both tables (`intersect`, SQL `INTERSECT`).
     pub fn intersect(&self, other: &Table) -> Result<Table> {
         self.set_operation(other, true, false)

@@ -750,7 +750,13 @@ impl<'a> Planner<'a> {
                         let sub = self.query(subquery)?;
                         let cols = sub.schema()?;
                         if cols.fields().len() != 1 {
-                            return Err(sql_err(&c.to_string(), format!("the subquery of IN gives {} columns, not one", cols.fields().len())));
+                            return Err(sql_err(
+                                &c.to_string(),
+                                format!(
+                                    "the subquery of IN gives {} columns, not one",
+                                    cols.fields().len()
+                                ),
+                            ));
                         }
                         let name = format!("$in{}", plan.schema()?.fields().len());
                         let right = Table::from_plan(self.env, sub)
@@ -760,12 +766,25 @@ impl<'a> Planner<'a> {
                             plan,
                             right.plan().clone(),
                             JoinKind::Inner,
-                            Expr::Binary(Box::new(key), crate::expr::BinaryOp::Eq, Box::new(col(&name))),
+                            Expr::Binary(
+                                Box::new(key),
+                                crate::expr::BinaryOp::Eq,
+                                Box::new(col(&name)),
+                            ),
                             vec![name],
                         )?;
                     }
-                    sq::Expr::InSubquery { negated: true, .. } => {
-                        return Err(sql_err(&c.to_string(), "NOT IN (subquery) is not supported yet (its NULL semantics need an anti join); IN (subquery) is"))
+                    sq::Expr::InSubquery {
+                        expr,
+                        subquery,
+                        negated: true,
+                    } => {
+                        let key = self.expr(expr, &scope)?;
+                        let sub = Table::from_plan(self.env, self.query(subquery)?);
+                        plan = Table::from_plan(self.env, plan)
+                            .where_not_in(key, &sub)?
+                            .plan()
+                            .clone();
                     }
                     _ => rest.push(c),
                 }
