@@ -600,13 +600,15 @@ impl Operator for WindowAggregate {
 
 impl WindowAggregate {
     /// The time of each row (the clock's for processing time), in ms.
+    ///
+    /// Processing time is never earlier than the last time windows fired for: a row is never
+    /// late on the clock (as in Flink, where a processing-time window only fires), also when
+    /// the system clock steps back or a row comes in the millisecond its window fired.
     fn times(&self, data: &RecordBatch) -> Result<Int64Array> {
         let n = data.num_rows();
         if self.proctime {
-            Ok(Int64Array::from(vec![
-                crate::expr::functions::now_millis();
-                n
-            ]))
+            let now = crate::expr::functions::now_millis().max(self.watermark.saturating_add(1));
+            Ok(Int64Array::from(vec![now; n]))
         } else {
             millis_of(&self.time.evaluate(data)?.into_array(n)?, &self.core.name)
         }
@@ -742,5 +744,62 @@ impl Operator for WindowAssign {
             out.push(StreamBatch { data, kinds });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{col, AggFunc};
+    use arrow_array::Array;
+    use arrow_schema::Field;
+
+    /// A row never arrives late on the clock: after windows fired for a time ahead of the
+    /// system clock (the clock stepped back, or a row comes in the millisecond its window
+    /// fired), rows go into the next window instead of being dropped.
+    #[test]
+    fn processing_time_rows_are_never_late() {
+        let ts = DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
+        let schema = Schema::new(vec![Field::new("p", ts, false)]);
+        let count = AggSpec {
+            func: AggFunc::Count,
+            arg: None,
+            distinct: false,
+            name: "n".into(),
+            output_type: DataType::Int64,
+            udaf: None,
+        };
+        let mut op = WindowAggregate::new(
+            "w",
+            &schema,
+            WindowKind::Tumble { size: 100 },
+            col("p"),
+            true,
+            vec![],
+            vec![count],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        // Windows fired up to 10 s ahead of the clock.
+        op.on_timer(crate::expr::functions::now_millis() + 10_000, &mut out)
+            .unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(arrow_array::TimestampMillisecondArray::from(
+                vec![1, 2, 3],
+            ))],
+        )
+        .unwrap();
+        op.process(StreamBatch::inserts(batch), &mut out).unwrap();
+        op.finish(&mut out).unwrap();
+        let counted: i64 = out
+            .iter()
+            .map(|b| {
+                let c = b.data.column_by_name("n").unwrap();
+                let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
+                (0..c.len()).map(|i| c.value(i)).sum::<i64>()
+            })
+            .sum();
+        assert_eq!(counted, 3);
     }
 }
