@@ -95,6 +95,8 @@ pub(crate) fn register_python(
 /// Stops the process's reporters after their last export (at interpreter exit).
 #[pyfunction]
 pub fn shutdown(py: Python<'_>) {
+    // Thread-mode functions first: they must be out of Python before it finalizes.
+    crate::worker::stop_threads(py);
     stop_reporters(py, &ProcessSession::global());
     // Jobs still running at exit (cancelled by a signal) never unwind: their workers see
     // their sockets go and exit; the directories go now.

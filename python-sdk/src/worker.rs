@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -559,19 +560,125 @@ impl Columns {
     }
 }
 
+/// The thread-mode workers alive in this process: a copy of each one's socket (to end it at
+/// exit) by number, and a signal when one ends.
+struct LiveThreads {
+    /// Per worker: its socket and its thread's Python identity (0 until it runs Python).
+    sockets: Mutex<(
+        u64,
+        std::collections::HashMap<u64, (UnixStream, Arc<AtomicU64>)>,
+    )>,
+    ended: std::sync::Condvar,
+}
+
+fn live_threads() -> &'static LiveThreads {
+    static LIVE: std::sync::OnceLock<LiveThreads> = std::sync::OnceLock::new();
+    LIVE.get_or_init(|| LiveThreads {
+        sockets: Mutex::new((0, std::collections::HashMap::new())),
+        ended: std::sync::Condvar::new(),
+    })
+}
+
+/// Set when the process exits: thread-mode workers are not started any more.
+static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How long the exit waits for thread-mode functions to return from their current call.
+const THREAD_EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Ends the thread-mode workers before the interpreter finalizes (at exit, with the GIL
+/// released): their sockets are shut down, so each returns from its next read and its thread
+/// ends. A thread that took the GIL again after finalization began would be ended by Python
+/// with `pthread_exit`, which cannot unwind through Rust frames: the process would abort. A
+/// function still in a call after [`THREAD_EXIT_WAIT`] is not waited for: the process exits
+/// at once (status 70), saying so.
+pub fn stop_threads(py: Python<'_>) {
+    let live = live_threads();
+    // No new ones: a job whose worker this ends would start another.
+    EXITING.store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let guard = live.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, ident) in guard.1.values() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            // A function in a long call (or a bundle of them) stops at its next Python
+            // instruction: SystemExit, which the worker does not take for the function's
+            // error, ends the thread.
+            let ident = ident.load(Ordering::SeqCst);
+            if ident != 0 {
+                // SAFETY: called with the GIL held; the identity is a live thread's (or no
+                // thread's, then nothing happens); SystemExit is a valid exception type.
+                unsafe {
+                    pyo3::ffi::PyThreadState_SetAsyncExc(
+                        ident as std::os::raw::c_long,
+                        pyo3::ffi::PyExc_SystemExit,
+                    );
+                }
+            }
+        }
+    }
+    let left = py.detach(|| {
+        let deadline = std::time::Instant::now() + THREAD_EXIT_WAIT;
+        let mut guard = live.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        while !guard.1.is_empty() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            guard = live
+                .ended
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        guard.1.len()
+    });
+    if left > 0 {
+        eprintln!(
+            "weir: {left} thread-mode function(s) still in a call {}s after the exit began; exiting without them",
+            THREAD_EXIT_WAIT.as_secs()
+        );
+        // SAFETY: _exit ends the process; nothing after it runs.
+        unsafe { libc::_exit(70) };
+    }
+}
+
 /// Starts thread-mode workers (`python.execution-mode=thread`): a thread of its own (never one
 /// of the engine's runtime) attached to this process's interpreter runs
 /// `weir.worker.run_thread(fd)` over its end of the socket pair. The GIL is taken only while
 /// Python runs: the channel waits, decodes and encodes without it.
 pub fn thread_starter() -> weir_udf_python::process::ThreadStarter {
     Arc::new(|stream: UnixStream, who: String| {
+        if EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "the Python interpreter is exiting: no new thread-mode worker",
+            ));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
+        let live = live_threads();
+        let ident = Arc::new(AtomicU64::new(0));
+        let id = {
+            let mut guard = live.sockets.lock().unwrap_or_else(|p| p.into_inner());
+            guard.0 += 1;
+            let id = guard.0;
+            guard.1.insert(id, (stream.try_clone()?, ident.clone()));
+            id
+        };
+        let forget = move || {
+            let mut guard = live.sockets.lock().unwrap_or_else(|p| p.into_inner());
+            guard.1.remove(&id);
+            live.ended.notify_all();
+        };
+        let spawned = std::thread::Builder::new()
             .name("weir-python-udf".into())
             .spawn(move || {
                 use std::os::fd::IntoRawFd;
                 let fd = stream.into_raw_fd();
                 let how = Python::attach(|py| {
+                    // Python's identity of this thread (threading.get_ident), for the exit.
+                    // SAFETY: PyThread_get_thread_ident has no preconditions.
+                    ident.store(
+                        unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64,
+                        Ordering::SeqCst,
+                    );
                     let run = match py
                         .import("weir.worker")
                         .and_then(|m| m.getattr("run_thread"))
@@ -593,8 +700,14 @@ pub fn thread_starter() -> weir_udf_python::process::ThreadStarter {
                         Err(e) => format!("ended by a Python exception: {e}"),
                     }
                 });
+                forget();
                 let _ = tx.send(how);
-            })?;
+            });
+        if let Err(e) = spawned {
+            let mut guard = live.sockets.lock().unwrap_or_else(|p| p.into_inner());
+            guard.1.remove(&id);
+            return Err(e);
+        }
         Ok(rx)
     })
 }

@@ -241,3 +241,49 @@ def test_a_function_that_ends_its_thread_fails_the_job_naming_the_row_and_the_pr
     assert "(a thread)" in msg and "(7,)" in msg and "python.worker.restart.max-attempts" in msg, msg
     # This interpreter goes on: the next job runs.
     assert [r[0] for r in t.select(udf(lambda x: x * 2, result_type="BIGINT")(col("x"))).execute().collect()][:3] == [0, 2, 4]
+
+
+THREAD_JOB = """
+import sys, time
+from weir.table import EnvironmentSettings, TableEnvironment
+from weir.table.udf import udf
+env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+env.get_config().set("metrics.reporter.prom.port", "0")
+env.get_config().set("python.execution-mode", "thread")
+env.get_config().set("parallelism.default", "2")
+env.execute_sql("CREATE TABLE src (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '5000')")
+env.execute_sql("CREATE TABLE snk (y BIGINT) WITH ('connector' = 'blackhole')")
+
+@udf(result_type="BIGINT")
+def slow(x):
+    time.sleep({sleep})
+    return x
+
+env.create_temporary_function("slow", slow)
+print("started", flush=True)
+env.execute_sql("INSERT INTO snk SELECT slow(x) FROM src").wait()
+"""
+
+
+# SIGINT: Python's KeyboardInterrupt, which ends the program as killed by SIGINT (-2).
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", -2)])
+@pytest.mark.parametrize("sleep", [0.0001, 5])
+def test_a_signal_stops_a_thread_mode_job_promptly_even_inside_a_call(sig, code, sleep):
+    """The functions' threads belong to the program: a signal ends it as in process mode, also
+    while a function is in a long call (the thread is left to the interpreter's exit)."""
+    import signal as signals
+    import subprocess
+    import time
+
+    p = subprocess.Popen([sys.executable, "-c", THREAD_JOB.replace("{sleep}", str(sleep))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "started"
+    time.sleep(1.0)
+    p.send_signal(getattr(signals, sig))
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError(f"{sig} did not stop the thread-mode job")
+    assert p.returncode == code, err
+    assert "Fatal Python error" not in err and "Segmentation" not in err, err
