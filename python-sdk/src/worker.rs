@@ -560,11 +560,11 @@ impl Columns {
     }
 }
 
-/// The thread-mode workers alive in this process: a copy of each one's socket (to end it at
-/// exit) by number, and a signal when one ends.
 /// A thread-mode worker's socket and its thread's Python identity (0 until it runs Python).
 type LiveThread = (UnixStream, Arc<AtomicU64>);
 
+/// The thread-mode workers alive in this process: a copy of each one's socket (to end it at
+/// exit) by number, and a signal when one ends.
 struct LiveThreads {
     /// The last number given, and the live workers by number.
     sockets: Mutex<(u64, std::collections::HashMap<u64, LiveThread>)>,
