@@ -903,24 +903,28 @@ impl Table {
         self.with(plan).select(projections)
     }
 
-    /// The rows whose `key` is among the values of the one-column table `values`
-    /// (`where(col('a').in_(other))`, SQL `a IN (SELECT ..)`): a join with its distinct rows.
-    pub fn where_in(&self, key: Expr, values: &Table) -> Result<Table> {
-        let cols = values.plan.schema()?;
+    /// The one column of a table of values for `key IN (...)`, or an error naming `what`.
+    fn only_column(&self, key: &Expr, what: &str) -> Result<Expr> {
+        let cols = self.plan.schema()?;
         if cols.fields().len() != 1 {
             return Err(EngineError::Plan {
-                expr: format!("{key} IN (...)"),
+                expr: format!("{key} {what} (...)"),
                 detail: format!(
-                    "the table of IN has {} columns, not one",
+                    "the table of {what} has {} columns, not one",
                     cols.fields().len()
                 ),
             });
         }
+        Ok(col(cols.field(0).name()))
+    }
+
+    /// The rows whose `key` is among the values of the one-column table `values`
+    /// (`where(col('a').in_(other))`, SQL `a IN (SELECT ..)`): a join with its distinct rows.
+    pub fn where_in(&self, key: Expr, values: &Table) -> Result<Table> {
+        let first = values.only_column(&key, "IN")?;
         let mine = self.all_columns()?;
         let name = format!("$in{}", mine.len());
-        let right = values
-            .select(vec![col(cols.field(0).name()).alias(&name)])?
-            .distinct()?;
+        let right = values.select(vec![first.alias(&name)])?.distinct()?;
         let plan = join_plan(
             self.plan.clone(),
             right.plan.clone(),
@@ -939,16 +943,7 @@ impl Table {
     /// values (a left join); so in streaming mode the result updates, retracting rows when a
     /// value comes and restoring them when it goes.
     pub fn where_not_in(&self, key: Expr, values: &Table) -> Result<Table> {
-        let cols = values.plan.schema()?;
-        if cols.fields().len() != 1 {
-            return Err(EngineError::Plan {
-                expr: format!("{key} NOT IN (...)"),
-                detail: format!(
-                    "the table of NOT IN has {} columns, not one",
-                    cols.fields().len()
-                ),
-            });
-        }
+        let first = values.only_column(&key, "NOT IN")?;
         let mine = self.all_columns()?;
         let tag = mine.len();
         let name = |what: &str| format!("$nin_{what}{tag}");
@@ -959,7 +954,6 @@ impl Table {
             name("nonnull"),
             name("v"),
         );
-        let first = col(cols.field(0).name());
         let stats = values
             .select(vec![lit(1i64).alias(&rk), first.clone().alias(&v)])?
             .group_by(vec![col(&rk)])

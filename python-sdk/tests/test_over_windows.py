@@ -141,28 +141,39 @@ def test_over_misuse_is_a_clear_error():
             env.sql_query(sql).execute().collect().__next__()
 
 
-@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
-def test_top_n_and_deduplication_end_as_the_best_rows_of_each_key(streaming):
-    rng = random.Random(SEED + 17)
-    n = 2000
-    rows = [(i, rng.randrange(7), rng.randrange(1000)) for i in range(n)]
+def scores_env(streaming, rows, per_batch):
+    """An environment with view `scores` (id, k, score) of `rows`, in several batches, so
+    ranks move while the job runs."""
     env = make_env(streaming=streaming)
-    # Several batches, so ranks move while the job runs.
-    parts = [env.from_elements(rows[i : i + 300], ["id", "k", "score"]) for i in range(0, n, 300)]
+    parts = [env.from_elements(rows[i : i + per_batch], ["id", "k", "score"]) for i in range(0, len(rows), per_batch)]
     t = parts[0]
     for p in parts[1:]:
         t = t.union_all(p)
     env.create_temporary_view("scores", t)
-    top = env.sql_query(
-        "SELECT id, k, score, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY score DESC, id) AS rn FROM scores) WHERE rn <= 3"
-    )
+    return env
+
+
+def changelog_end(table):
+    """The rows a changelog ends as (a retraction must follow its row)."""
     state = []
-    for r in top.execute().collect():
+    for r in table.execute().collect():
         if r.get_row_kind().value in (0, 2):
             state.append(tuple(r))
         else:
             assert tuple(r) in state, f"{r} retracted but never emitted"
             state.remove(tuple(r))
+    return state
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "batch"])
+def test_top_n_and_deduplication_end_as_the_best_rows_of_each_key(streaming):
+    rng = random.Random(SEED + 17)
+    n = 2000
+    rows = [(i, rng.randrange(7), rng.randrange(1000)) for i in range(n)]
+    env = scores_env(streaming, rows, 300)
+    state = changelog_end(env.sql_query(
+        "SELECT id, k, score, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY score DESC, id) AS rn FROM scores) WHERE rn <= 3"
+    ))
     expected = []
     for k in range(7):
         best = sorted((r for r in rows if r[1] == k), key=lambda r: (-r[2], r[0]))[:3]
@@ -178,22 +189,10 @@ def test_rank_and_dense_rank_end_as_ranked_ties(streaming, func):
     rng = random.Random(SEED + 23)
     n = 1500
     rows = [(i, rng.randrange(5), rng.randrange(20)) for i in range(n)]
-    env = make_env(streaming=streaming)
-    parts = [env.from_elements(rows[i : i + 250], ["id", "k", "score"]) for i in range(0, n, 250)]
-    t = parts[0]
-    for p in parts[1:]:
-        t = t.union_all(p)
-    env.create_temporary_view("scores", t)
-    top = env.sql_query(
+    env = scores_env(streaming, rows, 250)
+    state = changelog_end(env.sql_query(
         f"SELECT id, k, score, r FROM (SELECT *, {func}() OVER (PARTITION BY k ORDER BY score DESC) AS r FROM scores) WHERE r <= 3"
-    )
-    state = []
-    for r in top.execute().collect():
-        if r.get_row_kind().value in (0, 2):
-            state.append(tuple(r))
-        else:
-            assert tuple(r) in state, f"{r} retracted but never emitted"
-            state.remove(tuple(r))
+    ))
     expected = []
     for k in range(5):
         mine = [r for r in rows if r[1] == k]

@@ -323,28 +323,15 @@ pub(crate) fn rewrite_json_value_clauses(s: &str) -> String {
     let mut i = 0;
     let mut copied = 0;
     while i < b.len() {
-        match b[i] {
-            b'\'' | b'`' | b'"' => {
-                i = skip_quoted(b, i);
-                continue;
-            }
-            _ => {}
-        }
-        let is_call = b.len() - i >= 10
-            && b[i..i + 10].eq_ignore_ascii_case(b"JSON_VALUE")
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
-        if !is_call {
-            i += 1;
+        if matches!(b[i], b'\'' | b'`' | b'"') {
+            i = skip_quoted(b, i);
             continue;
         }
-        let mut open = i + 10;
-        while open < b.len() && b[open].is_ascii_whitespace() {
-            open += 1;
-        }
-        let Some(close) = (open < b.len() && b[open] == b'(')
-            .then(|| matching(b, open))
-            .flatten()
-        else {
+        let Some(open) = call_open(b, i, b"JSON_VALUE") else {
+            i += 1;
+            continue;
+        };
+        let Some(close) = matching(b, open) else {
             i += 10;
             continue;
         };
@@ -373,21 +360,10 @@ pub(crate) fn rewrite_json_object_keys(s: &str) -> String {
             i = skip_quoted(b, i);
             continue;
         }
-        let is_call = b.len() - i >= 11
-            && b[i..i + 11].eq_ignore_ascii_case(b"JSON_OBJECT")
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
-        if !is_call {
+        let Some(open) = call_open(b, i, b"JSON_OBJECT") else {
             i += 1;
             continue;
-        }
-        let mut open = i + 11;
-        while open < b.len() && b[open].is_ascii_whitespace() {
-            open += 1;
-        }
-        if open >= b.len() || b[open] != b'(' {
-            i += 11;
-            continue;
-        }
+        };
         // Top-level words of the argument list: a KEY right after `(` or `,`.
         let mut depth = 0;
         let mut j = open;
@@ -440,6 +416,25 @@ pub(crate) fn rewrite_json_object_keys(s: &str) -> String {
     }
     out.push_str(&s[copied..]);
     out
+}
+
+/// If a call of the function `name` starts at `i` (the whole word, any case, then `(` after
+/// spaces): the index of its `(`.
+fn call_open(b: &[u8], i: usize, name: &[u8]) -> Option<usize> {
+    let n = name.len();
+    let is_word = b.len() - i >= n
+        && b[i..i + n].eq_ignore_ascii_case(name)
+        && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+    if !is_word {
+        return None;
+    }
+    let open = i
+        + n
+        + b[i + n..]
+            .iter()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+    (open < b.len() && b[open] == b'(').then_some(open)
 }
 
 /// The index after the quoted text starting at `i` (`''` inside single quotes is a quote).
