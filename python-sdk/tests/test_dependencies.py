@@ -137,6 +137,18 @@ def test_python_archives_zip_and_tar_extracted_in_the_working_directory(tmp_path
 
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_package_in_an_archive_imports_by_its_target_name(tmp_path, mode):
+    z = tmp_path / "code.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("__init__.py", "")
+        f.writestr("tools.py", "def triple(x):\n    return 3 * x\n")
+    env = make_env(streaming=False, python__execution_mode=mode)
+    env.add_python_archive(str(z), "arch_lib")
+    f = udf(lambda x: __import__("arch_lib.tools").tools.triple(x), result_type=DataTypes.BIGINT())
+    assert run(env, f) == [0, 3, 6]
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
 @pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt"])
 def test_archive_members_outside_their_directory_are_refused(tmp_path, member, mode):
     t = tmp_path / "bad.tar"

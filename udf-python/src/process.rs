@@ -1456,9 +1456,13 @@ impl Driver {
             .map_err(|e| fatal(format!("{}: a socket pair: {e}", self.who)))?;
         let ended = starter(theirs, self.who.clone())
             .map_err(|e| fatal(format!("{}: cannot start its thread: {e}", self.who)))?;
+        // The working directory too, as a worker process has it first on its path (`-m`):
+        // packages in archives import the same way in both modes.
+        let mut path = deps.path.clone();
+        path.push(deps.cwd.display().to_string());
         self.handshake
             .config
-            .insert(keys::THREAD_PATH.to_string(), deps.path.join("\n"));
+            .insert(keys::THREAD_PATH.to_string(), path.join("\n"));
         let w = Worker {
             host: Host::Thread {
                 ended: Some(ended),
