@@ -856,6 +856,7 @@ impl Table {
                             arg: arg.as_ref().map(|a| (**a).clone()),
                             name,
                             lag: None,
+                            lead: false,
                         },
                     ));
                 }

@@ -44,6 +44,9 @@ pub struct OverAgg {
     /// `LAG(arg, offset, default)`: the value `offset` rows before in the partition (`func`
     /// unused), else `default` (NULL when absent).
     pub lag: Option<(usize, Option<Expr>)>,
+    /// With `lag`: `LEAD`, the value `offset` rows after (batch mode only: streaming rows are
+    /// emitted before the rows after them come).
+    pub lead: bool,
 }
 
 /// How rows are timed.
@@ -101,6 +104,8 @@ pub struct OverAggregate {
 
 struct Lag {
     offset: usize,
+    /// LEAD: `offset` rows after.
+    lead: bool,
     default: Option<Expr>,
     seen: HashMap<u32, VecDeque<ArrayRef>>,
 }
@@ -124,6 +129,12 @@ impl OverAggregate {
         let mut args = Vec::new();
         let mut lags = Vec::new();
         for a in aggs {
+            if a.lead && time != OverTime::Batch {
+                return Err(EngineError::Plan {
+                    expr: "LEAD".into(),
+                    detail: "LEAD needs the rows after each row, which a streaming OVER window has not seen when it emits the row: it runs in batch mode (execution.runtime-mode = batch); LAG runs in both".into(),
+                });
+            }
             let t = a.arg.as_ref().map(|e| e.data_type(input)).transpose()?;
             let out = match (&a.lag, &t) {
                 (Some(_), Some(t)) => t.clone(),
@@ -153,6 +164,7 @@ impl OverAggregate {
                 None => None,
                 Some((offset, default)) => Some(Lag {
                     offset: *offset,
+                    lead: a.lead,
                     default: default
                         .as_ref()
                         .map(|d| bind(&d.clone().cast(t.clone().expect("checked")), input))
@@ -300,6 +312,27 @@ impl OverAggregate {
                 None => arrow_array::new_null_array(arg.data_type(), n),
             };
             let mut out = Vec::with_capacity(n);
+            if lag.lead {
+                // Batch mode: all rows are here, in order; each partition's positions.
+                let mut rows_of: HashMap<u32, Vec<usize>> = HashMap::new();
+                let mut pos = Vec::with_capacity(n);
+                for (r, &slot) in slots.iter().enumerate() {
+                    let list = rows_of.entry(slot).or_default();
+                    pos.push(list.len());
+                    list.push(r);
+                }
+                for (r, &slot) in slots.iter().enumerate() {
+                    let list = &rows_of[&slot];
+                    out.push(
+                        match pos[r].checked_add(lag.offset).and_then(|p| list.get(p)) {
+                            Some(&later) => arg.slice(later, 1),
+                            None => defaults.slice(r, 1),
+                        },
+                    );
+                }
+                lagged.push(Some(out));
+                continue;
+            }
             for (r, &slot) in slots.iter().enumerate() {
                 let seen = lag.seen.entry(slot).or_default();
                 out.push(if lag.offset == 0 {

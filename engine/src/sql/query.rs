@@ -1397,14 +1397,15 @@ impl<'a> Planner<'a> {
             self.rank = Some((partition, order, "$rank".into(), func));
             return Ok(col("$rank"));
         }
-        let is_lag = upper == "LAG";
+        let is_lead = upper == "LEAD";
+        let is_lag = upper == "LAG" || is_lead;
         let Some(func) = AggFunc::from_name(&upper)
             .filter(|f| *f != AggFunc::Udf)
             .or(is_lag.then_some(AggFunc::Count))
         else {
             return Err(sql_err(
                 &whole,
-                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG, LAG, ROW_NUMBER, RANK and DENSE_RANK (Top-N, deduplication) are"),
+                format!("{upper} OVER (...) is not supported yet; COUNT, SUM, MIN, MAX, AVG, LAG, LEAD, ROW_NUMBER, RANK and DENSE_RANK (Top-N, deduplication) are"),
             ));
         };
         let raw = match &f.args {
@@ -1426,17 +1427,23 @@ impl<'a> Planner<'a> {
                     None => 1,
                     Some(sq::Expr::Value(v)) => match &v.value {
                         sq::Value::Number(n, _) => n.parse::<usize>().map_err(|_| {
-                            sql_err(&whole, "the offset of LAG is a whole number of rows")
+                            sql_err(
+                                &whole,
+                                format!("the offset of {upper} is a whole number of rows"),
+                            )
                         })?,
                         _ => {
                             return Err(sql_err(
                                 &whole,
-                                "the offset of LAG is a whole number of rows",
+                                format!("the offset of {upper} is a whole number of rows"),
                             ))
                         }
                     },
                     Some(_) => {
-                        return Err(sql_err(&whole, "the offset of LAG is a number literal"))
+                        return Err(sql_err(
+                            &whole,
+                            format!("the offset of {upper} is a number literal"),
+                        ))
                     }
                 };
                 let default = rest.get(1).map(|d| self.expr(d, scope)).transpose()?;
@@ -1446,7 +1453,7 @@ impl<'a> Planner<'a> {
             _ if is_lag => {
                 return Err(sql_err(
                     &whole,
-                    "LAG takes a value, an offset and a default",
+                    format!("{upper} takes a value, an offset and a default"),
                 ))
             }
             [] if func == AggFunc::Count => None,
@@ -1543,6 +1550,7 @@ impl<'a> Planner<'a> {
             arg,
             name: name.clone(),
             lag,
+            lead: is_lead,
         });
         Ok(col(&name))
     }
