@@ -239,12 +239,19 @@ class Worker:
             self.paths = [p for p in config.get("python.internal.thread-path", "").split("\n") if p]
             _add_paths(self.paths)
         else:
-            # The client's path after the worker's own (python.files, python.requirements and
-            # python.pythonpath come first, on PYTHONPATH): modules the job's program imported
-            # are found, and an interpreter of another environment keeps its own packages.
+            # The driver's path, where the worker's own lacks it: after the job's dependencies
+            # (PYTHONPATH: python.files, python.requirements, python.pythonpath), the program's
+            # own directories before the interpreter's libraries, as in the driver; its
+            # installed packages last, so an interpreter of another environment keeps its own.
+            own = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            at = min(len(sys.path), 1 + len(own))
+            early, late = [], []
             for p in config.get("python.internal.sys-path", "").split(os.pathsep):
-                if p and p not in sys.path:
-                    sys.path.append(p)
+                if p and p not in sys.path and p not in early and p not in late:
+                    installed = "site-packages" in p or "dist-packages" in p
+                    (late if installed else early).append(p)
+            sys.path[at:at] = early
+            sys.path.extend(late)
             root = logging.getLogger()
             root.handlers[:] = [_ChannelHandler(self.channel)]
             root.setLevel(logging.INFO)
