@@ -19,8 +19,19 @@ import pytest
 from conftest import free_port, samples
 from test_dependencies import wheel
 
-WEIR = shutil.which("weir")
-pytestmark = pytest.mark.skipif(WEIR is None, reason="the `weir` command is not installed (pip install ./python-sdk)")
+def _installed_command():
+    """The `weir` pip installed beside this interpreter (a PATH shim may not exist yet)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weir")
+    return beside if os.path.exists(beside) else shutil.which("weir")
+
+
+WEIR = _installed_command()
+
+
+@pytest.fixture(autouse=True)
+def _the_command_is_installed():
+    if WEIR is None:
+        pytest.fail("the `weir` command is not installed: pip install ./python-sdk (scripts/test.sh does)")
 
 MODULE = """
     import os
