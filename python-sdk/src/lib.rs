@@ -36,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<metrics::PyGauge>()?;
     m.add_class::<metrics::PyMeter>()?;
     m.add_class::<metrics::PyDistribution>()?;
+    metrics::fast::install_all(m.py())?;
     m.add("PROTOCOL_VERSION", weir_udf_python::channel::VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

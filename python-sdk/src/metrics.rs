@@ -273,3 +273,222 @@ impl PyDistribution {
         Ok(())
     }
 }
+
+/// The per-row metric updates (`Counter.inc`, `Meter.mark_event`, `Distribution.update`) as
+/// plain CPython methods (`METH_FASTCALL | METH_KEYWORDS`) in place of pyo3's: a UDF makes
+/// them once per row or more, and pyo3's general call path (argument description, thread-local
+/// bookkeeping) was about half of each call (docs/performance.md). Behaviour, arguments and
+/// errors are the pyo3 methods' (which stay the reference, and serve everything else).
+pub(crate) mod fast {
+    use std::ffi::{c_char, CStr};
+    use std::os::raw::c_int;
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyType;
+
+    use super::{PyCounter, PyDistribution, PyMeter};
+
+    /// The one argument of `name(arg=default)`, positional or by keyword `kw`: Ok(None) when
+    /// absent, Err(()) with a Python error set when the call does not fit.
+    unsafe fn one_arg(
+        name: &str,
+        kw: &CStr,
+        args: *const *mut ffi::PyObject,
+        nargsf: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> Result<Option<*mut ffi::PyObject>, ()> {
+        let npos = ffi::PyVectorcall_NARGS(nargsf as usize);
+        let nkw = if kwnames.is_null() {
+            0
+        } else {
+            ffi::PyTuple_GET_SIZE(kwnames)
+        };
+        if npos + nkw > 1 {
+            let msg = format!("{name}() takes at most 1 argument ({} given)\0", npos + nkw);
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, msg.as_ptr() as *const c_char);
+            return Err(());
+        }
+        if npos == 1 {
+            return Ok(Some(*args));
+        }
+        if nkw == 1 {
+            let key = ffi::PyTuple_GET_ITEM(kwnames, 0);
+            if ffi::PyUnicode_CompareWithASCIIString(key, kw.as_ptr()) != 0 {
+                let msg = format!("{name}() got an unexpected keyword argument\0");
+                ffi::PyErr_SetString(ffi::PyExc_TypeError, msg.as_ptr() as *const c_char);
+                return Err(());
+            }
+            return Ok(Some(*args));
+        }
+        Ok(None)
+    }
+
+    /// An int argument as i64 (a TypeError or OverflowError set otherwise).
+    unsafe fn int_arg(o: *mut ffi::PyObject) -> Result<i64, ()> {
+        if ffi::PyLong_Check(o) == 0 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"an integer is required".as_ptr());
+            return Err(());
+        }
+        let v = ffi::PyLong_AsLongLong(o);
+        if v == -1 && !ffi::PyErr_Occurred().is_null() {
+            return Err(());
+        }
+        Ok(v)
+    }
+
+    unsafe fn none() -> *mut ffi::PyObject {
+        ffi::Py_IncRef(ffi::Py_None());
+        ffi::Py_None()
+    }
+
+    unsafe extern "C" fn counter_inc(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        let n = match one_arg("inc", c"n", args, nargsf, kwnames) {
+            Err(()) => return std::ptr::null_mut(),
+            Ok(None) => 1,
+            Ok(Some(o)) => match int_arg(o) {
+                Ok(v) => v,
+                Err(()) => return std::ptr::null_mut(),
+            },
+        };
+        // SAFETY: the method descriptor checked that `slf` is a Counter; the GIL is held.
+        let py = Python::assume_attached();
+        let c = pyo3::Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounter>();
+        if let Some(c) = &c.get().inner {
+            c.inc(n);
+        }
+        none()
+    }
+
+    unsafe extern "C" fn meter_mark_event(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        let n = match one_arg("mark_event", c"value", args, nargsf, kwnames) {
+            Err(()) => return std::ptr::null_mut(),
+            Ok(None) => 1,
+            Ok(Some(o)) => {
+                if ffi::PyLong_Check(o) == 0 {
+                    ffi::PyErr_SetString(ffi::PyExc_TypeError, c"an integer is required".as_ptr());
+                    return std::ptr::null_mut();
+                }
+                let v = ffi::PyLong_AsUnsignedLongLong(o);
+                if v == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+                    return std::ptr::null_mut();
+                }
+                v
+            }
+        };
+        // SAFETY: as in counter_inc.
+        let py = Python::assume_attached();
+        let m = pyo3::Borrowed::from_ptr(py, slf).cast_unchecked::<PyMeter>();
+        if let Some(m) = &m.get().inner {
+            m.mark_event(n);
+        }
+        none()
+    }
+
+    unsafe extern "C" fn distribution_update(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        let value = match one_arg("update", c"value", args, nargsf, kwnames) {
+            Err(()) => return std::ptr::null_mut(),
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_TypeError,
+                    c"update() missing 1 required positional argument: 'value'".as_ptr(),
+                );
+                return std::ptr::null_mut();
+            }
+        };
+        // SAFETY: as in counter_inc.
+        let py = Python::assume_attached();
+        let d = pyo3::Borrowed::from_ptr(py, slf).cast_unchecked::<PyDistribution>();
+        let Some(d) = &d.get().inner else {
+            return none();
+        };
+        if ffi::PyLong_Check(value) != 0 {
+            let mut overflow: c_int = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(value, &mut overflow);
+            if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
+                d.update_i64(v);
+                return none();
+            }
+            ffi::PyErr_Clear();
+            let f = ffi::PyLong_AsDouble(value);
+            if f == -1.0 && !ffi::PyErr_Occurred().is_null() {
+                return std::ptr::null_mut();
+            }
+            d.update_f64(f);
+            return none();
+        }
+        let f = ffi::PyFloat_AsDouble(value);
+        if f == -1.0 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            ffi::PyErr_SetString(
+                ffi::PyExc_ValueError,
+                c"a distribution takes ints and floats".as_ptr(),
+            );
+            return std::ptr::null_mut();
+        }
+        d.update_f64(f);
+        none()
+    }
+
+    /// Puts `f` on `ty` as method `name`, over pyo3's.
+    fn install(
+        ty: &Bound<'_, PyType>,
+        name: &'static CStr,
+        f: ffi::PyCFunctionFastWithKeywords,
+    ) -> PyResult<()> {
+        let def = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: f,
+            },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: std::ptr::null(),
+        }));
+        let py = ty.py();
+        // SAFETY: the type is a live heap type of this module; the method table lives for
+        // the process; the descriptor is put in the type's dict (as a class body would) and
+        // the type's method cache is told.
+        unsafe {
+            let tp = ty.as_type_ptr();
+            let descr = ffi::PyDescr_NewMethod(tp, def);
+            if descr.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let dict = (*tp).tp_dict;
+            let r = ffi::PyDict_SetItemString(dict, name.as_ptr(), descr);
+            ffi::Py_DecRef(descr);
+            if r != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            ffi::PyType_Modified(tp);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn install_all(py: Python<'_>) -> PyResult<()> {
+        install(&py.get_type::<PyCounter>(), c"inc", counter_inc)?;
+        install(&py.get_type::<PyMeter>(), c"mark_event", meter_mark_event)?;
+        install(
+            &py.get_type::<PyDistribution>(),
+            c"update",
+            distribution_update,
+        )?;
+        Ok(())
+    }
+}

@@ -116,3 +116,63 @@ def test_float_gauges_and_settable_gauges():
     text = env.metrics_text()
     assert value(text, "weir_user_ratio") == 0.25
     assert value(text, "weir_user_last_seen") == 6.0
+
+
+class ArgumentForms(ScalarFunction):
+    """Every argument form of the per-row updates (native methods), and the errors of the
+    ones that do not fit, checked where the functions run; the totals checked by the engine."""
+
+    def open(self, ctx):
+        g = ctx.get_metric_group().add_group("forms")
+        self.c, self.m, self.d = g.counter("c"), g.meter("m"), g.distribution("d")
+
+    def eval(self, x):
+        c, m, d = self.c, self.m, self.d
+        c.inc()
+        c.inc(2)
+        c.inc(n=3)
+        c.inc(True)  # an int (1), as in Python
+        m.mark_event()
+        m.mark_event(4)
+        m.mark_event(value=5)
+        d.update(7)
+        d.update(2.5)
+        d.update(2**70)  # beyond i64: recorded as a float
+        d.update(value=1)
+        d.update(float("nan"))  # ignored, as NaN would poison sum and mean
+        errors = []
+        for call in (
+            lambda: c.inc("x"),
+            lambda: c.inc(1, 2),
+            lambda: c.inc(k=1),
+            lambda: c.inc(2**70),
+            lambda: m.mark_event(-1),
+            lambda: m.mark_event(1.5),
+            lambda: d.update("x"),
+            lambda: d.update(),
+            lambda: d.update(1, 2),
+        ):
+            try:
+                call()
+                errors.append("none")
+            except Exception as e:  # noqa: BLE001 - the kind is the point
+                errors.append(type(e).__name__)
+        return ",".join(errors)
+
+
+def test_update_methods_take_pyflinks_argument_forms_and_refuse_the_rest():
+    env = make_env(streaming=False, pipeline__name="forms")
+    for mode in ("process", "thread"):
+        env.get_config().set("python.execution-mode", mode)
+        env.get_config().set("pipeline.name", f"forms-{mode}")
+        errors, text = run_one(env, udf(ArgumentForms(), result_type=DataTypes.STRING()))
+        assert errors.split(",") == [
+            "TypeError", "TypeError", "TypeError", "OverflowError",
+            "OverflowError", "TypeError",
+            "ValueError", "TypeError", "TypeError",
+        ], (mode, errors)
+        job = {"job_name": f"forms-{mode}"}
+        assert value(text, "weir_user_forms_c_total", **job) == 7
+        assert value(text, "weir_user_forms_m_total", **job) == 10
+        assert value(text, "weir_user_forms_d_count", **job) == 4
+        assert value(text, "weir_user_forms_d_sum", **job) == 7 + 2.5 + 2.0**70 + 1
