@@ -209,11 +209,6 @@ impl OverAggregate {
         })
     }
 
-    /// The output schema (for planning).
-    pub fn output_schema_now(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
     fn times(&self, data: &RecordBatch) -> Result<Int64Array> {
         if self.time == OverTime::Processing {
             let now = chrono::Utc::now().timestamp_millis();

@@ -157,11 +157,6 @@ impl Rank {
         })
     }
 
-    /// Output schema (for planning).
-    pub fn output_schema_now(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
     /// Rows (bytes), ranks and kinds as one batch.
     fn emit(&self, rows: Vec<(Box<[u8]>, i64, RowKind)>, out: &mut Vec<StreamBatch>) -> Result<()> {
         for chunk in rows.chunks(MAX_BATCH_ROWS) {

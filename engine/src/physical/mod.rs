@@ -88,6 +88,15 @@ fn factory<O: crate::operators::Operator + 'static>(
     Arc::new(move |_| Ok(Box::new(make()?) as Box<dyn crate::operators::Operator>))
 }
 
+/// An operator planned once (its errors are the plan's, its output schema the node's) and
+/// the factory that makes one per subtask the same way.
+fn planned<O: crate::operators::Operator + 'static>(
+    make: impl Fn() -> Result<O> + Send + Sync + 'static,
+) -> Result<(SchemaRef, crate::runtime::OperatorFactory)> {
+    let schema = crate::operators::Operator::output_schema(&make()?);
+    Ok((schema, factory(make)))
+}
+
 impl Builder {
     fn push(
         &mut self,
@@ -190,20 +199,11 @@ impl Builder {
                     }
                 }
                 let name = self.name(&aggregate_name("GroupAggregate", aggs));
-                let op = GroupAggregate::new(
-                    &name,
-                    &in_schema,
-                    keys.clone(),
-                    aggs.clone(),
-                    updating,
-                    batch_mode,
-                )?;
-                let schema = crate::operators::Operator::output_schema(&op);
                 let (n2, s2, k2, a2) =
                     (name.clone(), in_schema.clone(), keys.clone(), aggs.clone());
-                let f = factory(move || {
+                let (schema, f) = planned(move || {
                     GroupAggregate::new(&n2, &s2, k2.clone(), a2.clone(), updating, batch_mode)
-                });
+                })?;
                 let kind = aggregate_node(f, &in_schema, aggs)?;
                 self.push(name, kind, p, vec![(i, part)], schema)
             }
@@ -237,16 +237,6 @@ impl Builder {
                     )
                 };
                 let name = self.name(&aggregate_name("WindowAggregate", aggs));
-                let op = WindowAggregate::new(
-                    &name,
-                    &in_schema,
-                    *kind,
-                    col(time),
-                    proctime,
-                    keys.clone(),
-                    aggs.clone(),
-                )?;
-                let schema = crate::operators::Operator::output_schema(&op);
                 let (n2, s2, k2, a2, kind, t2) = (
                     name.clone(),
                     in_schema.clone(),
@@ -255,9 +245,9 @@ impl Builder {
                     *kind,
                     time.clone(),
                 );
-                let f = factory(move || {
+                let (schema, f) = planned(move || {
                     WindowAggregate::new(&n2, &s2, kind, col(&t2), proctime, k2.clone(), a2.clone())
-                });
+                })?;
                 let node = aggregate_node(f, &in_schema, aggs)?;
                 self.push(name, node, p, vec![(i, part)], schema)
             }
@@ -265,11 +255,10 @@ impl Builder {
                 let i = self.build(input)?;
                 let in_schema = self.nodes[i].schema.clone();
                 let name = self.name("WindowTableFunction");
-                let op = WindowAssign::new(&name, &in_schema, *kind, col(time))?;
-                let schema = crate::operators::Operator::output_schema(&op);
                 let p = self.nodes[i].parallelism;
                 let (n2, kind, t2) = (name.clone(), *kind, time.clone());
-                let f = factory(move || WindowAssign::new(&n2, &in_schema, kind, col(&t2)));
+                let (schema, f) =
+                    planned(move || WindowAssign::new(&n2, &in_schema, kind, col(&t2)))?;
                 self.push(
                     name,
                     NodeKind::Operator(f),
@@ -410,11 +399,9 @@ impl Builder {
                 let i = self.calc(i, None, projections)?;
                 let tf_schema = self.nodes[i].schema.clone();
                 let name = self.name("Correlate");
-                let op = Correlate::new(&name, &tf_schema, names, *outer)?;
-                let schema = crate::operators::Operator::output_schema(&op);
                 let p = self.nodes[i].parallelism;
                 let (n2, names, outer) = (name.clone(), names.clone(), *outer);
-                let f = factory(move || Correlate::new(&n2, &tf_schema, &names, outer));
+                let (schema, f) = planned(move || Correlate::new(&n2, &tf_schema, &names, outer))?;
                 self.push(
                     name,
                     NodeKind::Operator(f),
@@ -447,18 +434,7 @@ impl Builder {
                 let node = self.name("Rank");
                 let (n2, p2, o2, r2) =
                     (node.clone(), partition.clone(), order.clone(), name.clone());
-                let op = crate::operators::Rank::new(
-                    &node,
-                    &in_schema,
-                    p2.clone(),
-                    o2.clone(),
-                    func,
-                    limit,
-                    &r2,
-                    batch_mode,
-                )?;
-                let schema = op.output_schema_now();
-                let f = factory(move || {
+                let (schema, f) = planned(move || {
                     crate::operators::Rank::new(
                         &n2,
                         &in_schema,
@@ -469,7 +445,7 @@ impl Builder {
                         &r2,
                         batch_mode,
                     )
-                });
+                })?;
                 let (p, edge) = keyed(partition, default_p);
                 self.push(node, NodeKind::Operator(f), p, vec![(i, edge)], schema)
             }
@@ -508,17 +484,7 @@ impl Builder {
                     frame.clone(),
                     aggs.clone(),
                 );
-                let op = crate::operators::OverAggregate::new(
-                    &name,
-                    &in_schema,
-                    p2.clone(),
-                    &o2,
-                    f2.clone(),
-                    &a2,
-                    time,
-                )?;
-                let schema = op.output_schema_now();
-                let f = factory(move || {
+                let (schema, f) = planned(move || {
                     crate::operators::OverAggregate::new(
                         &n2,
                         &in_schema,
@@ -528,7 +494,7 @@ impl Builder {
                         &a2,
                         time,
                     )
-                });
+                })?;
                 let (p, edge) = keyed(partition, default_p);
                 self.push(name, NodeKind::Operator(f), p, vec![(i, edge)], schema)
             }
@@ -536,11 +502,9 @@ impl Builder {
                 let i = self.build(input)?;
                 let in_schema = self.nodes[i].schema.clone();
                 let name = self.name("Flatten");
-                let op = Correlate::new(&name, &in_schema, names, false)?;
-                let schema = crate::operators::Operator::output_schema(&op);
                 let p = self.nodes[i].parallelism;
                 let (n2, names) = (name.clone(), names.clone());
-                let f = factory(move || Correlate::new(&n2, &in_schema, &names, false));
+                let (schema, f) = planned(move || Correlate::new(&n2, &in_schema, &names, false))?;
                 self.push(
                     name,
                     NodeKind::Operator(f),
@@ -691,11 +655,10 @@ impl Builder {
     ) -> Result<usize> {
         let in_schema = self.nodes[i].schema.clone();
         let name = self.name("Calc");
-        let op = Calc::new(&name, &in_schema, filter.clone(), projections.clone())?;
-        let schema = crate::operators::Operator::output_schema(&op);
         let p = self.nodes[i].parallelism;
         let n2 = name.clone();
-        let f = factory(move || Calc::new(&n2, &in_schema, filter.clone(), projections.clone()));
+        let (schema, f) =
+            planned(move || Calc::new(&n2, &in_schema, filter.clone(), projections.clone()))?;
         Ok(self.push(
             name,
             NodeKind::Operator(f),

@@ -281,7 +281,7 @@ impl Plan {
                 order,
                 frame,
                 aggs,
-            } => crate::operators::OverAggregate::new(
+            } => crate::operators::Operator::output_schema(&crate::operators::OverAggregate::new(
                 "Over",
                 input.schema()?.as_ref(),
                 partition.clone(),
@@ -289,8 +289,7 @@ impl Plan {
                 frame.clone(),
                 aggs,
                 crate::operators::OverTime::Batch,
-            )?
-            .output_schema_now(),
+            )?),
         })
     }
 
