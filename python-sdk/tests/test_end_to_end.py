@@ -101,3 +101,49 @@ def test_streaming_update_reaches_metrics_within_bundle_time_plus_one_second():
             break
         time.sleep(0.05)
     assert got is not None and got >= 3, got
+
+
+def bundles_of(per_row_seconds, table_of, job):
+    """Runs the rows of `table_of(env)` through a function taking `per_row_seconds` a row;
+    the operator's bundle count and largest bundle."""
+    env = make_env(pipeline__name=job)
+
+    @udf(result_type=DataTypes.BIGINT())
+    def work(x):
+        if per_row_seconds:
+            time.sleep(per_row_seconds)
+        return x
+
+    t = table_of(env)
+    rows = sum(1 for _ in t.select(work(col("x"))).execute().collect())
+    text = env.metrics_text()
+    return rows, value(text, "weir_python_udf_bundles_total", job_name=job), value(text, "weir_python_udf_bundle_rows_max", job_name=job)
+
+
+def test_bundles_are_sized_by_what_rows_cost():
+    # Fast rows: bundles of the engine's whole batches, far fewer than fixed 1,000-row ones.
+    n = 100_000
+
+    def generated(env):
+        env.execute_sql(
+            f"""CREATE TABLE src (x BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '{n}',
+                'rows-per-second' = '0', 'fields.x.kind' = 'sequence', 'fields.x.start' = '1',
+                'fields.x.end' = '{n}')"""
+        )
+        return env.from_path("src")
+
+    rows, fast, fast_max = bundles_of(0, generated, "bundles-fast")
+    assert rows == n and fast < n / 1000 / 2 and fast_max > 1000, (rows, fast, fast_max)
+
+    # 1 ms a row in ten batches of 300: once a result says what a row costs, a batch goes in
+    # bundles of about 50 ms (50 rows), not whole: about 35 bundles where fixed 1,000-row
+    # bundles would be 10.
+    def batches(env):
+        parts = [env.from_elements([(i * 300 + j,) for j in range(300)], ["x"]) for i in range(10)]
+        t = parts[0]
+        for p in parts[1:]:
+            t = t.union_all(p)
+        return t
+
+    rows, slow, slow_max = bundles_of(0.001, batches, "bundles-slow")
+    assert rows == 3000 and slow > 15 and slow_max <= 300, (rows, slow, slow_max)
