@@ -346,3 +346,19 @@ def test_an_interpreter_without_weir_fails_at_once_saying_so(tmp_path):
     with pytest.raises(Exception, match=r"\(python.executable\) cannot import weir: install weir-stream in that environment") as e:
         run(env, prefix)
     assert "workers in a row" not in str(e.value), "a missing weir is not worth restarts"
+
+
+def test_two_archives_into_one_target_are_refused_naming_it(tmp_path):
+    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
+    for z in (a, b):
+        with zipfile.ZipFile(z, "w") as f:
+            f.writestr("x.txt", z.name)
+    env = make_env(streaming=False)
+    env.add_python_archive(str(a), "same")
+    env.add_python_archive(str(b), "same")
+    with pytest.raises(Exception, match="python.archives: two archives extract into 'same'"):
+        run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
+    env = make_env(streaming=False)
+    env.add_python_archive(str(a), "../up")
+    with pytest.raises(Exception, match="the target must be a directory name inside the working directory"):
+        run(env, udf(lambda x: x, result_type=DataTypes.BIGINT()))
